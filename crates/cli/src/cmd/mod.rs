@@ -1,0 +1,18 @@
+//! One module per subcommand. Each has `Args` (clap) and `async fn run(..) -> anyhow::Result<ExitCode>`.
+
+pub mod journey;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod twin;
+pub mod wallets;
+
+/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

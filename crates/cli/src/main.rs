@@ -1,0 +1,74 @@
+//! `vana-load`: load tests of the Vana data-portability network.
+//!
+//! This binary is deliberately thin: each subcommand parses its flags and calls
+//! into the library crates (`twin`, `client`, `engine`). Exit codes follow the
+//! engine's convention: 0 pass, 1 thresholds failed, 2 usage or setup error.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "vana-load", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a load test (default: the `smoke` profile against the local twin).
+    Run(cmd::run::Args),
+    /// Print a profile's arrival curve, peak rate and expected concurrency.
+    Plan(cmd::plan::Args),
+    /// Run one user journey with a fresh wallet and print each step.
+    Journey(cmd::journey::Args),
+    /// Manage test wallets.
+    #[command(subcommand)]
+    Wallets(cmd::wallets::Command),
+    /// The local twin of the Vana network.
+    #[command(subcommand)]
+    Twin(cmd::twin::Command),
+    /// Render or compare run reports.
+    Report(cmd::report::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout with success, usage errors on stderr.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cmd::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run(cmd::run::Args::default()));
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Plan(args) => cmd::plan::run(args).await,
+            Command::Journey(args) => cmd::journey::run(args).await,
+            Command::Wallets(c) => cmd::wallets::run(c).await,
+            Command::Twin(c) => cmd::twin::run(c).await,
+            Command::Report(args) => cmd::report::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
