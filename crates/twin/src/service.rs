@@ -15,7 +15,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// A failure to start a service.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub struct ServiceHandle {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
+    /// Background work tied to the service (watchers, workers): dropped, and
+    /// so cancelled, with the handle.
+    guards: Vec<DropGuard>,
 }
 
 impl ServiceHandle {
@@ -53,6 +56,18 @@ impl ServiceHandle {
     /// `http://127.0.0.1:PORT/metrics`.
     pub fn metrics_url(&self) -> String {
         format!("{}/metrics", self.url())
+    }
+
+    /// A token cancelled when this service is told to stop (by [`ServiceHandle::stop`]
+    /// or drop), for background tasks the service owns besides its router.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.child_token()
+    }
+
+    /// Ties a background task's cancellation to this service's lifetime.
+    pub fn with_guard(mut self, guard: DropGuard) -> Self {
+        self.guards.push(guard);
+        self
     }
 
     /// Stops accepting connections, lets in-flight requests finish and waits.
@@ -112,6 +127,7 @@ pub async fn serve(
         addr,
         shutdown,
         task: Some(task),
+        guards: Vec::new(),
     })
 }
 
@@ -129,6 +145,148 @@ fn render_metrics(registry: &Registry) -> axum::response::Response {
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// Per-route HTTP metrics shared by the services: `{prefix}_http_requests_total{method,route,status}`
+/// and `{prefix}_http_request_duration_seconds{method,route}` (time to response headers).
+/// The route is axum's matched path (`/ipfs/{cid}`), so ids do not explode the label set.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    requests: prometheus_client::metrics::family::Family<
+        HttpStatusLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    latency: prometheus_client::metrics::family::Family<
+        HttpRouteLabels,
+        prometheus_client::metrics::histogram::Histogram,
+        fn() -> prometheus_client::metrics::histogram::Histogram,
+    >,
+}
+
+/// Labels of [`HttpMetrics`]' request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct HttpStatusLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+/// Labels of [`HttpMetrics`]' latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct HttpRouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+fn latency_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    // 0.25 ms … ~8 s
+    prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(0.000_25, 2.0, 16),
+    )
+}
+
+impl HttpMetrics {
+    /// Registers the two metric families in `registry`, named after `prefix`.
+    pub fn register(registry: &mut Registry, prefix: &str) -> Self {
+        let m = HttpMetrics {
+            requests: Default::default(),
+            latency: prometheus_client::metrics::family::Family::new_with_constructor(
+                latency_histogram as fn() -> _,
+            ),
+        };
+        registry.register(
+            format!("{prefix}_http_requests"),
+            "HTTP requests by method, route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            format!("{prefix}_http_request_duration_seconds"),
+            "HTTP request latency to response headers, by method and route",
+            m.latency.clone(),
+        );
+        m
+    }
+
+    /// Wraps `router` (call it after adding the routes) so that every request is counted and timed.
+    pub fn layer(&self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            track_http,
+        ))
+    }
+}
+
+async fn track_http(
+    axum::extract::State(m): axum::extract::State<HttpMetrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    m.latency
+        .get_or_create(&HttpRouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&HttpStatusLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// A bearer token or other credential from the config. `Debug` never shows it;
+/// comparison is constant-time in the length of the candidate.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` equals the secret (without an early exit on the first differing byte).
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        let mut diff = (a.len() != b.len()) as u8;
+        for (i, &y) in b.iter().enumerate() {
+            diff |= a.get(i).copied().unwrap_or(!y) ^ y;
+        }
+        diff == 0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The credential of an `Authorization: <scheme> <credential>` header whose scheme is one of
+/// `schemes` (case-insensitive), e.g. `&["Bearer"]`.
+pub fn authorization<'a>(headers: &'a axum::http::HeaderMap, schemes: &[&str]) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credential) = value.split_once(' ')?;
+    schemes
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+        .then(|| credential.trim())
 }
 
 #[cfg(test)]
