@@ -1,0 +1,118 @@
+//! Criterion benchmarks of the Vana encryption scheme (`protocol::crypto`).
+//!
+//! Run: `cargo bench -p vana-load-protocol --bench crypto`. The S2K of every
+//! OpenPGP encrypt/decrypt hashes 16 MiB with SHA-256, so `sha256_16mib` is
+//! the yardstick those are compared against (goal: within 1.5×).
+
+use std::hint::black_box;
+
+use alloy::{
+    primitives::U256,
+    signers::{
+        SignerSync,
+        local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English},
+    },
+    sol,
+    sol_types::eip712_domain,
+};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sha2::{Digest, Sha256};
+use vana_load_protocol::crypto::{decrypt_with_password, ecies, encrypt_with_password, user_key};
+
+sol! {
+    /// Same shape as DataPortabilityPermissions' `Permission`.
+    struct Permission {
+        uint256 nonce;
+        uint256 granteeId;
+        string grant;
+        uint256[] fileIds;
+    }
+}
+
+fn signer() -> PrivateKeySigner {
+    MnemonicBuilder::<English>::default()
+        .phrase("test test test test test test test test test test test junk")
+        .index(1000)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+fn bench_user_key(c: &mut Criterion) {
+    let s = signer();
+    c.bench_function("user_key_derivation", |b| {
+        b.iter(|| user_key(black_box(&s)).unwrap())
+    });
+}
+
+fn bench_sha256(c: &mut Criterion) {
+    let data = vec![0x5au8; 16 << 20];
+    let mut g = c.benchmark_group("sha256");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("sha256_16mib", |b| {
+        b.iter(|| Sha256::digest(black_box(&data)))
+    });
+    g.finish();
+}
+
+fn bench_openpgp(c: &mut Criterion) {
+    let k = user_key(&signer()).unwrap();
+    let mut g = c.benchmark_group("openpgp");
+    g.sample_size(20);
+    for size in [1usize << 10, 10 << 10, 100 << 10] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let label = format!("{}KB", size >> 10);
+        g.bench_with_input(BenchmarkId::new("encrypt", &label), &data, |b, d| {
+            b.iter(|| encrypt_with_password(black_box(d), k.as_str()).unwrap())
+        });
+        let ct = encrypt_with_password(&data, k.as_str()).unwrap();
+        g.bench_with_input(BenchmarkId::new("decrypt", &label), &ct, |b, ct| {
+            b.iter(|| decrypt_with_password(black_box(ct), k.as_str()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn bench_ecies(c: &mut Criterion) {
+    let k = user_key(&signer()).unwrap();
+    let recipient = signer();
+    let sk = recipient.to_bytes();
+    let pk = recipient.public_key();
+    let wire = ecies::encrypt(pk.as_slice(), k.as_str().as_bytes()).unwrap();
+    c.bench_function("ecies_encrypt_k", |b| {
+        b.iter(|| ecies::encrypt(black_box(pk.as_slice()), k.as_str().as_bytes()).unwrap())
+    });
+    c.bench_function("ecies_decrypt_k", |b| {
+        b.iter(|| ecies::decrypt(black_box(sk.as_slice()), black_box(&wire)).unwrap())
+    });
+}
+
+fn bench_eip712(c: &mut Criterion) {
+    let s = signer();
+    let domain = eip712_domain! {
+        name: "VanaDataPortabilityPermissions",
+        version: "1",
+        chain_id: 14800,
+        verifying_contract: alloy::primitives::address!("D54523048AdD05b4d734aFaE7C68324Ebb7373eF"),
+    };
+    let msg = Permission {
+        nonce: U256::from(7),
+        granteeId: U256::from(1),
+        grant: "http://127.0.0.1:8080/grants/grant-1700000000000.json".into(),
+        fileIds: vec![U256::from(42)],
+    };
+    c.bench_function("eip712_sign_permission", |b| {
+        b.iter(|| s.sign_typed_data_sync(black_box(&msg), &domain).unwrap())
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_user_key,
+    bench_sha256,
+    bench_openpgp,
+    bench_ecies,
+    bench_eip712
+);
+criterion_main!(benches);

@@ -1,0 +1,154 @@
+//! OpenPGP password encryption of user files with K (vana-wire.md §2).
+//!
+//! [`encrypt_with_password`] produces what openpgp.js v6 produces with its
+//! default configuration for `encrypt({message: createMessage({binary}),
+//! passwords: [K], format: "binary"})`: binary (not armored) packets
+//!
+//! 1. SKESK v4 (tag 3): AES-256 (algorithm 9), iterated+salted S2K (type 3)
+//!    with SHA-256 (hash 8), an 8-byte random salt and count byte 224
+//!    (16 MiB hashed), carrying the random session key encrypted under the
+//!    S2K key;
+//! 2. SEIPD v1 (tag 18, MDC) containing, without compression, a Literal Data
+//!    packet (tag 11) of format `b`.
+//!
+//! [`decrypt_with_password`] accepts any password-encrypted message with a
+//! SEIPD v1 or v2 body (so also gpg's default output, which is compressed and
+//! may omit the encrypted session key). All packet work is done by rPGP.
+
+use std::io::Read;
+
+use pgp::{
+    composed::{Esk, Message, MessageBuilder},
+    crypto::{hash::HashAlgorithm, sym::SymmetricKeyAlgorithm},
+    errors::Error as PgpError,
+    types::{Password, StringToKey},
+};
+
+/// Symmetric algorithm of both packets: AES-256 (OpenPGP id 9).
+pub const SYM_ALGORITHM: SymmetricKeyAlgorithm = SymmetricKeyAlgorithm::AES256;
+/// Hash of the iterated+salted S2K: SHA-256 (OpenPGP id 8).
+pub const S2K_HASH: HashAlgorithm = HashAlgorithm::Sha256;
+/// Coded S2K iteration count: 224 means 16 MiB are hashed (openpgp.js default).
+pub const S2K_COUNT: u8 = 224;
+
+/// Why OpenPGP encryption or decryption failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenPgpError {
+    /// The input is not a well-formed OpenPGP message.
+    #[error("malformed OpenPGP message: {0}")]
+    Malformed(String),
+    /// The message is well formed but has no password (SKESK) packet.
+    #[error("OpenPGP message is not password-encrypted (no SKESK packet; found {0})")]
+    NotPasswordEncrypted(&'static str),
+    /// The password does not open the message: the decrypted session key is
+    /// implausible or the integrity check (MDC) fails under it. SEIPD v1 cannot
+    /// tell a wrong password from a modified ciphertext, so tampering lands here too.
+    #[error("wrong password for this OpenPGP message (or the ciphertext was modified): {0}")]
+    WrongPassword(String),
+    /// The message uses something this implementation does not support.
+    #[error("unsupported OpenPGP message: {0}")]
+    Unsupported(String),
+    /// Encryption failed inside the OpenPGP library.
+    #[error("OpenPGP encryption failed: {0}")]
+    Encrypt(String),
+}
+
+/// Encrypts `plaintext` with `password` exactly as openpgp.js v6 does by default
+/// (see the module docs). Not deterministic: salt, session key and IV are random.
+///
+/// Cost: one S2K (16 MiB of SHA-256) plus AES-256-CFB and SHA-1 over the data.
+pub fn encrypt_with_password(plaintext: &[u8], password: &str) -> Result<Vec<u8>, OpenPgpError> {
+    let mut rng = rand::thread_rng();
+    let mut builder =
+        MessageBuilder::from_bytes("", plaintext.to_vec()).seipd_v1(&mut rng, SYM_ALGORITHM);
+    let s2k = StringToKey::new_iterated(&mut rng, S2K_HASH, S2K_COUNT);
+    builder
+        .encrypt_with_password(s2k, &Password::from(password))
+        .map_err(|e| OpenPgpError::Encrypt(e.to_string()))?;
+    builder
+        .to_vec(&mut rng)
+        .map_err(|e| OpenPgpError::Encrypt(e.to_string()))
+}
+
+/// Decrypts a binary password-encrypted OpenPGP message and returns the
+/// literal data. Accepts our output, openpgp.js output and gpg output
+/// (compressed or not).
+pub fn decrypt_with_password(ciphertext: &[u8], password: &str) -> Result<Vec<u8>, OpenPgpError> {
+    let msg = Message::from_bytes(ciphertext).map_err(malformed)?;
+    match &msg {
+        Message::Encrypted { esk, .. } => {
+            if !esk
+                .iter()
+                .any(|e| matches!(e, Esk::SymKeyEncryptedSessionKey(_)))
+            {
+                return Err(OpenPgpError::NotPasswordEncrypted(
+                    "only public-key encrypted session keys",
+                ));
+            }
+        }
+        Message::Literal { .. } => return Err(OpenPgpError::NotPasswordEncrypted("plaintext")),
+        Message::Compressed { .. } => {
+            return Err(OpenPgpError::NotPasswordEncrypted("compressed plaintext"));
+        }
+        Message::Signed { .. } => {
+            return Err(OpenPgpError::NotPasswordEncrypted("a signed message"));
+        }
+    }
+    let mut msg = msg
+        .decrypt_with_password(&Password::from(password))
+        .map_err(after_decrypt)?;
+    while msg.is_compressed() {
+        msg = msg.decompress().map_err(after_decrypt)?;
+    }
+    if !msg.is_literal() {
+        return Err(OpenPgpError::Unsupported(
+            "encrypted payload is not a literal data packet (signed messages are not used by Vana)"
+                .into(),
+        ));
+    }
+    let mut out = Vec::new();
+    msg.read_to_end(&mut out).map_err(|e| {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<PgpError>())
+        {
+            Some(inner) => classify(inner),
+            None => OpenPgpError::WrongPassword(e.to_string()),
+        }
+    })?;
+    Ok(out)
+}
+
+fn malformed(e: PgpError) -> OpenPgpError {
+    OpenPgpError::Malformed(e.to_string())
+}
+
+/// Errors after the packet structure was accepted: session-key recovery,
+/// integrity check and decompression.
+fn after_decrypt(e: PgpError) -> OpenPgpError {
+    classify(&e)
+}
+
+fn classify(e: &PgpError) -> OpenPgpError {
+    match e {
+        PgpError::MdcError | PgpError::MissingKey => OpenPgpError::WrongPassword(e.to_string()),
+        PgpError::Unsupported { .. } | PgpError::Unimplemented { .. } => {
+            OpenPgpError::Unsupported(e.to_string())
+        }
+        PgpError::PacketParsing { .. }
+        | PgpError::PacketIncomplete { .. }
+        | PgpError::InvalidPacketContent { .. }
+        | PgpError::PacketError { .. } => OpenPgpError::Malformed(e.to_string()),
+        // rPGP reports an implausible decrypted session key (v4 SKESK) as a
+        // plain message; that only happens under a wrong password.
+        PgpError::Message { .. } => OpenPgpError::WrongPassword(e.to_string()),
+        PgpError::IO { source, .. } => match source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<PgpError>())
+        {
+            Some(inner) => classify(inner),
+            None => OpenPgpError::Malformed(e.to_string()),
+        },
+        _ => OpenPgpError::Malformed(e.to_string()),
+    }
+}
