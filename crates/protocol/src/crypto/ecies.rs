@@ -16,7 +16,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-const IV_LEN: usize = 16;
+/// Length of the AES-CBC IV at the start of the wire format.
+pub const IV_LEN: usize = 16;
 const EPHEM_LEN: usize = 65;
 const MAC_LEN: usize = 32;
 /// Bytes around the ciphertext: iv + ephemeral public key + MAC.
@@ -78,6 +79,22 @@ pub fn encrypt(recipient_pubkey: &[u8], plaintext: &[u8]) -> Result<String, Ecie
     rng.fill_bytes(&mut iv);
     Ok(hex::encode(encrypt_with(
         &recipient, &ephemeral, &iv, plaintext,
+    )))
+}
+
+/// [`encrypt`] with a caller-chosen ephemeral secret key and IV, for
+/// known-answer tests against other implementations. Never reuse an ephemeral
+/// key or IV in real use: call [`encrypt`].
+pub fn encrypt_with_ephemeral(
+    recipient_pubkey: &[u8],
+    ephemeral_secret: &[u8; 32],
+    iv: &[u8; IV_LEN],
+    plaintext: &[u8],
+) -> Result<String, EciesError> {
+    let recipient = parse_public_key(recipient_pubkey)?;
+    let ephemeral = SecretKey::from_slice(ephemeral_secret).map_err(|_| EciesError::SecretKey)?;
+    Ok(hex::encode(encrypt_with(
+        &recipient, &ephemeral, iv, plaintext,
     )))
 }
 

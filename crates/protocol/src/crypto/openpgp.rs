@@ -152,3 +152,68 @@ fn classify(e: &PgpError) -> OpenPgpError {
         _ => OpenPgpError::Malformed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d\
+                     3c4b2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b";
+
+    #[test]
+    fn round_trips_at_several_sizes() {
+        for size in [0usize, 1, 1000, 100 * 1024] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let ct = encrypt_with_password(&data, K).unwrap();
+            assert!(ct.len() > data.len());
+            assert_eq!(decrypt_with_password(&ct, K).unwrap(), data, "size {size}");
+        }
+    }
+
+    #[test]
+    fn output_is_randomised() {
+        let a = encrypt_with_password(b"same", K).unwrap();
+        let b = encrypt_with_password(b"same", K).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn wrong_password_is_named() {
+        let ct = encrypt_with_password(b"file body", K).unwrap();
+        let err = decrypt_with_password(&ct, &K.replace("0x4f", "0x4e")).unwrap_err();
+        assert!(matches!(err, OpenPgpError::WrongPassword(_)), "{err:?}");
+        assert!(err.to_string().contains("wrong password"), "{err}");
+    }
+
+    #[test]
+    fn modified_ciphertext_fails_the_integrity_check() {
+        let mut ct = encrypt_with_password(b"file body that is long enough", K).unwrap();
+        let last = ct.len() - 5; // inside the encrypted MDC / literal data
+        ct[last] ^= 0x01;
+        let err = decrypt_with_password(&ct, K).unwrap_err();
+        assert!(matches!(err, OpenPgpError::WrongPassword(_)), "{err:?}");
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_malformed() {
+        for input in [&b""[..], b"not an openpgp message at all", &[0xffu8; 64]] {
+            let err = decrypt_with_password(input, K).unwrap_err();
+            assert!(matches!(err, OpenPgpError::Malformed(_)), "{err:?}");
+        }
+        let ct = encrypt_with_password(b"file body", K).unwrap();
+        let err = decrypt_with_password(&ct[..30], K).unwrap_err();
+        assert!(matches!(err, OpenPgpError::Malformed(_)), "{err:?}");
+    }
+
+    #[test]
+    fn plaintext_message_is_not_password_encrypted() {
+        let plain = MessageBuilder::from_bytes("", b"hello".to_vec())
+            .to_vec(rand::thread_rng())
+            .unwrap();
+        let err = decrypt_with_password(&plain, K).unwrap_err();
+        assert!(
+            matches!(err, OpenPgpError::NotPasswordEncrypted(_)),
+            "{err:?}"
+        );
+    }
+}
