@@ -1,0 +1,720 @@
+//! `LoadTestConfig`: every parameter of the plan's `LoadTestConfig`, plus the data
+//! size mix, the transaction mode, per-step timeouts and thresholds.
+//!
+//! A config is built in layers, later wins: a built-in preset
+//! ([`Preset`]) → a profile TOML file → the plan's `LOAD_TEST_*` environment
+//! variables → CLI overrides. Each layer is a [`ConfigPatch`] (all fields optional).
+//! Field names in TOML are the plan's camelCase names (`totalUsers`, `rampUpMinutes`…).
+//! [`LoadTestConfig::validate`] refuses an inconsistent config, naming the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::threshold::ThresholdSpec;
+
+/// The eleven steps of the journey, in order (names shared with the client).
+pub const STEPS: [&str; 11] = [
+    "wallet",
+    "data",
+    "encrypt",
+    "upload",
+    "register",
+    "index",
+    "proof",
+    "infer_request",
+    "infer_wait",
+    "result",
+    "claim",
+];
+
+/// A config problem, naming the field (its TOML / plan name).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("profile {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("unknown preset `{0}` (expected burst, conservative, smoke or debug)")]
+    UnknownPreset(String),
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// How user journeys submit their transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TxMode {
+    /// EIP-712 signed by the user, submitted by the relayer (the default).
+    #[default]
+    Relayer,
+    /// The user's wallet sends and pays for its own transactions.
+    Direct,
+}
+
+/// Spacing of arrivals within the rate curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Spacing {
+    /// Deterministic: the k-th arrival where the cumulative rate reaches k.
+    #[default]
+    Uniform,
+    /// A seeded non-homogeneous Poisson process conditioned on exactly `totalUsers` arrivals.
+    Poisson,
+}
+
+/// Relative weights of the plan's synthetic data sizes (1 KB, 10 KB, 100 KB).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataMix {
+    pub small: f64,
+    pub medium: f64,
+    pub large: f64,
+}
+
+impl Default for DataMix {
+    fn default() -> Self {
+        DataMix {
+            small: 0.6,
+            medium: 0.3,
+            large: 0.1,
+        }
+    }
+}
+
+impl DataMix {
+    /// The size class for a uniform draw `u` in [0, 1).
+    pub fn pick(&self, u: f64) -> &'static str {
+        let total = self.small + self.medium + self.large;
+        let x = u * total;
+        if x < self.small {
+            "small"
+        } else if x < self.small + self.medium {
+            "medium"
+        } else {
+            "large"
+        }
+    }
+}
+
+/// Per-component circuit breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    /// Consecutive failed journeys attributed to a component that open its breaker.
+    pub consecutive_failures: u32,
+    /// Seconds (before time scaling) an open breaker sheds arrivals before one probe is let through.
+    pub cooldown_secs: f64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            consecutive_failures: 20,
+            cooldown_secs: 30.0,
+        }
+    }
+}
+
+/// The complete, validated-able configuration of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestConfig {
+    /// Name of the preset/profile this config came from (informational).
+    pub profile: String,
+    pub total_users: u64,
+    pub max_concurrent_users: u64,
+    pub test_duration_minutes: f64,
+    pub ramp_up_minutes: f64,
+    pub sustain_minutes: f64,
+    pub ramp_down_minutes: f64,
+    pub max_wallets: u64,
+    pub rpc_endpoints: Vec<String>,
+    pub wallet_funding_amount: String,
+    pub enable_debug_logs: bool,
+    /// Seconds between metrics snapshots (before time scaling: snapshots are wall-clock).
+    pub metrics_interval: f64,
+    pub fail_fast: bool,
+    /// Error classes that count as critical for `failFast` (prefix match); empty = every failure.
+    pub critical_error_classes: Vec<String>,
+    pub data_mix: DataMix,
+    pub tx_mode: TxMode,
+    pub arrival: Spacing,
+    pub seed: u64,
+    /// Every duration of the schedule is multiplied by this; rates by its inverse.
+    pub time_scale: f64,
+    /// Seconds an arrival over the concurrency cap may wait for a slot before it is dropped.
+    pub max_queue_wait_secs: f64,
+    /// Per-step timeouts in seconds (read by the flow), keyed by step name.
+    pub step_timeouts: BTreeMap<String, f64>,
+    /// Whole-journey timeout in seconds, enforced by the engine.
+    pub journey_timeout_secs: f64,
+    /// Fraction of planned users allowed to fail (the plan's 2 %).
+    pub error_budget: f64,
+    /// P95 end-to-end target in seconds (the plan's 30 s).
+    pub p95_e2e_target_secs: f64,
+    /// Extra k6-style thresholds, e.g. `p99(register) < 10s`.
+    pub thresholds: Vec<ThresholdSpec>,
+    /// Step name → component, for the circuit breakers and the report.
+    pub step_components: BTreeMap<String, String>,
+    pub breaker: BreakerConfig,
+    /// Journey duration in seconds assumed by `plan` for Little's law.
+    pub assumed_journey_secs: f64,
+    /// Seconds in-flight journeys may keep running after an abort before they are cancelled.
+    pub abort_grace_secs: f64,
+}
+
+fn default_step_timeouts() -> BTreeMap<String, f64> {
+    let t = [
+        ("wallet", 60.0),
+        ("data", 10.0),
+        ("encrypt", 30.0),
+        ("upload", 60.0),
+        ("register", 120.0),
+        ("index", 120.0),
+        ("proof", 180.0),
+        ("infer_request", 30.0),
+        ("infer_wait", 300.0),
+        ("result", 30.0),
+        ("claim", 120.0),
+    ];
+    t.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// The default step → component map (the report's and the breakers' components).
+pub fn default_step_components() -> BTreeMap<String, String> {
+    let m = [
+        ("wallet", "chain"),
+        ("data", "client"),
+        ("encrypt", "client"),
+        ("upload", "storage"),
+        ("register", "relayer"),
+        ("index", "indexer"),
+        ("proof", "tee"),
+        ("infer_request", "personal_server"),
+        ("infer_wait", "inference"),
+        ("result", "personal_server"),
+        ("claim", "chain"),
+    ];
+    m.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Default for LoadTestConfig {
+    /// The plan's `DEFAULT_CONFIG` (the `burst` preset).
+    fn default() -> Self {
+        LoadTestConfig {
+            profile: "burst".into(),
+            total_users: 12_500,
+            max_concurrent_users: 1000,
+            test_duration_minutes: 180.0,
+            ramp_up_minutes: 30.0,
+            sustain_minutes: 120.0,
+            ramp_down_minutes: 30.0,
+            max_wallets: 15_000,
+            rpc_endpoints: vec!["https://rpc.moksha.vana.org".into()],
+            wallet_funding_amount: "0.1".into(),
+            enable_debug_logs: false,
+            metrics_interval: 30.0,
+            fail_fast: false,
+            critical_error_classes: Vec::new(),
+            data_mix: DataMix::default(),
+            tx_mode: TxMode::Relayer,
+            arrival: Spacing::Uniform,
+            seed: 1,
+            time_scale: 1.0,
+            max_queue_wait_secs: 60.0,
+            step_timeouts: default_step_timeouts(),
+            journey_timeout_secs: 900.0,
+            error_budget: 0.02,
+            p95_e2e_target_secs: 30.0,
+            thresholds: Vec::new(),
+            step_components: default_step_components(),
+            breaker: BreakerConfig::default(),
+            assumed_journey_secs: 60.0,
+            abort_grace_secs: 10.0,
+        }
+    }
+}
+
+/// Built-in presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The plan's defaults: 12,500 users, 1,000 concurrent, 30/120/30 minutes.
+    Burst,
+    /// 5,000 users, 200 concurrent, 10/40/10 minutes.
+    Conservative,
+    /// About 60 users, finishing in about 2 minutes.
+    Smoke,
+    /// One user, verbose.
+    Debug,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "burst" => Ok(Preset::Burst),
+            "conservative" => Ok(Preset::Conservative),
+            "smoke" => Ok(Preset::Smoke),
+            "debug" => Ok(Preset::Debug),
+            other => Err(ConfigError::UnknownPreset(other.to_string())),
+        }
+    }
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [
+        Preset::Burst,
+        Preset::Conservative,
+        Preset::Smoke,
+        Preset::Debug,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Burst => "burst",
+            Preset::Conservative => "conservative",
+            Preset::Smoke => "smoke",
+            Preset::Debug => "debug",
+        }
+    }
+
+    /// The preset's full config.
+    pub fn config(self) -> LoadTestConfig {
+        let base = LoadTestConfig::default();
+        match self {
+            Preset::Burst => base,
+            Preset::Conservative => LoadTestConfig {
+                profile: "conservative".into(),
+                total_users: 5000,
+                max_concurrent_users: 200,
+                test_duration_minutes: 60.0,
+                ramp_up_minutes: 10.0,
+                sustain_minutes: 40.0,
+                ramp_down_minutes: 10.0,
+                ..base
+            },
+            Preset::Smoke => LoadTestConfig {
+                profile: "smoke".into(),
+                total_users: 60,
+                max_concurrent_users: 50,
+                test_duration_minutes: 1.5,
+                ramp_up_minutes: 0.25,
+                sustain_minutes: 1.0,
+                ramp_down_minutes: 0.25,
+                max_wallets: 100,
+                metrics_interval: 5.0,
+                max_queue_wait_secs: 30.0,
+                assumed_journey_secs: 20.0,
+                ..base
+            },
+            Preset::Debug => LoadTestConfig {
+                profile: "debug".into(),
+                total_users: 1,
+                max_concurrent_users: 1,
+                test_duration_minutes: 0.1,
+                ramp_up_minutes: 0.0,
+                sustain_minutes: 0.1,
+                ramp_down_minutes: 0.0,
+                max_wallets: 10,
+                enable_debug_logs: true,
+                metrics_interval: 1.0,
+                assumed_journey_secs: 20.0,
+                ..base
+            },
+        }
+    }
+}
+
+/// One layer of configuration: every field optional. Used for profile files,
+/// environment variables and CLI overrides alike.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigPatch {
+    /// In a profile file: the preset this profile starts from.
+    pub preset: Option<String>,
+    pub profile: Option<String>,
+    pub total_users: Option<u64>,
+    pub max_concurrent_users: Option<u64>,
+    pub test_duration_minutes: Option<f64>,
+    pub ramp_up_minutes: Option<f64>,
+    pub sustain_minutes: Option<f64>,
+    pub ramp_down_minutes: Option<f64>,
+    pub max_wallets: Option<u64>,
+    /// The plan's single `rpcEndpoint` is accepted too.
+    #[serde(alias = "rpcEndpoint", default, deserialize_with = "one_or_many")]
+    pub rpc_endpoints: Option<Vec<String>>,
+    pub wallet_funding_amount: Option<String>,
+    pub enable_debug_logs: Option<bool>,
+    pub metrics_interval: Option<f64>,
+    pub fail_fast: Option<bool>,
+    pub critical_error_classes: Option<Vec<String>>,
+    pub data_mix: Option<DataMix>,
+    pub tx_mode: Option<TxMode>,
+    pub arrival: Option<Spacing>,
+    pub seed: Option<u64>,
+    pub time_scale: Option<f64>,
+    pub max_queue_wait_secs: Option<f64>,
+    /// Merged into the current map (only the named steps change).
+    pub step_timeouts: Option<BTreeMap<String, f64>>,
+    pub journey_timeout_secs: Option<f64>,
+    pub error_budget: Option<f64>,
+    pub p95_e2e_target_secs: Option<f64>,
+    /// Appended to the current list.
+    pub thresholds: Option<Vec<ThresholdSpec>>,
+    /// Merged into the current map.
+    pub step_components: Option<BTreeMap<String, String>>,
+    pub breaker: Option<BreakerConfig>,
+    pub assumed_journey_secs: Option<f64>,
+    pub abort_grace_secs: Option<f64>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => split_list(&s),
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+impl ConfigPatch {
+    /// Parses a profile TOML; unknown keys are refused with their name.
+    pub fn from_toml_str(text: &str, path: &str) -> Result<ConfigPatch, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a profile TOML file.
+    pub fn from_file(path: &Path) -> Result<ConfigPatch, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The plan's environment variables, read through `get` (e.g. `|k| std::env::var(k).ok()`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigPatch, ConfigError> {
+        fn num<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<Option<T>, ConfigError> {
+            match get(key) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| invalid(key, format!("`{v}` is not a valid number"))),
+            }
+        }
+        fn boolean(
+            get: &impl Fn(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<Option<bool>, ConfigError> {
+            match get(key).as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some("1" | "true" | "TRUE" | "True" | "yes") => Ok(Some(true)),
+                Some("0" | "false" | "FALSE" | "False" | "no") => Ok(Some(false)),
+                Some(v) => Err(invalid(key, format!("`{v}` is not true/false"))),
+            }
+        }
+        Ok(ConfigPatch {
+            total_users: num(&get, "LOAD_TEST_TOTAL_USERS")?,
+            max_concurrent_users: num(&get, "LOAD_TEST_MAX_CONCURRENT")?,
+            test_duration_minutes: num(&get, "LOAD_TEST_DURATION_MINUTES")?,
+            rpc_endpoints: get("LOAD_TEST_RPC_ENDPOINTS")
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| split_list(&s)),
+            wallet_funding_amount: get("LOAD_TEST_WALLET_FUNDING_AMOUNT")
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().to_string()),
+            enable_debug_logs: boolean(&get, "LOAD_TEST_ENABLE_DEBUG")?,
+            fail_fast: boolean(&get, "LOAD_TEST_FAIL_FAST")?,
+            ..Default::default()
+        })
+    }
+}
+
+impl LoadTestConfig {
+    /// Applies one layer. Durations are kept consistent: a layer that sets only
+    /// `testDurationMinutes` rescales the three phases proportionally; one that sets
+    /// only phases recomputes the total. A layer setting both is checked by `validate`.
+    pub fn apply(&mut self, p: &ConfigPatch) -> Result<(), ConfigError> {
+        if let Some(name) = &p.preset {
+            let keep_thresholds = std::mem::take(&mut self.thresholds);
+            *self = name.parse::<Preset>()?.config();
+            self.thresholds = keep_thresholds;
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &p.$f { self.$f = v.clone(); } )* };
+        }
+        set!(
+            profile,
+            total_users,
+            max_concurrent_users,
+            max_wallets,
+            rpc_endpoints,
+            wallet_funding_amount,
+            enable_debug_logs,
+            metrics_interval,
+            fail_fast,
+            critical_error_classes,
+            data_mix,
+            tx_mode,
+            arrival,
+            seed,
+            time_scale,
+            max_queue_wait_secs,
+            journey_timeout_secs,
+            error_budget,
+            p95_e2e_target_secs,
+            breaker,
+            assumed_journey_secs,
+            abort_grace_secs
+        );
+        let phases_set =
+            p.ramp_up_minutes.is_some() || p.sustain_minutes.is_some() || p.ramp_down_minutes.is_some();
+        set!(ramp_up_minutes, sustain_minutes, ramp_down_minutes);
+        match (p.test_duration_minutes, phases_set) {
+            (Some(total), false) => {
+                let old = self.ramp_up_minutes + self.sustain_minutes + self.ramp_down_minutes;
+                if old > 0.0 && total.is_finite() && total > 0.0 {
+                    let k = total / old;
+                    self.ramp_up_minutes *= k;
+                    self.sustain_minutes *= k;
+                    self.ramp_down_minutes *= k;
+                }
+                self.test_duration_minutes = total;
+            }
+            (Some(total), true) => self.test_duration_minutes = total,
+            (None, true) => {
+                self.test_duration_minutes =
+                    self.ramp_up_minutes + self.sustain_minutes + self.ramp_down_minutes
+            }
+            (None, false) => {}
+        }
+        if let Some(m) = &p.step_timeouts {
+            self.step_timeouts
+                .extend(m.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        if let Some(m) = &p.step_components {
+            self.step_components
+                .extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(t) = &p.thresholds {
+            self.thresholds.extend(t.iter().cloned());
+        }
+        Ok(())
+    }
+
+    /// Builds the config from its layers and validates it.
+    pub fn layered(
+        preset: Preset,
+        profile: Option<&ConfigPatch>,
+        env: &ConfigPatch,
+        cli: &ConfigPatch,
+    ) -> Result<LoadTestConfig, ConfigError> {
+        let mut c = preset.config();
+        if let Some(p) = profile {
+            c.apply(p)?;
+        }
+        c.apply(env)?;
+        c.apply(cli)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Refuses an invalid or inconsistent config, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let pos = |f: &str, v: f64| -> Result<(), ConfigError> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(f, format!("must be a positive number, got {v}")))
+            }
+        };
+        let nonneg = |f: &str, v: f64| -> Result<(), ConfigError> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(f, format!("must be ≥ 0, got {v}")))
+            }
+        };
+        if self.total_users == 0 {
+            return Err(invalid("totalUsers", "must be at least 1"));
+        }
+        if self.max_concurrent_users == 0 {
+            return Err(invalid("maxConcurrentUsers", "must be at least 1"));
+        }
+        if self.total_users > self.max_wallets {
+            return Err(invalid(
+                "totalUsers",
+                format!(
+                    "{} users need {} distinct wallets but maxWallets is {}",
+                    self.total_users, self.total_users, self.max_wallets
+                ),
+            ));
+        }
+        nonneg("rampUpMinutes", self.ramp_up_minutes)?;
+        nonneg("sustainMinutes", self.sustain_minutes)?;
+        nonneg("rampDownMinutes", self.ramp_down_minutes)?;
+        pos("testDurationMinutes", self.test_duration_minutes)?;
+        let sum = self.ramp_up_minutes + self.sustain_minutes + self.ramp_down_minutes;
+        if (sum - self.test_duration_minutes).abs() > 1e-6 * self.test_duration_minutes.max(1.0) {
+            return Err(invalid(
+                "testDurationMinutes",
+                format!(
+                    "{} does not equal rampUpMinutes + sustainMinutes + rampDownMinutes = {} + {} + {} = {}",
+                    self.test_duration_minutes,
+                    self.ramp_up_minutes,
+                    self.sustain_minutes,
+                    self.ramp_down_minutes,
+                    sum
+                ),
+            ));
+        }
+        pos("metricsInterval", self.metrics_interval)?;
+        pos("timeScale", self.time_scale)?;
+        nonneg("maxQueueWaitSecs", self.max_queue_wait_secs)?;
+        pos("journeyTimeoutSecs", self.journey_timeout_secs)?;
+        pos("p95E2eTargetSecs", self.p95_e2e_target_secs)?;
+        pos("assumedJourneySecs", self.assumed_journey_secs)?;
+        nonneg("abortGraceSecs", self.abort_grace_secs)?;
+        if !(0.0..1.0).contains(&self.error_budget) {
+            return Err(invalid("errorBudget", format!("must be in [0, 1), got {}", self.error_budget)));
+        }
+        if self.rpc_endpoints.is_empty() {
+            return Err(invalid("rpcEndpoints", "at least one RPC endpoint is needed"));
+        }
+        for e in &self.rpc_endpoints {
+            if !(e.starts_with("http://")
+                || e.starts_with("https://")
+                || e.starts_with("ws://")
+                || e.starts_with("wss://"))
+            {
+                return Err(invalid("rpcEndpoints", format!("`{e}` is not an http(s)/ws(s) URL")));
+            }
+        }
+        parse_decimal(&self.wallet_funding_amount)
+            .ok_or_else(|| invalid("walletFundingAmount", format!("`{}` is not a decimal amount like \"0.1\"", self.wallet_funding_amount)))?;
+        let m = &self.data_mix;
+        for (f, v) in [("dataMix.small", m.small), ("dataMix.medium", m.medium), ("dataMix.large", m.large)] {
+            nonneg(f, v)?;
+        }
+        if m.small + m.medium + m.large <= 0.0 {
+            return Err(invalid("dataMix", "at least one weight must be positive"));
+        }
+        for (step, t) in &self.step_timeouts {
+            pos(&format!("stepTimeouts.{step}"), *t)?;
+        }
+        if self.breaker.consecutive_failures == 0 {
+            return Err(invalid("breaker.consecutiveFailures", "must be at least 1"));
+        }
+        nonneg("breaker.cooldownSecs", self.breaker.cooldown_secs)?;
+        for (i, t) in self.thresholds.iter().enumerate() {
+            t.parse()
+                .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Scaled durations (seconds) of the three phases.
+    pub fn scaled_phases(&self) -> (f64, f64, f64) {
+        let f = self.time_scale * 60.0;
+        (
+            self.ramp_up_minutes * f,
+            self.sustain_minutes * f,
+            self.ramp_down_minutes * f,
+        )
+    }
+
+    pub fn metrics_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.metrics_interval)
+    }
+
+    /// Component of a step (the step's own name when unmapped).
+    pub fn component_of<'a>(&'a self, step: &'a str) -> &'a str {
+        self.step_components
+            .get(step)
+            .map(String::as_str)
+            .unwrap_or(step)
+    }
+
+    /// The per-step timeout for `step`, if configured.
+    pub fn step_timeout(&self, step: &str) -> Option<Duration> {
+        self.step_timeouts
+            .get(step)
+            .map(|s| Duration::from_secs_f64(*s))
+    }
+
+    /// The config as JSON with secrets redacted (credentials in RPC URLs).
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let mut c = self.clone();
+        c.rpc_endpoints = c.rpc_endpoints.iter().map(|u| redact_url(u)).collect();
+        serde_json::to_value(&c).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Parses a non-negative decimal such as "0.1" (returns it as f64).
+fn parse_decimal(s: &str) -> Option<f64> {
+    let ok = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && s.chars().filter(|c| *c == '.').count() <= 1
+        && s.chars().any(|c| c.is_ascii_digit());
+    if ok { s.parse().ok() } else { None }
+}
+
+/// Hides credentials in a URL: userinfo and any path segment or query that
+/// looks like an API key (long alphanumeric runs), keeping scheme and host.
+pub fn redact_url(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return "<redacted>".into();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let tail = if tail.contains('?')
+        || tail
+            .split('/')
+            .any(|seg| seg.len() >= 16 && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        "/<redacted>"
+    } else {
+        tail
+    };
+    format!("{scheme}://{host}{tail}")
+}

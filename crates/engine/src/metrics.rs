@@ -1,0 +1,387 @@
+//! HDR measurement of a run: end-to-end latency from the *intended* start,
+//! per-step service times, with successes and each failure class kept apart,
+//! counters of arrivals/delays/drops, transactions, and per-interval state.
+//!
+//! All latencies are recorded in microseconds in auto-resizing HDR histograms
+//! with 3 significant digits (relative error ≤ 0.1 %).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::flow::{FlowResult, TxSample};
+use crate::threshold::{Agg, MetricView};
+
+/// Significant digits of every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A latency histogram in microseconds.
+#[derive(Debug, Clone)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist(Histogram::new(SIGFIG).expect("3 significant digits is valid"))
+    }
+}
+
+impl Hist {
+    pub fn record(&mut self, d: Duration) {
+        let us = (d.as_micros() as u64).max(1);
+        self.0.saturating_record(us);
+    }
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Percentile `q` (0–100) in milliseconds, `None` when empty.
+    pub fn pct_ms(&self, q: f64) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.value_at_percentile(q) as f64 / 1000.0)
+    }
+    pub fn max_ms(&self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.max() as f64 / 1000.0)
+    }
+    pub fn min_ms(&self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.min() as f64 / 1000.0)
+    }
+    pub fn mean_ms(&self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.mean() / 1000.0)
+    }
+    fn agg_ms(&self, agg: Agg) -> Option<f64> {
+        match agg {
+            Agg::Percentile(q) => self.pct_ms(q),
+            Agg::Max => self.max_ms(),
+            Agg::Min => self.min_ms(),
+            Agg::Avg => self.mean_ms(),
+            Agg::Count | Agg::Rate => None,
+        }
+    }
+}
+
+/// Per-step measurements.
+#[derive(Debug, Clone, Default)]
+pub struct StepStats {
+    /// Service times of successful samples.
+    pub ok: Hist,
+    /// Service times of failed samples, by error class.
+    pub failed: BTreeMap<String, Hist>,
+    pub count: u64,
+    pub errors: u64,
+}
+
+/// Per transaction kind.
+#[derive(Debug, Clone, Default)]
+pub struct TxStats {
+    pub count: u64,
+    pub gas_total: u128,
+    pub fee_wei_total: u128,
+    pub confirm: Hist,
+}
+
+/// Per-interval accumulators, reset at each snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct IntervalStats {
+    pub arrivals: u64,
+    pub completions: u64,
+    pub failures: u64,
+    pub e2e: Hist,
+    pub errors: BTreeMap<String, u64>,
+    pub txs: u64,
+}
+
+/// First/last seen and a sample message of an error class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorInfo {
+    pub count: u64,
+    pub first_s: f64,
+    pub last_s: f64,
+    pub step: String,
+    pub sample: String,
+}
+
+/// Everything measured so far. Times `*_s` are seconds since the schedule start.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub planned: u64,
+    pub arrived: u64,
+    pub started: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub delayed: u64,
+    pub dropped: u64,
+    /// Arrivals refused because a circuit breaker was open (included in `dropped`).
+    pub shed: u64,
+    /// Journeys cancelled by an abort (neither succeeded nor failed).
+    pub cancelled: u64,
+    pub in_flight: u64,
+    /// E2E latency (intended start → end) of successful journeys.
+    pub e2e_ok: Hist,
+    /// E2E latency of failed journeys, by class.
+    pub e2e_failed: BTreeMap<String, Hist>,
+    /// Wait for a concurrency slot (actual start − intended start).
+    pub queue_wait: Hist,
+    /// Dispatch lag of the scheduler (task start − intended start), before any slot wait.
+    pub schedule_lag: Hist,
+    pub steps: BTreeMap<String, StepStats>,
+    pub errors: BTreeMap<String, ErrorInfo>,
+    pub txs: BTreeMap<String, TxStats>,
+    pub tx_per_block: BTreeMap<u64, u64>,
+    pub interval: IntervalStats,
+    pub peak_completions_per_s: f64,
+    pub first_arrival_s: Option<f64>,
+    pub last_completion_s: Option<f64>,
+}
+
+impl Recorder {
+    pub fn new(planned: u64) -> Recorder {
+        Recorder {
+            planned,
+            ..Default::default()
+        }
+    }
+
+    pub fn arrival(&mut self, at_s: f64, lag: Duration) {
+        self.arrived += 1;
+        self.interval.arrivals += 1;
+        self.schedule_lag.record(lag);
+        self.first_arrival_s.get_or_insert(at_s);
+    }
+
+    pub fn start(&mut self, wait: Duration) {
+        self.started += 1;
+        self.in_flight += 1;
+        self.queue_wait.record(wait);
+    }
+
+    /// Records a finished journey; `e2e` runs from the intended start.
+    pub fn finish(&mut self, at_s: f64, e2e: Duration, r: &FlowResult) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.last_completion_s = Some(self.last_completion_s.map_or(at_s, |l| l.max(at_s)));
+        for s in &r.steps {
+            let st = self.steps.entry(s.name.to_string()).or_default();
+            st.count += 1;
+            if s.ok {
+                st.ok.record(s.duration);
+            } else {
+                st.errors += 1;
+                let class = s.error_class.clone().unwrap_or_else(|| "unknown".into());
+                st.failed.entry(class).or_default().record(s.duration);
+            }
+        }
+        for t in &r.txs {
+            self.record_tx(t);
+        }
+        match &r.error {
+            None => {
+                self.succeeded += 1;
+                self.interval.completions += 1;
+                self.e2e_ok.record(e2e);
+                self.interval.e2e.record(e2e);
+            }
+            Some(err) => {
+                self.failed += 1;
+                self.interval.failures += 1;
+                self.e2e_failed
+                    .entry(err.class.clone())
+                    .or_default()
+                    .record(e2e);
+                *self.interval.errors.entry(err.class.clone()).or_default() += 1;
+                let info = self
+                    .errors
+                    .entry(err.class.clone())
+                    .or_insert_with(|| ErrorInfo {
+                        count: 0,
+                        first_s: at_s,
+                        last_s: at_s,
+                        step: err.step.to_string(),
+                        sample: truncate(&err.message, 300),
+                    });
+                info.count += 1;
+                info.last_s = at_s;
+            }
+        }
+    }
+
+    fn record_tx(&mut self, t: &TxSample) {
+        let s = self.txs.entry(t.kind.to_string()).or_default();
+        s.count += 1;
+        s.gas_total += t.gas_used as u128;
+        s.fee_wei_total += t.fee_wei;
+        s.confirm.record(t.confirm);
+        *self.tx_per_block.entry(t.block).or_default() += 1;
+        self.interval.txs += 1;
+    }
+
+    pub fn cancelled(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.cancelled += 1;
+    }
+
+    pub fn tx_count(&self) -> u64 {
+        self.txs.values().map(|t| t.count).sum()
+    }
+
+    /// Error counts by class.
+    pub fn error_counts(&self) -> BTreeMap<String, u64> {
+        self.errors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.count))
+            .collect()
+    }
+
+    /// Seconds of the load phases: first arrival → last completion.
+    pub fn load_seconds(&self) -> Option<f64> {
+        match (self.first_arrival_s, self.last_completion_s) {
+            (Some(a), Some(b)) if b > a => Some(b - a),
+            _ => None,
+        }
+    }
+
+    /// Takes and resets the interval accumulators.
+    pub fn take_interval(&mut self) -> IntervalStats {
+        std::mem::take(&mut self.interval)
+    }
+
+    pub fn finished(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut i = n;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    format!("{}…", &s[..i])
+}
+
+impl MetricView for Recorder {
+    fn latency(&self, metric: &str, agg: Agg) -> Option<f64> {
+        match metric {
+            "e2e" => self.e2e_ok.agg_ms(agg),
+            "queue_wait" => self.queue_wait.agg_ms(agg),
+            "schedule_lag" => self.schedule_lag.agg_ms(agg),
+            step => self.steps.get(step).and_then(|s| s.ok.agg_ms(agg)),
+        }
+    }
+    fn count(&self, metric: &str) -> Option<f64> {
+        Some(match metric {
+            "e2e" | "success" | "succeeded" => self.succeeded as f64,
+            "errors" | "failed" => self.failed as f64,
+            "dropped" => self.dropped as f64,
+            "delayed" => self.delayed as f64,
+            "started" => self.started as f64,
+            "txs" => self.tx_count() as f64,
+            step => self.steps.get(step).map(|s| s.count as f64)?,
+        })
+    }
+    fn rate(&self, metric: &str) -> Option<f64> {
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        match metric {
+            "errors" | "failed" => ratio(self.failed, self.finished()),
+            "success" | "succeeded" | "e2e" => ratio(self.succeeded, self.finished()),
+            "dropped" => ratio(self.dropped, self.arrived),
+            "delayed" => ratio(self.delayed, self.arrived),
+            step => self.steps.get(step).and_then(|s| ratio(s.errors, s.count)),
+        }
+    }
+}
+
+/// One row of the time series (`timeseries.jsonl`), taken every `metricsInterval`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Snapshot {
+    /// Seconds since the schedule start.
+    pub t_s: f64,
+    pub phase: String,
+    /// Arrivals the schedule intended by now (cumulative).
+    pub planned_arrivals: u64,
+    /// Arrivals dispatched by now (cumulative).
+    pub arrivals: u64,
+    pub started: u64,
+    pub in_flight: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub delayed: u64,
+    pub dropped: u64,
+    /// Successful completions per second over this interval.
+    pub completions_per_s: f64,
+    pub arrivals_per_s: f64,
+    pub interval_failures: u64,
+    pub tx_per_s: f64,
+    /// E2E percentiles of the journeys that completed in this interval.
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p95_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+    /// Failures in this interval, by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Cumulative per-step p50/p95 (ms) of successful samples.
+    pub steps: BTreeMap<String, StepPoint>,
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// Components whose circuit breaker is open.
+    pub breakers_open: Vec<String>,
+    /// Scraped gauges: source → metric (with labels) → value.
+    pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StepPoint {
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub errors: u64,
+}
+
+impl Recorder {
+    /// Builds a snapshot and resets the interval accumulators.
+    pub fn snapshot(&mut self, t_s: f64, interval_s: f64, phase: &str, planned: u64) -> Snapshot {
+        let iv = self.take_interval();
+        let per_s = |n: u64| if interval_s > 0.0 { n as f64 / interval_s } else { 0.0 };
+        let cps = per_s(iv.completions);
+        if cps > self.peak_completions_per_s {
+            self.peak_completions_per_s = cps;
+        }
+        Snapshot {
+            t_s,
+            phase: phase.to_string(),
+            planned_arrivals: planned,
+            arrivals: self.arrived,
+            started: self.started,
+            in_flight: self.in_flight,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            delayed: self.delayed,
+            dropped: self.dropped,
+            completions_per_s: cps,
+            arrivals_per_s: per_s(iv.arrivals),
+            interval_failures: iv.failures,
+            tx_per_s: per_s(iv.txs),
+            e2e_p50_ms: iv.e2e.pct_ms(50.0),
+            e2e_p95_ms: iv.e2e.pct_ms(95.0),
+            e2e_p99_ms: iv.e2e.pct_ms(99.0),
+            errors: iv.errors,
+            steps: self
+                .steps
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        StepPoint {
+                            p50_ms: s.ok.pct_ms(50.0),
+                            p95_ms: s.ok.pct_ms(95.0),
+                            errors: s.errors,
+                        },
+                    )
+                })
+                .collect(),
+            schedule_lag_p99_ms: self.schedule_lag.pct_ms(99.0),
+            breakers_open: Vec::new(),
+            gauges: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! k6-style thresholds: `p95(e2e) < 30s`, `rate(errors) < 0.02`, `p99(register) < 10s`.
+//!
+//! Grammar: `AGG(METRIC) OP VALUE[UNIT]`.
+//! - `AGG`: `pNN` / `pNN.N` (percentile), `max`, `min`, `avg`, `count`, `rate`;
+//! - `METRIC`: `e2e` (successful journeys, from the intended start), a step name
+//!   (successful samples of that step), `errors` (failed journeys), `dropped`, `delayed`;
+//!   `rate(step)` is that step's error rate, `rate(errors)` failed / finished journeys,
+//!   `rate(dropped|delayed)` over arrivals;
+//! - `OP`: `<`, `<=`, `>`, `>=`, `==`, `!=`;
+//! - `UNIT`: `ms` (the default for latencies), `s`, `m`, or `%` for rates.
+
+use serde::{Deserialize, Serialize};
+
+/// A threshold as written in a profile: a bare string or `{ expr, abortOnFail }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawSpec")]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdSpec {
+    pub expr: String,
+    /// Stop the run as soon as this threshold fails (after a few completions).
+    pub abort_on_fail: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSpec {
+    Expr(String),
+    Table {
+        expr: String,
+        #[serde(default, alias = "abort_on_fail", rename = "abortOnFail")]
+        abort_on_fail: bool,
+    },
+}
+
+impl From<RawSpec> for ThresholdSpec {
+    fn from(r: RawSpec) -> Self {
+        match r {
+            RawSpec::Expr(expr) => ThresholdSpec {
+                expr,
+                abort_on_fail: false,
+            },
+            RawSpec::Table {
+                expr,
+                abort_on_fail,
+            } => ThresholdSpec {
+                expr,
+                abort_on_fail,
+            },
+        }
+    }
+}
+
+impl ThresholdSpec {
+    pub fn new(expr: &str, abort_on_fail: bool) -> Self {
+        ThresholdSpec {
+            expr: expr.to_string(),
+            abort_on_fail,
+        }
+    }
+    pub fn parse(&self) -> Result<Threshold, ThresholdError> {
+        let mut t = Threshold::parse(&self.expr)?;
+        t.abort_on_fail = self.abort_on_fail;
+        Ok(t)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("threshold `{expr}`: {reason}")]
+pub struct ThresholdError {
+    pub expr: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Agg {
+    Percentile(f64),
+    Max,
+    Min,
+    Avg,
+    Count,
+    Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => (a - b).abs() < 1e-9,
+            Op::Ne => (a - b).abs() >= 1e-9,
+        }
+    }
+}
+
+/// A parsed threshold. Latencies are compared in milliseconds, rates as fractions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub expr: String,
+    pub agg: Agg,
+    pub metric: String,
+    pub op: Op,
+    pub value: f64,
+    pub abort_on_fail: bool,
+}
+
+/// What a threshold reads. Latencies in milliseconds; `None` when there is no data.
+pub trait MetricView {
+    fn latency(&self, metric: &str, agg: Agg) -> Option<f64>;
+    fn count(&self, metric: &str) -> Option<f64>;
+    fn rate(&self, metric: &str) -> Option<f64>;
+}
+
+/// The outcome of evaluating a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdResult {
+    pub expr: String,
+    /// `None` when the metric has no data yet (counted as a pass, as in k6).
+    pub actual: Option<f64>,
+    pub pass: bool,
+}
+
+impl Threshold {
+    pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
+        let err = |reason: &str| ThresholdError {
+            expr: expr.to_string(),
+            reason: reason.to_string(),
+        };
+        let s = expr.trim();
+        let open = s.find('(').ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
+        let close = s.find(')').ok_or_else(|| err("missing `)`"))?;
+        if close < open {
+            return Err(err("misplaced `)`"));
+        }
+        let agg_s = s[..open].trim();
+        let metric = s[open + 1..close].trim().to_string();
+        if metric.is_empty()
+            || !metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(err("metric must be a name like e2e, errors or a step name"));
+        }
+        let agg = match agg_s {
+            "max" => Agg::Max,
+            "min" => Agg::Min,
+            "avg" | "mean" => Agg::Avg,
+            "med" => Agg::Percentile(50.0),
+            "count" => Agg::Count,
+            "rate" => Agg::Rate,
+            p if p.starts_with('p') => {
+                let q: f64 = p[1..]
+                    .parse()
+                    .map_err(|_| err("percentile must look like p95 or p99.9"))?;
+                if !(0.0..=100.0).contains(&q) {
+                    return Err(err("percentile must be within p0..p100"));
+                }
+                Agg::Percentile(q)
+            }
+            _ => {
+                return Err(err(
+                    "unknown aggregation (expected pNN, max, min, avg, count or rate)",
+                ));
+            }
+        };
+        let rest = s[close + 1..].trim();
+        let (op, rest) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(t, op)| rest.strip_prefix(t).map(|r| (*op, r.trim())))
+        .ok_or_else(|| err("expected a comparison: < <= > >= == !="))?;
+        let (num, unit) = split_unit(rest);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| err("expected a number after the comparison"))?;
+        let value = match (agg, unit) {
+            (Agg::Rate, "") => n,
+            (Agg::Rate, "%") => n / 100.0,
+            (Agg::Rate, _) => return Err(err("a rate takes a fraction or a percentage")),
+            (Agg::Count, "") => n,
+            (Agg::Count, _) => return Err(err("a count takes a plain number")),
+            (_, "" | "ms") => n,
+            (_, "us" | "µs") => n / 1000.0,
+            (_, "s") => n * 1000.0,
+            (_, "m") => n * 60_000.0,
+            _ => return Err(err("unknown unit (expected ms, s or m)")),
+        };
+        Ok(Threshold {
+            expr: expr.to_string(),
+            agg,
+            metric,
+            op,
+            value,
+            abort_on_fail: false,
+        })
+    }
+
+    /// Evaluates against a view of the metrics.
+    pub fn evaluate(&self, view: &dyn MetricView) -> ThresholdResult {
+        let actual = match self.agg {
+            Agg::Count => view.count(&self.metric),
+            Agg::Rate => view.rate(&self.metric),
+            a => view.latency(&self.metric, a),
+        };
+        ThresholdResult {
+            expr: self.expr.clone(),
+            actual,
+            pass: actual.is_none_or(|a| self.op.holds(a, self.value)),
+        }
+    }
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let i = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(s.len());
+    (s[..i].trim(), s[i..].trim())
+}
