@@ -6,6 +6,8 @@
 //! inference backend (Replicate-style) and TEE. [`Twin::start`] starts them all.
 
 pub mod chain;
+pub mod config;
+pub mod fetch;
 pub mod indexer;
 pub mod inference;
 pub mod personal_server;
@@ -14,3 +16,187 @@ pub mod service;
 pub mod storage;
 pub mod tee;
 pub mod tools;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use protocol::manifest::{Manifest, ServiceEndpoint};
+
+use crate::config::{ChainConfig, ConfigError};
+use crate::service::{ServiceError, ServiceHandle};
+use crate::tools::{FoundAnvil, InstallPolicy, ToolsError};
+
+pub use crate::config::TwinConfig;
+
+/// Why the twin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tools(#[from] ToolsError),
+    #[error(
+        "chain.port: {addr} is already in use (stop what listens there, or choose another port; 0 picks a free one)"
+    )]
+    PortInUse { addr: SocketAddr },
+    #[error("chain: {0}")]
+    Chain(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// A running twin: the anvil process, the deployed contracts and every
+/// service. [`Twin::stop`] stops the services in reverse start order, then
+/// anvil; dropping a `Twin` without stopping it still kills anvil.
+pub struct Twin {
+    manifest: Manifest,
+    services: Vec<ServiceHandle>,
+    anvil_path: FoundAnvil,
+    chain: Option<chain_glue::RunningChain>,
+}
+
+impl std::fmt::Debug for Twin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Twin")
+            .field("rpc_url", &self.manifest.rpc_url)
+            .field("anvil", &self.anvil_path.path)
+            .field("services", &self.services.len())
+            .finish()
+    }
+}
+
+impl Twin {
+    /// Validates `config`, finds anvil (see [`tools`]; may run `npm ci`
+    /// unless `VANA_LOAD_NO_INSTALL` is set), starts and deploys the chain,
+    /// then starts every enabled service that exists.
+    pub async fn start(config: TwinConfig) -> Result<Twin, TwinError> {
+        config.validate()?;
+        let anvil_path =
+            tools::ensure_anvil(config.chain.anvil.clone(), InstallPolicy::from_env())?;
+        check_port_free(&config.chain)?;
+        let started_at = chrono::Utc::now();
+        let chain = chain_glue::start(&config.chain, &anvil_path).await?;
+        let mut twin = Twin {
+            manifest: Manifest {
+                rpc_url: chain.rpc_url.clone(),
+                chain_id: config.chain.chain_id,
+                deployer_block: chain.deployer_block,
+                contracts: chain.contracts.clone(),
+                services: BTreeMap::new(),
+                started_at,
+            },
+            services: Vec::new(),
+            anvil_path,
+            chain: Some(chain),
+        };
+        // On an error below, dropping `twin` stops what has started.
+        twin.start_services(&config).await?;
+        Ok(twin)
+    }
+
+    /// What this twin publishes: RPC URL, chain id, contracts, services.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The anvil binary this twin runs, and where it was found.
+    pub fn anvil(&self) -> &FoundAnvil {
+        &self.anvil_path
+    }
+
+    /// Stops the services in reverse start order, then anvil, and waits for each.
+    pub async fn stop(mut self) {
+        while let Some(service) = self.services.pop() {
+            service.stop().await;
+        }
+        if let Some(chain) = self.chain.take() {
+            chain.stop().await;
+        }
+    }
+
+    async fn start_services(&mut self, config: &TwinConfig) -> Result<(), TwinError> {
+        // Dependency order: what a later service calls is started first.
+        // INTEGRATION POINT (services): relayer, indexer, personal server and
+        // TEE are added here as their modules gain a `spawn`.
+        if config.storage.enabled {
+            let handle = storage::spawn(config.storage.clone()).await?;
+            self.add_service(handle);
+        }
+        if config.inference.enabled {
+            let handle = inference::spawn(config.inference.clone()).await?;
+            self.add_service(handle);
+        }
+        Ok(())
+    }
+
+    /// Records a started service in the manifest and in the stop order.
+    fn add_service(&mut self, handle: ServiceHandle) {
+        self.manifest.services.insert(
+            handle.name.to_string(),
+            ServiceEndpoint {
+                url: handle.url(),
+                metrics_url: handle.metrics_url(),
+            },
+        );
+        self.services.push(handle);
+    }
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        // Services cancel themselves when their handles drop; anvil is killed
+        // by `RunningChain`'s own drop.
+        self.services.clear();
+        self.chain.take();
+    }
+}
+
+/// A fixed chain port that is taken gets a clear error before anvil starts.
+fn check_port_free(chain: &ChainConfig) -> Result<(), TwinError> {
+    if chain.port == 0 {
+        return Ok(());
+    }
+    let addr = SocketAddr::new(chain.host, chain.port);
+    match std::net::TcpListener::bind(addr) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(TwinError::PortInUse { addr }),
+        Err(e) => Err(TwinError::Chain(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
+/// INTEGRATION POINT (chain): the only place that calls `twin::chain`.
+mod chain_glue {
+    use std::collections::BTreeMap;
+
+    use alloy::primitives::Address;
+
+    use crate::TwinError;
+    use crate::config::ChainConfig;
+    use crate::tools::FoundAnvil;
+
+    /// A running, deployed chain.
+    pub struct RunningChain {
+        pub rpc_url: String,
+        pub deployer_block: u64,
+        pub contracts: BTreeMap<String, Address>,
+    }
+
+    impl RunningChain {
+        pub async fn stop(self) {}
+    }
+
+    /// Spawns anvil and deploys the contracts. `twin::chain` (the anvil
+    /// process and the deployment) is still being written; until it exposes
+    /// `AnvilProcess::spawn` and `deploy`, the twin cannot start.
+    pub async fn start(
+        _config: &ChainConfig,
+        _anvil: &FoundAnvil,
+    ) -> Result<RunningChain, TwinError> {
+        Err(TwinError::Chain(
+            "twin::chain (anvil process and deployment) is not implemented yet".into(),
+        ))
+    }
+}
