@@ -30,7 +30,10 @@ impl Default for Hist {
 impl Hist {
     pub fn record(&mut self, d: Duration) {
         let us = (d.as_micros() as u64).max(1);
-        self.0.saturating_record(us);
+        // `record` grows the auto-resizing histogram; `saturating_record` would clamp.
+        if self.0.record(us).is_err() {
+            self.0.saturating_record(us);
+        }
     }
     pub fn len(&self) -> u64 {
         self.0.len()
