@@ -11,10 +11,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use alloy::primitives::keccak256;
 use serde::{Serialize, Serializer};
 
 /// What went wrong, as a class the results can count.
@@ -248,100 +246,14 @@ fn revert_reason(message: &str) -> Option<String> {
     (!reason.is_empty()).then_some(reason)
 }
 
-/// Every custom error of the Vana contracts (from the deployed ABIs), by signature.
-const KNOWN_ERRORS: &[&str] = &[
-    "AccessControlBadConfirmation()",
-    "AccessControlUnauthorizedAccount(address,bytes32)",
-    "AddressEmptyCode(address)",
-    "AddressInsufficientBalance(address)",
-    "CancelDelayNotPassed()",
-    "ECDSAInvalidSignature()",
-    "ECDSAInvalidSignatureLength(uint256)",
-    "ECDSAInvalidSignatureS(bytes32)",
-    "ERC1967InvalidImplementation(address)",
-    "ERC1967NonPayable()",
-    "EmptyGrant()",
-    "EmptyPublicKey()",
-    "EmptyUrl()",
-    "EnforcedPause()",
-    "ExpectedPause()",
-    "FailedInnerCall()",
-    "FileAlreadyAdded()",
-    "FileNotFound()",
-    "FileUrlAlreadyUsed()",
-    "GranteeAlreadyRegistered()",
-    "GranteeNotFound()",
-    "InactivePermission(uint256)",
-    "InsufficientFee()",
-    "InvalidAttestator()",
-    "InvalidInitialization()",
-    "InvalidJobStatus()",
-    "InvalidJobTee()",
-    "InvalidNonce(uint256,uint256)",
-    "InvalidPermissionsLength(uint256,uint256)",
-    "InvalidProof()",
-    "InvalidSchemaId(uint256)",
-    "InvalidSchemaIdsLength(uint256,uint256)",
-    "InvalidScore()",
-    "InvalidSignature()",
-    "InvalidUrl()",
-    "JobCompleted()",
-    "NoActiveTee()",
-    "NoPermission()",
-    "NotFileOwner()",
-    "NotFileOwner(address,address)",
-    "NotInitializing()",
-    "NotJobOwner()",
-    "NotPermissionGrantor(address,address)",
-    "NotServerOwner(address,address)",
-    "NothingToClaim()",
-    "OwnableInvalidOwner(address)",
-    "OwnableUnauthorizedAccount(address)",
-    "ReentrancyGuardReentrantCall()",
-    "SafeERC20FailedOperation(address)",
-    "ServerAlreadyRegistered()",
-    "ServerAlreadyTrusted()",
-    "ServerAlreadyUntrusted()",
-    "ServerNotFound()",
-    "ServerNotTrusted()",
-    "ServerUrlMismatch(string,string)",
-    "TeeAlreadyAdded()",
-    "TeeNotActive()",
-    "TransferFailed()",
-    "UUPSUnauthorizedCallContext()",
-    "UUPSUnsupportedProxiableUUID(bytes32)",
-    "UnauthorizedRegistration()",
-    "ZeroAddress()",
-    "Error(string)",
-    "Panic(uint256)",
-];
-
-fn selector_table() -> &'static [([u8; 4], &'static str)] {
-    static TABLE: OnceLock<Vec<([u8; 4], &'static str)>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        KNOWN_ERRORS
-            .iter()
-            .map(|sig| {
-                let h = keccak256(sig.as_bytes());
-                let name = &sig[..sig.find('(').unwrap_or(sig.len())];
-                ([h[0], h[1], h[2], h[3]], name)
-            })
-            .collect()
-    })
-}
-
-/// The name of the custom error in revert data (`InvalidNonce`), or
-/// `0x<selector>` when it is not a known Vana error.
+/// The name of the custom error in revert data (`InvalidNonce`, via
+/// [`protocol::contracts::decode_revert`]), or `0x<selector>` when unknown.
 pub fn revert_name(data: &[u8]) -> String {
     if data.len() < 4 {
         return "empty".into();
     }
-    let sel = [data[0], data[1], data[2], data[3]];
-    selector_table()
-        .iter()
-        .find(|(s, _)| *s == sel)
-        .map(|(_, n)| (*n).to_string())
-        .unwrap_or_else(|| format!("0x{}", hex::encode(sel)))
+    protocol::contracts::decode_revert(data)
+        .unwrap_or_else(|| format!("0x{}", hex::encode(&data[..4])))
 }
 
 /// Bounded retries with exponential backoff and full jitter.
@@ -478,7 +390,7 @@ mod tests {
     #[test]
     fn revert_data_decodes_to_the_error_name() {
         // InvalidNonce(uint256,uint256) with two arguments.
-        let sel = &keccak256(b"InvalidNonce(uint256,uint256)")[..4];
+        let sel = &alloy::primitives::keccak256(b"InvalidNonce(uint256,uint256)")[..4];
         let mut data = sel.to_vec();
         data.extend_from_slice(&[0u8; 64]);
         assert_eq!(revert_name(&data), "InvalidNonce");

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256, utils::parse_ether};
 use alloy::signers::local::PrivateKeySigner;
@@ -30,6 +31,8 @@ pub const DEFAULT_USER_INDEX_OFFSET: u32 = 1000;
 pub const APP_KEY_INDEX: u32 = 1;
 /// HD index of the deployer/funder key in a twin.
 pub const FUNDER_KEY_INDEX: u32 = 0;
+/// `proof_url` sent to the twin's TEE (it runs a built-in scorer, not the image).
+pub const TWIN_PROOF_URL: &str = "https://vana-load.invalid/poc/proof-of-contribution.tar.gz";
 /// anvil's default test mnemonic, the default for local runs.
 pub const DEFAULT_TEST_MNEMONIC: &str =
     "test test test test test test test test test test test junk";
@@ -184,8 +187,58 @@ pub struct Target {
     pub app_key: Option<KeySource>,
     pub funding: Funding,
     pub timeouts: StepTimeouts,
+    pub poll: PollConfig,
     /// Environment variables referenced by the file and not set, with the field using each.
     pub missing_env: Vec<MissingEnv>,
+}
+
+/// How often the client polls: new blocks (for receipts), the indexer and
+/// the operation status (the personal server's documented backoff: every
+/// `infer_initial` for `infer_fast_phase`, then doubling up to `infer_max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollConfig {
+    pub block: Duration,
+    pub index: Duration,
+    pub infer_initial: Duration,
+    pub infer_fast_phase: Duration,
+    pub infer_max: Duration,
+}
+
+impl Default for PollConfig {
+    /// Moksha-like: blocks every second, the SDK's 2 s indexer poll, 1 s → 5 s operations.
+    fn default() -> Self {
+        PollConfig {
+            block: Duration::from_secs(1),
+            index: Duration::from_secs(2),
+            infer_initial: Duration::from_secs(1),
+            infer_fast_phase: Duration::from_secs(10),
+            infer_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PollConfig {
+    /// For a loopback twin: blocks and the indexer polled every 50/100 ms.
+    pub fn local() -> Self {
+        PollConfig {
+            block: Duration::from_millis(50),
+            index: Duration::from_millis(100),
+            ..Default::default()
+        }
+    }
+
+    /// The wait before operation poll number `n` (0-based) after `elapsed`.
+    pub fn infer_delay(&self, elapsed: Duration, n: u32) -> Duration {
+        if elapsed < self.infer_fast_phase {
+            return self.infer_initial;
+        }
+        let fast_polls =
+            (self.infer_fast_phase.as_millis() / self.infer_initial.as_millis().max(1)) as u32;
+        let k = n.saturating_sub(fast_polls).min(16);
+        self.infer_initial
+            .saturating_mul(1u32 << k)
+            .min(self.infer_max)
+    }
 }
 
 /// An unset environment variable and the target field that needed it.
@@ -538,7 +591,77 @@ impl Target {
             app_key,
             funding,
             timeouts,
+            poll: PollConfig::default(),
             missing_env: missing,
+        })
+    }
+
+    /// The target of a running twin: its manifest's RPC, contracts and
+    /// services; keys are HD indices of `mnemonic` (funder 0, app 1); storage
+    /// is the twin's IPFS API (no JWT); polling is tuned for loopback.
+    pub fn from_manifest(
+        manifest: &protocol::manifest::Manifest,
+        mnemonic: Secret,
+    ) -> Result<Self, TargetError> {
+        let bad = |e: protocol::manifest::ManifestError| TargetError::Invalid(e.to_string());
+        let url = |name: &str, path: &str| -> Result<Url, TargetError> {
+            let base = &manifest.service(name).map_err(bad)?.url;
+            parse_url(
+                &format!("manifest.services.{name}"),
+                &format!("{}{path}", base.trim_end_matches('/')),
+            )
+            .map_err(TargetError::Invalid)
+        };
+        let opt_url = |name: &str, path: &str| {
+            manifest
+                .services
+                .contains_key(name)
+                .then(|| url(name, path))
+                .transpose()
+        };
+        let storage_url = url("storage", "")?;
+        let contracts = Contracts {
+            data_registry: manifest.contract("DataRegistry").map_err(bad)?,
+            permissions: manifest
+                .contract("DataPortabilityPermissions")
+                .map_err(bad)?,
+            servers: manifest.contract("DataPortabilityServers").map_err(bad)?,
+            grantees: manifest.contract("DataPortabilityGrantees").map_err(bad)?,
+            tee_pool: manifest.contract("TeePoolPhala").map_err(bad)?,
+            dlp: manifest.contracts.get("DataLiquidityPool").copied(),
+            batch_funder: manifest.contracts.get("BatchFunder").copied(),
+        };
+        Ok(Target {
+            name: "local".into(),
+            chain_id: manifest.chain_id,
+            rpc_urls: vec![
+                parse_url("manifest.rpc_url", &manifest.rpc_url).map_err(TargetError::Invalid)?,
+            ],
+            contracts,
+            storage: StorageConfig {
+                kind: StorageKind::Ipfs,
+                gateway: parse_url(
+                    "manifest.services.storage",
+                    &format!("{}/ipfs", storage_url.as_str().trim_end_matches('/')),
+                )
+                .map_err(TargetError::Invalid)?,
+                api_url: storage_url,
+                jwt: None,
+            },
+            relayer_url: opt_url("relayer", protocol::api::relayer::RELAY_PATH)?,
+            personal_server_url: opt_url("personal_server", "")?,
+            subgraph_url: opt_url("indexer", protocol::api::subgraph::SUBGRAPH_PATH)?,
+            tee_url: None,
+            proof_url: Some(TWIN_PROOF_URL.into()),
+            schema_id: 0,
+            mnemonic: Some(mnemonic),
+            user_index_offset: DEFAULT_USER_INDEX_OFFSET,
+            funder_key: Some(KeySource::Hd(FUNDER_KEY_INDEX)),
+            app_key: Some(KeySource::Hd(APP_KEY_INDEX)),
+            funding: Funding::default(),
+            timeouts: StepTimeouts::default(),
+            poll: PollConfig::local(),
+            missing_env: Vec::new(),
         })
     }
 
@@ -757,6 +880,78 @@ mod tests {
         let e =
             Target::from_toml_str(&format!("{MOKSHA}\n[extra]\nx=1\n"), &env_of(&[])).unwrap_err();
         assert!(e.contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn from_manifest_maps_services_and_contracts() {
+        let json = r#"{
+          "rpc_url": "http://127.0.0.1:8545", "chain_id": 14800, "deployer_block": 1,
+          "contracts": {
+            "DataRegistry": "0x0000000000000000000000000000000000000001",
+            "DataPortabilityPermissions": "0x0000000000000000000000000000000000000002",
+            "DataPortabilityServers": "0x0000000000000000000000000000000000000003",
+            "DataPortabilityGrantees": "0x0000000000000000000000000000000000000004",
+            "TeePoolPhala": "0x0000000000000000000000000000000000000005",
+            "DataLiquidityPool": "0x0000000000000000000000000000000000000006",
+            "BatchFunder": "0x0000000000000000000000000000000000000007"
+          },
+          "services": {
+            "storage": {"url": "http://127.0.0.1:4001", "metrics_url": "http://127.0.0.1:4001/metrics"},
+            "relayer": {"url": "http://127.0.0.1:4002", "metrics_url": "http://127.0.0.1:4002/metrics"},
+            "indexer": {"url": "http://127.0.0.1:4003", "metrics_url": "http://127.0.0.1:4003/metrics"}
+          },
+          "started_at": "2026-11-27T21:00:00Z"
+        }"#;
+        let m: protocol::manifest::Manifest = serde_json::from_str(json).unwrap();
+        let t = Target::from_manifest(&m, Secret::new(DEFAULT_TEST_MNEMONIC)).unwrap();
+        assert_eq!(t.storage.kind, StorageKind::Ipfs);
+        assert_eq!(t.storage.gateway.as_str(), "http://127.0.0.1:4001/ipfs");
+        assert_eq!(
+            t.relayer_url.unwrap().as_str(),
+            "http://127.0.0.1:4002/api/relay"
+        );
+        assert_eq!(
+            t.subgraph_url.unwrap().as_str(),
+            "http://127.0.0.1:4003/subgraphs/name/vana"
+        );
+        assert!(t.personal_server_url.is_none());
+        assert_eq!(t.contracts.batch_funder, Some(Address::with_last_byte(7)));
+        assert_eq!(t.app_key, Some(KeySource::Hd(1)));
+        let mut m2 = m.clone();
+        m2.contracts.remove("TeePoolPhala");
+        let e = Target::from_manifest(&m2, Secret::new(DEFAULT_TEST_MNEMONIC))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TeePoolPhala"), "{e}");
+    }
+
+    #[test]
+    fn infer_backoff_is_the_documented_schedule() {
+        let p = PollConfig::default();
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(3), 3),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(10), 10),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(11), 11),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(13), 12),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(17), 13),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            p.infer_delay(Duration::from_secs(60), 30),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -27,14 +27,6 @@ use alloy::sol_types::SolCall;
 use crate::errors::{ErrorKind, JourneyError};
 use crate::target::{Funding, Secret};
 
-/// The BatchFunder ABI (contracts/src/BatchFunder.sol).
-mod batch_funder {
-    alloy::sol! {
-        function topUp(address[] wallets, uint256 target) external payable;
-        function shortfall(address[] wallets, uint256 target) external view returns (uint256 total, uint256 count);
-    }
-}
-
 /// The account node `m/44'/60'/0'/0` of a mnemonic; children are cheap.
 pub struct HdKeys {
     account: coins_bip32::xkeys::XPriv,
@@ -288,7 +280,7 @@ pub async fn fund(
     for batch in needy.chunks(funding.batch_size.max(1)) {
         let wallets: Vec<Address> = batch.iter().map(|(a, _)| *a).collect();
         let value: U256 = batch.iter().map(|(_, v)| *v).sum();
-        let input = batch_funder::topUpCall {
+        let input = protocol::contracts::batch_funder::BatchFunder::topUpCall {
             wallets,
             target: funding.amount,
         }

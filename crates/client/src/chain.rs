@@ -1,0 +1,348 @@
+//! The chain side of the client: one provider per RPC endpoint, locally
+//! signed transactions, and receipts delivered from one shared new-block
+//! stream (a single task follows the head and fetches each block's receipts;
+//! nobody polls per transaction).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockId;
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, RootProvider};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::{ErrorKind, JourneyError, RetryPolicy};
+use crate::target::Target;
+
+/// One transaction the journey sent or had relayed, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxRecord {
+    /// What it did, e.g. `addFileWithPermissionsAndSchema`, `requestReward`.
+    pub kind: String,
+    pub hash: B256,
+    pub gas_used: u64,
+    /// `gas_used × effective_gas_price`, in wei.
+    pub fee_wei: u128,
+    /// From broadcast to receipt.
+    #[serde(serialize_with = "ser_ms")]
+    pub confirm: Duration,
+    pub block: u64,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+type Waiters = HashMap<B256, Vec<oneshot::Sender<TransactionReceipt>>>;
+
+/// Delivers receipts to whoever waits for a transaction hash, from one task
+/// that follows new blocks on one endpoint.
+#[derive(Clone)]
+pub struct ReceiptHub {
+    waiters: Arc<Mutex<Waiters>>,
+    head: watch::Receiver<u64>,
+    provider: DynProvider,
+}
+
+impl ReceiptHub {
+    /// Starts following the head of `provider`, polling every `interval`,
+    /// until `stop` is cancelled.
+    pub async fn start(
+        provider: DynProvider,
+        interval: Duration,
+        stop: CancellationToken,
+    ) -> Result<Self, JourneyError> {
+        let start = provider
+            .get_block_number()
+            .await
+            .map_err(|e| JourneyError::from_transport(&e))?;
+        let (tx, rx) = watch::channel(start);
+        let waiters: Arc<Mutex<Waiters>> = Arc::default();
+        let hub = ReceiptHub {
+            waiters: waiters.clone(),
+            head: rx,
+            provider: provider.clone(),
+        };
+        tokio::spawn(async move {
+            let mut last = start;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let Ok(n) = provider.get_block_number().await else {
+                    continue;
+                };
+                while last < n {
+                    let next = last + 1;
+                    let any_waiting = !waiters.lock().expect("poisoned").is_empty();
+                    if any_waiting {
+                        match provider.get_block_receipts(BlockId::number(next)).await {
+                            Ok(Some(receipts)) => {
+                                let mut w = waiters.lock().expect("poisoned");
+                                for r in receipts {
+                                    if let Some(senders) = w.remove(&r.transaction_hash) {
+                                        for s in senders {
+                                            let _ = s.send(r.clone());
+                                        }
+                                    }
+                                }
+                            }
+                            // Retry this block on the next tick.
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    last = next;
+                    let _ = tx.send(last);
+                }
+            }
+        });
+        Ok(hub)
+    }
+
+    /// The latest block number the hub has processed.
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// A receiver that changes on every new block.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    /// The receipt of `hash`, from the block stream (or directly, if it was
+    /// mined before the wait began), within `limit`.
+    pub async fn wait(
+        &self,
+        hash: B256,
+        limit: Duration,
+    ) -> Result<TransactionReceipt, JourneyError> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("poisoned")
+            .entry(hash)
+            .or_default()
+            .push(tx);
+        // Close the race with a transaction mined before we registered.
+        if let Ok(Some(r)) = self.provider.get_transaction_receipt(hash).await {
+            self.waiters.lock().expect("poisoned").remove(&hash);
+            return Ok(r);
+        }
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(JourneyError::rpc(format!(
+                "receipt stream stopped while waiting for {hash}"
+            ))),
+            Err(_) => {
+                self.waiters.lock().expect("poisoned").remove(&hash);
+                Err(JourneyError::timeout(format!(
+                    "transaction {hash} not mined within {limit:?}"
+                )))
+            }
+        }
+    }
+}
+
+/// Providers (one per endpoint) and the receipt hub.
+#[derive(Clone)]
+pub struct Chain {
+    providers: Vec<DynProvider>,
+    pub chain_id: u64,
+    pub receipts: ReceiptHub,
+    retry: RetryPolicy,
+}
+
+impl Chain {
+    /// Connects to every endpoint of `target`, checks the chain id on the
+    /// first, and starts the receipt hub on it.
+    pub async fn connect(target: &Target, stop: CancellationToken) -> Result<Self, JourneyError> {
+        if target.rpc_urls.is_empty() {
+            return Err(JourneyError::rpc("target has no RPC endpoint (rpc.urls)"));
+        }
+        let providers: Vec<DynProvider> = target
+            .rpc_urls
+            .iter()
+            .map(|u| DynProvider::new(RootProvider::new_http(u.clone())))
+            .collect();
+        let chain_id = providers[0]
+            .get_chain_id()
+            .await
+            .map_err(|e| JourneyError::rpc(format!("{}: eth_chainId: {e}", target.rpc_urls[0])))?;
+        if chain_id != target.chain_id {
+            return Err(JourneyError::rpc(format!(
+                "{} reports chain id {chain_id}, the target says {}",
+                target.rpc_urls[0], target.chain_id
+            )));
+        }
+        let receipts = ReceiptHub::start(providers[0].clone(), target.poll.block, stop).await?;
+        Ok(Chain {
+            providers,
+            chain_id,
+            receipts,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The provider for `user`'s home endpoint.
+    pub fn provider(&self, user: u64) -> &DynProvider {
+        &self.providers[(user % self.providers.len() as u64) as usize]
+    }
+
+    /// The first endpoint (for run-wide reads).
+    pub fn main(&self) -> &DynProvider {
+        &self.providers[0]
+    }
+
+    /// Runs `f` on `user`'s home endpoint, failing over to the others (in
+    /// order) on `rpc` errors.
+    pub async fn with_failover<T, F, Fut>(&self, user: u64, mut f: F) -> Result<T, JourneyError>
+    where
+        F: FnMut(DynProvider) -> Fut,
+        Fut: std::future::Future<Output = Result<T, JourneyError>>,
+    {
+        let n = self.providers.len();
+        let home = (user % n as u64) as usize;
+        let mut last = None;
+        for k in 0..n {
+            let p = self.providers[(home + k) % n].clone();
+            match f(p).await {
+                Err(e) if e.kind == ErrorKind::Rpc => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| JourneyError::rpc("no endpoint")))
+    }
+
+    /// Signs and sends a call from `signer`, waits for its receipt from the
+    /// block stream, and returns it with its record. Nonce races and RPC
+    /// failures are retried; reverts are decoded to the error name (from the
+    /// gas estimate, or by replaying a mined failure).
+    pub async fn send(
+        &self,
+        user: u64,
+        signer: &PrivateKeySigner,
+        kind: &str,
+        to: Address,
+        input: Bytes,
+        value: U256,
+        limit: Duration,
+    ) -> Result<(TransactionReceipt, TxRecord), JourneyError> {
+        let from = signer.address();
+        let wallet = EthereumWallet::from(signer.clone());
+        let (hash, sent_at) =
+            self.retry
+                .run(|_| {
+                    let wallet = wallet.clone();
+                    let input = input.clone();
+                    self.with_failover(user, move |p| {
+                        let wallet = wallet.clone();
+                        let input = input.clone();
+                        async move {
+                            let call = TransactionRequest::default()
+                                .with_from(from)
+                                .with_to(to)
+                                .with_input(input)
+                                .with_value(value);
+                            let gas = p
+                                .estimate_gas(call.clone())
+                                .await
+                                .map_err(|e| JourneyError::from_transport(&e))?;
+                            let nonce = p
+                                .get_transaction_count(from)
+                                .pending()
+                                .await
+                                .map_err(|e| JourneyError::from_transport(&e))?;
+                            let fees = p
+                                .estimate_eip1559_fees()
+                                .await
+                                .map_err(|e| JourneyError::from_transport(&e))?;
+                            let tx = call
+                                .with_nonce(nonce)
+                                .with_chain_id(self.chain_id)
+                                .with_gas_limit(gas + gas / 5)
+                                .with_max_fee_per_gas(fees.max_fee_per_gas)
+                                .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+                            let envelope = tx.build(&wallet).await.map_err(|e| {
+                                JourneyError::crypto(format!("signing {kind}: {e}"))
+                            })?;
+                            let pending = p
+                                .send_tx_envelope(envelope)
+                                .await
+                                .map_err(|e| JourneyError::from_transport(&e))?;
+                            Ok((*pending.tx_hash(), Instant::now()))
+                        }
+                    })
+                })
+                .await
+                .map_err(|e| JourneyError::new(e.kind, format!("{kind}: {}", e.message)))?;
+        let receipt = self.receipts.wait(hash, limit).await?;
+        let record = record(kind, &receipt, sent_at.elapsed());
+        if !receipt.status() {
+            let name = self
+                .replay_revert(from, to, &input, value, receipt.block_number)
+                .await;
+            return Err(JourneyError::new(
+                ErrorKind::Revert(name),
+                format!("{kind} transaction {hash} reverted"),
+            ));
+        }
+        Ok((receipt, record))
+    }
+
+    /// The error name of a mined failure, by replaying the call on the parent block.
+    async fn replay_revert(
+        &self,
+        from: Address,
+        to: Address,
+        input: &Bytes,
+        value: U256,
+        block: Option<u64>,
+    ) -> String {
+        let call = TransactionRequest::default()
+            .with_from(from)
+            .with_to(to)
+            .with_input(input.clone())
+            .with_value(value);
+        let at = block
+            .map(|b| BlockId::number(b.saturating_sub(1)))
+            .unwrap_or(BlockId::latest());
+        match self.main().call(call).block(at).await {
+            Err(e) => match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                Some(d) => crate::errors::revert_name(&d),
+                None => "unknown".into(),
+            },
+            Ok(_) => "unknown".into(),
+        }
+    }
+}
+
+/// The report entry of a receipt.
+pub fn record(kind: &str, r: &TransactionReceipt, confirm: Duration) -> TxRecord {
+    TxRecord {
+        kind: kind.to_string(),
+        hash: r.transaction_hash,
+        gas_used: r.gas_used,
+        fee_wei: u128::from(r.gas_used) * r.effective_gas_price,
+        confirm,
+        block: r.block_number.unwrap_or_default(),
+    }
+}
+
+/// Decodes the first log of type `E` emitted by `from` in a receipt.
+pub fn find_event<E: alloy::sol_types::SolEvent>(
+    r: &TransactionReceipt,
+    from: Address,
+) -> Option<E> {
+    r.inner
+        .logs()
+        .iter()
+        .filter(|l| l.address() == from)
+        .find_map(|l| l.log_decode::<E>().ok().map(|d| d.inner.data))
+}

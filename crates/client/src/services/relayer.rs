@@ -1,0 +1,122 @@
+//! The SDK's UnifiedRelayer protocol: `POST {relayer}` with a
+//! [`RelayRequest`], answered by a [`RelayResponse`]; `pending` answers are
+//! followed with `status_check` until they settle.
+
+use std::time::{Duration, Instant};
+
+use protocol::api::relayer::{RelayRequest, RelayResponse};
+
+use super::{body, snippet};
+use crate::errors::{ErrorKind, JourneyError, Service};
+
+#[derive(Clone)]
+pub struct RelayerClient {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl RelayerClient {
+    pub fn new(http: reqwest::Client, url: &url::Url) -> Self {
+        RelayerClient {
+            http,
+            url: url.to_string(),
+        }
+    }
+
+    /// One exchange; a non-2xx status is `relayer_<status>`, an `error`
+    /// answer is classified by [`classify_error`].
+    pub async fn post(&self, req: &RelayRequest) -> Result<RelayResponse, JourneyError> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| JourneyError::from_http(Service::Relayer, &self.url, &e))?;
+        let (status, b) = body(Service::Relayer, &self.url, resp).await?;
+        let parsed: Result<RelayResponse, _> = serde_json::from_slice(&b);
+        match parsed {
+            Ok(RelayResponse::Error { error }) => Err(classify_error(status, &error)),
+            Ok(r) if (200..300).contains(&status) => Ok(r),
+            _ => Err(JourneyError::new(
+                ErrorKind::Relayer(status.to_string()),
+                format!("POST {}: {status}: {}", self.url, snippet(&b)),
+            )),
+        }
+    }
+
+    /// Submits `req` and follows `pending` with `status_check` (every
+    /// `interval`) until the answer is anything else, within `limit`.
+    pub async fn submit(
+        &self,
+        req: &RelayRequest,
+        interval: Duration,
+        limit: Duration,
+    ) -> Result<RelayResponse, JourneyError> {
+        let started = Instant::now();
+        let mut resp = self.post(req).await?;
+        while let RelayResponse::Pending { operation_id } = &resp {
+            if started.elapsed() > limit {
+                return Err(JourneyError::timeout(format!(
+                    "relayer operation {operation_id} still pending after {limit:?}"
+                )));
+            }
+            tokio::time::sleep(interval).await;
+            resp = self
+                .post(&RelayRequest::StatusCheck {
+                    operation_id: operation_id.clone(),
+                })
+                .await?;
+        }
+        Ok(resp)
+    }
+}
+
+/// An `{type:"error", error}` answer: a relayed revert (`revert(Name…)` or
+/// `execution reverted…`) keeps its error name, node errors (nonce, funds)
+/// their class, anything else is `relayer_<word>` (e.g. `relayer_busy`).
+pub fn classify_error(status: u16, error: &str) -> JourneyError {
+    if let Some(rest) = error.strip_prefix("revert(") {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        return JourneyError::new(ErrorKind::Revert(name), format!("relayer: {error}"));
+    }
+    let e = JourneyError::from_rpc_message(error, None);
+    if e.kind != ErrorKind::Rpc && e.kind != ErrorKind::Timeout {
+        return JourneyError::new(e.kind, format!("relayer: {error}"));
+    }
+    let lower = error.to_ascii_lowercase();
+    let code = if lower.contains("busy") || lower.contains("capacity") {
+        "busy".to_string()
+    } else if lower.contains("signature") {
+        "signature".to_string()
+    } else if (200..300).contains(&status) {
+        "error".to_string()
+    } else {
+        status.to_string()
+    };
+    JourneyError::new(ErrorKind::Relayer(code), format!("relayer: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayer_errors_are_classified() {
+        assert_eq!(
+            classify_error(200, "revert(InvalidNonce(1, 0))").class(),
+            "revert(InvalidNonce)"
+        );
+        assert_eq!(classify_error(200, "nonce too low").class(), "nonce");
+        assert_eq!(classify_error(503, "relayer busy").class(), "relayer_busy");
+        assert!(classify_error(503, "relayer busy").is_retryable());
+        assert_eq!(
+            classify_error(400, "signature does not match expectedUserAddress").class(),
+            "relayer_signature"
+        );
+        assert_eq!(classify_error(500, "something").class(), "relayer_500");
+    }
+}

@@ -1,0 +1,67 @@
+//! The subgraph: `_meta` (the indexing head) and the user's files, with the
+//! SDK's query documents.
+
+use protocol::api::subgraph::{
+    GraphQlRequest, GraphQlResponse, UserFilesData, UserPageVariables, queries,
+};
+
+use super::{body, snippet};
+use crate::errors::{JourneyError, Service};
+
+#[derive(Clone)]
+pub struct SubgraphClient {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl SubgraphClient {
+    pub fn new(http: reqwest::Client, url: &url::Url) -> Self {
+        SubgraphClient {
+            http,
+            url: url.to_string(),
+        }
+    }
+
+    /// `GetUserFilesPaginated` for `user` (newest first, one page), with `_meta`.
+    pub async fn user_files(
+        &self,
+        user: alloy::primitives::Address,
+    ) -> Result<UserFilesData, JourneyError> {
+        let vars = UserPageVariables {
+            user_id: format!("{user:#x}"),
+            first: 100,
+            skip: 0,
+            order_by: Some("addedAtBlock".into()),
+            order_direction: Some("desc".into()),
+        };
+        let req = GraphQlRequest {
+            query: queries::GET_USER_FILES_PAGINATED.to_string(),
+            variables: Some(vars),
+            operation_name: Some("GetUserFilesPaginated".into()),
+        };
+        let resp = self
+            .http
+            .post(&self.url)
+            .json(&req)
+            .send()
+            .await
+            .map_err(|e| JourneyError::from_http(Service::Indexer, &self.url, &e))?;
+        let (status, b) = body(Service::Indexer, &self.url, resp).await?;
+        if status != 200 {
+            return Err(JourneyError::rpc(format!(
+                "subgraph {}: {status}: {}",
+                self.url,
+                snippet(&b)
+            )));
+        }
+        let r: GraphQlResponse<UserFilesData> = serde_json::from_slice(&b).map_err(|e| {
+            JourneyError::rpc(format!(
+                "subgraph {}: unexpected body ({e}): {}",
+                self.url,
+                snippet(&b)
+            ))
+        })?;
+        r.into_result()
+            .map_err(|e| JourneyError::rpc(format!("subgraph {}: {e}", self.url)))
+    }
+}

@@ -1,0 +1,46 @@
+//! The TEE's `POST {teeUrl}/RunProof`.
+
+use protocol::api::tee::{RunProofAccepted, RunProofRequest, TeeError};
+
+use super::{body, snippet};
+use crate::errors::{JourneyError, Service};
+
+#[derive(Clone)]
+pub struct TeeClient {
+    http: reqwest::Client,
+}
+
+impl TeeClient {
+    pub fn new(http: reqwest::Client) -> Self {
+        TeeClient { http }
+    }
+
+    /// Asks the TEE at `base` to prove a job; 2xx means queued.
+    pub async fn run_proof(
+        &self,
+        base: &str,
+        req: &RunProofRequest,
+    ) -> Result<Option<RunProofAccepted>, JourneyError> {
+        let url = format!("{}/RunProof", base.trim_end_matches('/'));
+        let resp = self
+            .http
+            .post(&url)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| JourneyError::from_http(Service::Tee, &url, &e))?;
+        let (status, b) = body(Service::Tee, &url, resp).await?;
+        if !(200..300).contains(&status) {
+            let msg = match serde_json::from_slice::<TeeError>(&b) {
+                Ok(e) => format!("{} ({})", e.error, e.code),
+                Err(_) => snippet(&b),
+            };
+            // The taxonomy has no TEE kind: a refused proof request is an
+            // RPC-level failure of the proof step, named in the message.
+            return Err(JourneyError::rpc(format!(
+                "TEE POST {url}: {status}: {msg}"
+            )));
+        }
+        Ok(serde_json::from_slice(&b).ok())
+    }
+}
