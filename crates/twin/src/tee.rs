@@ -1,1 +1,623 @@
-//! (in progress)
+//! The TEE (the contribution-proof worker of a DLP), as a Phala TEE behaves.
+//!
+//! It watches `TeePoolPhala.JobSubmitted` for jobs assigned to its key and
+//! accepts `POST /RunProof` with the user's key K (in clear, or ECIES-wrapped
+//! to the TEE's public key). A bounded pool of workers then downloads and
+//! decrypts the file, scores it, signs the proof exactly as
+//! `DataLiquidityPool.requestReward` verifies it, and calls
+//! `TeePoolPhala.addProof` from the TEE key. Transactions from that key are
+//! sent by one task, so its nonces never race.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use protocol::api::tee::{RunProofAccepted, RunProofRequest, TeeError, proof_digest};
+use protocol::contracts::{DataLiquidityPool, DataRegistry, TeePoolPhala};
+use protocol::crypto;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::fetch::{DEFAULT_MAX_BYTES, Fetcher};
+use crate::service::{ServiceError, ServiceHandle, serve};
+
+/// TEE settings (the `[tee]` section of the twin config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// Proofs computed at once.
+    pub workers: usize,
+    /// Jobs accepted but not yet started before `RunProof` answers 429.
+    pub max_queue: usize,
+    /// Extra time each proof takes, emulating the proof-of-contribution image.
+    pub service_time_ms: u64,
+    /// How often the TEE looks for new `JobSubmitted` logs.
+    pub poll_interval_ms: u64,
+    /// Metadata recorded with each proof.
+    pub metadata: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 16,
+            max_queue: 10_000,
+            service_time_ms: 250,
+            poll_interval_ms: 200,
+            metadata: r#"{"source":"vana-load-twin"}"#.into(),
+        }
+    }
+}
+
+/// Where the TEE finds the chain and the files.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub rpc_url: String,
+    pub tee_pool: Address,
+    pub data_registry: Address,
+    pub dlp: Address,
+    pub ipfs_gateway: String,
+}
+
+struct Metrics {
+    requests: Family<Vec<(String, String)>, Counter>,
+    jobs: Family<Vec<(String, String)>, Counter>,
+    queued: Gauge,
+    busy: Gauge,
+    proof_seconds: Histogram,
+}
+
+struct Job {
+    job_id: u64,
+    file_id: u64,
+    password: String,
+    received: Instant,
+}
+
+struct AppState {
+    tee: Address,
+    signer: PrivateKeySigner,
+    provider: DynProvider,
+    upstreams: Upstreams,
+    /// Jobs seen in `JobSubmitted` logs for this TEE: job id → file id.
+    seen: Mutex<HashMap<u64, u64>>,
+    queue: mpsc::Sender<Job>,
+    metrics: Metrics,
+}
+
+/// Starts the TEE with its signing key.
+pub async fn spawn(
+    config: Config,
+    upstreams: Upstreams,
+    tee_key: PrivateKeySigner,
+) -> Result<ServiceHandle, ServiceError> {
+    let setup = |message: String| ServiceError::Setup {
+        service: "tee",
+        message,
+    };
+    if config.workers == 0 {
+        return Err(setup("tee.workers must be at least 1".into()));
+    }
+    let url: reqwest::Url = upstreams
+        .rpc_url
+        .parse()
+        .map_err(|e| setup(format!("invalid rpc url {:?}: {e}", upstreams.rpc_url)))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let dlp = DataLiquidityPool::new(upstreams.dlp, &provider);
+    let instruction = dlp.proofInstruction().call().await.map_err(|e| {
+        setup(format!(
+            "cannot read DataLiquidityPool.proofInstruction at {}: {e}",
+            upstreams.dlp
+        ))
+    })?;
+    let dlp_id = U256::from(1u64);
+
+    let mut registry = Registry::default();
+    let metrics = Metrics {
+        requests: Family::default(),
+        jobs: Family::default(),
+        queued: Gauge::default(),
+        busy: Gauge::default(),
+        proof_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+    };
+    registry.register(
+        "tee_requests",
+        "RunProof requests by status",
+        metrics.requests.clone(),
+    );
+    registry.register("tee_jobs", "Jobs by outcome", metrics.jobs.clone());
+    registry.register(
+        "tee_queue_depth",
+        "Jobs waiting for a worker",
+        metrics.queued.clone(),
+    );
+    registry.register(
+        "tee_busy_workers",
+        "Workers computing a proof",
+        metrics.busy.clone(),
+    );
+    registry.register(
+        "tee_proof_seconds",
+        "From RunProof to addProof confirmed",
+        metrics.proof_seconds.clone(),
+    );
+
+    let (queue_tx, queue_rx) = mpsc::channel(config.max_queue.max(1));
+    let state = Arc::new(AppState {
+        tee: tee_key.address(),
+        signer: tee_key.clone(),
+        provider: provider.clone(),
+        upstreams: upstreams.clone(),
+        seen: Mutex::new(HashMap::new()),
+        queue: queue_tx,
+        metrics,
+    });
+    let stop = CancellationToken::new();
+    let sender = spawn_sender(
+        &upstreams.rpc_url,
+        tee_key,
+        upstreams.tee_pool,
+        stop.clone(),
+    )
+    .map_err(setup)?;
+    let fetcher = Fetcher::new(
+        reqwest::Client::new(),
+        upstreams.ipfs_gateway.clone(),
+        DEFAULT_MAX_BYTES,
+    );
+    tokio::spawn(watch_jobs(
+        state.clone(),
+        Duration::from_millis(config.poll_interval_ms),
+        stop.clone(),
+    ));
+    tokio::spawn(run_workers(
+        state.clone(),
+        queue_rx,
+        Worker {
+            fetcher,
+            sender,
+            instruction,
+            dlp_id,
+            metadata: config.metadata.clone(),
+            service_time: Duration::from_millis(config.service_time_ms),
+        },
+        config.workers,
+        stop.clone(),
+    ));
+    let router = Router::new()
+        .route("/RunProof", post(run_proof))
+        .with_state(state);
+    let handle = serve("tee", config.bind, router, Arc::new(registry)).await?;
+    Ok(handle.with_guard(stop.drop_guard()))
+}
+
+fn reject(status: StatusCode, code: &str, error: String) -> Response {
+    (
+        status,
+        Json(TeeError {
+            error,
+            code: code.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn run_proof(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let response = accept(&state, &body).await.unwrap_or_else(|r| r);
+    state
+        .metrics
+        .requests
+        .get_or_create(&vec![(
+            "status".into(),
+            response.status().as_u16().to_string(),
+        )])
+        .inc();
+    response
+}
+
+async fn accept(state: &AppState, body: &[u8]) -> Result<Response, Response> {
+    let req: RunProofRequest = serde_json::from_slice(body).map_err(|e| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            format!("invalid RunProof body: {e}"),
+        )
+    })?;
+    let password = match (&req.encryption_key, &req.encrypted_encryption_key) {
+        (Some(k), _) if !k.is_empty() => k.clone(),
+        (_, Some(wrapped)) => {
+            let key =
+                crypto::ecies::decrypt(state.signer.credential().to_bytes().as_slice(), wrapped)
+                    .map_err(|e| {
+                        reject(
+                            StatusCode::BAD_REQUEST,
+                            "DECRYPTION_ERROR",
+                            format!("encrypted_encryption_key: {e}"),
+                        )
+                    })?;
+            String::from_utf8(key).map_err(|_| {
+                reject(
+                    StatusCode::BAD_REQUEST,
+                    "DECRYPTION_ERROR",
+                    "encryption key is not UTF-8".into(),
+                )
+            })?
+        }
+        _ => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "one of encryption_key or encrypted_encryption_key is required".into(),
+            ));
+        }
+    };
+    let known = state
+        .seen
+        .lock()
+        .expect("seen map poisoned")
+        .get(&req.job_id)
+        .copied();
+    let file_id = match known {
+        Some(file_id) => file_id,
+        None => job_file_on_chain(state, req.job_id).await?,
+    };
+    if file_id != req.file_id {
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "JOB_MISMATCH",
+            format!(
+                "job {} is for file {file_id}, not file {}",
+                req.job_id, req.file_id
+            ),
+        ));
+    }
+    let job = Job {
+        job_id: req.job_id,
+        file_id,
+        password,
+        received: Instant::now(),
+    };
+    match state.queue.try_send(job) {
+        Ok(()) => {
+            state.metrics.queued.inc();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(RunProofAccepted {
+                    job_id: req.job_id,
+                    status: "queued".into(),
+                }),
+            )
+                .into_response())
+        }
+        Err(_) => Err(reject(
+            StatusCode::TOO_MANY_REQUESTS,
+            "QUEUE_FULL",
+            "the TEE queue is full".into(),
+        )),
+    }
+}
+
+/// Reads a job the log watcher has not seen yet, checking it is this TEE's.
+async fn job_file_on_chain(state: &AppState, job_id: u64) -> Result<u64, Response> {
+    let pool = TeePoolPhala::new(state.upstreams.tee_pool, &state.provider);
+    let job = pool.jobs(U256::from(job_id)).call().await.map_err(|e| {
+        reject(
+            StatusCode::BAD_GATEWAY,
+            "BLOCKCHAIN_ERROR",
+            format!("cannot read job {job_id}: {e}"),
+        )
+    })?;
+    if job.fileId.is_zero() {
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "JOB_NOT_FOUND",
+            format!("job {job_id} does not exist"),
+        ));
+    }
+    if job.teeAddress != state.tee {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "WRONG_TEE",
+            format!(
+                "job {job_id} is assigned to {}, not this TEE ({})",
+                job.teeAddress, state.tee
+            ),
+        ));
+    }
+    Ok(job.fileId.to::<u64>())
+}
+
+/// Follows `JobSubmitted` logs for this TEE, remembering job → file.
+async fn watch_jobs(state: Arc<AppState>, every: Duration, stop: CancellationToken) {
+    let mut next = match state.provider.get_block_number().await {
+        Ok(n) => n.saturating_sub(100),
+        Err(_) => 0,
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(head) = state.provider.get_block_number().await else {
+            continue;
+        };
+        if head < next {
+            continue;
+        }
+        let filter = Filter::new()
+            .address(state.upstreams.tee_pool)
+            .event_signature(TeePoolPhala::JobSubmitted::SIGNATURE_HASH)
+            .from_block(next)
+            .to_block(head);
+        let Ok(logs) = state.provider.get_logs(&filter).await else {
+            continue;
+        };
+        let mut seen = state.seen.lock().expect("seen map poisoned");
+        for log in logs {
+            if let Ok(ev) = TeePoolPhala::JobSubmitted::decode_log(&log.inner)
+                && ev.teeAddress == state.tee
+            {
+                seen.insert(ev.jobId.to::<u64>(), ev.fileId.to::<u64>());
+            }
+        }
+        // Bounded memory: forget the oldest jobs once many have been seen.
+        if seen.len() > 200_000 {
+            let mut ids: Vec<u64> = seen.keys().copied().collect();
+            ids.sort_unstable();
+            for id in &ids[..100_000] {
+                seen.remove(id);
+            }
+        }
+        next = head + 1;
+    }
+}
+
+struct Worker {
+    fetcher: Fetcher,
+    sender: mpsc::Sender<ProofTx>,
+    instruction: String,
+    dlp_id: U256,
+    metadata: String,
+    service_time: Duration,
+}
+
+async fn run_workers(
+    state: Arc<AppState>,
+    mut queue: mpsc::Receiver<Job>,
+    worker: Worker,
+    workers: usize,
+    stop: CancellationToken,
+) {
+    let worker = Arc::new(worker);
+    let slots = Arc::new(Semaphore::new(workers));
+    loop {
+        let job = tokio::select! {
+            _ = stop.cancelled() => return,
+            job = queue.recv() => match job { Some(j) => j, None => return },
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        state.metrics.queued.dec();
+        state.metrics.busy.inc();
+        let (state, worker) = (state.clone(), worker.clone());
+        tokio::spawn(async move {
+            let job_id = job.job_id;
+            let received = job.received;
+            let outcome = prove(&state, &worker, job).await;
+            state.metrics.busy.dec();
+            drop(permit);
+            let label = match &outcome {
+                Ok(()) => {
+                    state
+                        .metrics
+                        .proof_seconds
+                        .observe(received.elapsed().as_secs_f64());
+                    "proved".to_owned()
+                }
+                Err(e) => {
+                    tracing::warn!(job_id, error = %e, "proof failed");
+                    e.split(':').next().unwrap_or("error").to_owned()
+                }
+            };
+            state
+                .metrics
+                .jobs
+                .get_or_create(&vec![("outcome".into(), label)])
+                .inc();
+        });
+    }
+}
+
+/// Scores a decrypted file: valid JSON with the expected sections scores
+/// highest; anything decryptable still scores above zero (a valid proof).
+pub fn score(plaintext: &[u8]) -> U256 {
+    let one = U256::from(10u64).pow(U256::from(18u64));
+    match serde_json::from_slice::<serde_json::Value>(plaintext) {
+        Ok(serde_json::Value::Object(map)) => {
+            let sections = ["user_profile", "activity_logs", "preferences", "metadata"];
+            let present = sections.iter().filter(|s| map.contains_key(**s)).count() as u64;
+            // 0.6 for valid JSON, +0.1 per expected section.
+            one * U256::from(6 + present) / U256::from(10u64)
+        }
+        Ok(_) => one / U256::from(2u64),
+        Err(_) => one / U256::from(10u64),
+    }
+}
+
+async fn prove(state: &AppState, worker: &Worker, job: Job) -> Result<(), String> {
+    let registry = DataRegistry::new(state.upstreams.data_registry, &state.provider);
+    let file = registry
+        .files(U256::from(job.file_id))
+        .call()
+        .await
+        .map_err(|e| format!("rpc: file {}: {e}", job.file_id))?;
+    let ciphertext = worker
+        .fetcher
+        .get(&file.url, Duration::from_secs(10))
+        .await
+        .map_err(|e| format!("download: {e}"))?;
+    let password = job.password;
+    let plaintext =
+        tokio::task::spawn_blocking(move || crypto::decrypt_with_password(&ciphertext, &password))
+            .await
+            .map_err(|e| format!("decrypt: task failed: {e}"))?
+            .map_err(|e| format!("decrypt: {e}"))?;
+    tokio::time::sleep(worker.service_time).await;
+    let score = score(&plaintext);
+    let proof_url = format!("ipfs://twin-proof/{}", job.job_id);
+    let digest = proof_digest(
+        &file.url,
+        score,
+        worker.dlp_id,
+        &worker.metadata,
+        &proof_url,
+        &worker.instruction,
+    );
+    let signature = state
+        .signer
+        .sign_message_sync(digest.as_slice())
+        .map_err(|e| format!("sign: {e}"))?;
+    let proof = protocol::contracts::Proof {
+        signature: signature.as_bytes().to_vec().into(),
+        data: protocol::contracts::ProofData {
+            score,
+            dlpId: worker.dlp_id,
+            metadata: worker.metadata.clone(),
+            proofUrl: proof_url,
+            instruction: worker.instruction.clone(),
+        },
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    worker
+        .sender
+        .send(ProofTx {
+            job_id: U256::from(job.job_id),
+            proof,
+            done: done_tx,
+        })
+        .await
+        .map_err(|_| "tx: sender stopped".to_owned())?;
+    done_rx.await.map_err(|_| "tx: sender stopped".to_owned())?
+}
+
+struct ProofTx {
+    job_id: U256,
+    proof: protocol::contracts::Proof,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// One task owns the TEE key's nonces: it broadcasts each `addProof` in turn
+/// with an explicit nonce, and a receipt waiter per transaction (alloy's shared
+/// new-block heartbeat, not a poll per transaction) reports the result. Any
+/// failure before broadcast resynchronises the nonce from the chain, so no gap
+/// is left behind.
+fn spawn_sender(
+    rpc_url: &str,
+    key: PrivateKeySigner,
+    tee_pool: Address,
+    stop: CancellationToken,
+) -> Result<mpsc::Sender<ProofTx>, String> {
+    let url: reqwest::Url = rpc_url
+        .parse()
+        .map_err(|e| format!("invalid rpc url {rpc_url:?}: {e}"))?;
+    let from = key.address();
+    let provider = ProviderBuilder::new()
+        .wallet(key)
+        .connect_http(url)
+        .erased();
+    let (tx, mut rx) = mpsc::channel::<ProofTx>(1024);
+    tokio::spawn(async move {
+        let pool = TeePoolPhala::new(tee_pool, provider.clone());
+        let mut nonce: Option<u64> = None;
+        let mut gas_limit: Option<u64> = None;
+        loop {
+            let item = tokio::select! {
+                _ = stop.cancelled() => return,
+                item = rx.recv() => match item { Some(i) => i, None => return },
+            };
+            let next = match nonce {
+                Some(n) => n,
+                None => match provider.get_transaction_count(from).pending().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = item.done.send(Err(format!("rpc: nonce of {from}: {e}")));
+                        continue;
+                    }
+                },
+            };
+            let call = pool
+                .addProof(item.job_id, item.proof.clone().into())
+                .nonce(next);
+            let gas = match gas_limit {
+                Some(g) => g,
+                None => match call.estimate_gas().await {
+                    Ok(g) => {
+                        // Measured once; proofs have the same shape, so a margin suffices.
+                        let g = g + g / 4;
+                        gas_limit = Some(g);
+                        g
+                    }
+                    Err(e) => {
+                        nonce = None;
+                        let _ = item.done.send(Err(describe_call_error("estimate", &e)));
+                        continue;
+                    }
+                },
+            };
+            match call.gas(gas).send().await {
+                Ok(pending) => {
+                    nonce = Some(next + 1);
+                    let done = item.done;
+                    tokio::spawn(async move {
+                        let result = match pending.get_receipt().await {
+                            Ok(r) if r.status() => Ok(()),
+                            Ok(r) => Err(format!(
+                                "revert: addProof reverted in tx {}",
+                                r.transaction_hash
+                            )),
+                            Err(e) => Err(format!("rpc: receipt: {e}")),
+                        };
+                        let _ = done.send(result);
+                    });
+                }
+                Err(e) => {
+                    nonce = None;
+                    let _ = item.done.send(Err(describe_call_error("send", &e)));
+                }
+            }
+        }
+    });
+    Ok(tx)
+}
+
+fn describe_call_error(stage: &str, e: &alloy::contract::Error) -> String {
+    let named = e
+        .as_revert_data()
+        .and_then(|data| protocol::contracts::decode_revert(&data));
+    match named {
+        Some(name) => format!("revert: {stage}: {name}"),
+        None => format!("rpc: {stage}: {e}"),
+    }
+}
