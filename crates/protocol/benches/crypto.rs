@@ -16,6 +16,7 @@ use alloy::{
     sol_types::eip712_domain,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pgp::{crypto::hash::HashAlgorithm, types::StringToKey};
 use sha2::{Digest, Sha256};
 use vana_load_protocol::crypto::{decrypt_with_password, ecies, encrypt_with_password, user_key};
 
@@ -52,6 +53,25 @@ fn bench_sha256(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("sha256_16mib", |b| {
         b.iter(|| Sha256::digest(black_box(&data)))
+    });
+    g.finish();
+}
+
+/// The S2K alone (what dominates every OpenPGP encrypt/decrypt), via rPGP.
+fn bench_s2k(c: &mut Criterion) {
+    let k = user_key(&signer()).unwrap();
+    let s2k = StringToKey::IteratedAndSalted {
+        hash_alg: HashAlgorithm::Sha256,
+        salt: [0x5a; 8],
+        count: 224,
+    };
+    let mut g = c.benchmark_group("sha256");
+    g.sample_size(20);
+    g.bench_function("s2k_iterated_224", |b| {
+        b.iter(|| {
+            s2k.derive_key(black_box(k.as_str().as_bytes()), 32)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -111,6 +131,7 @@ criterion_group!(
     benches,
     bench_user_key,
     bench_sha256,
+    bench_s2k,
     bench_openpgp,
     bench_ecies,
     bench_eip712

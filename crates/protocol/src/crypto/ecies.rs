@@ -133,7 +133,7 @@ pub fn decrypt(secret_key: &[u8], hex_ciphertext: &str) -> Result<Vec<u8>, Ecies
     let s = s.strip_prefix("0x").unwrap_or(s);
     let bytes = hex::decode(s)?;
     let n = bytes.len();
-    if n < OVERHEAD + 16 || (n - OVERHEAD) % 16 != 0 {
+    if n < OVERHEAD + 16 || !(n - OVERHEAD).is_multiple_of(16) {
         return Err(EciesError::Length(n));
     }
     let (iv, rest) = bytes.split_at(IV_LEN);
