@@ -18,7 +18,9 @@ use crate::config::BreakerConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// A probe is running.
     HalfOpen,
 }
@@ -144,10 +146,10 @@ impl Breakers {
 
     /// A probe journey was cancelled or dropped: let another probe through later.
     pub fn probe_abandoned(&mut self, component: &str, now: Instant) {
-        if let Some(b) = self.map.get_mut(component) {
-            if b.state == State::HalfOpen {
-                b.state = State::Open { until: now };
-            }
+        if let Some(b) = self.map.get_mut(component)
+            && b.state == State::HalfOpen
+        {
+            b.state = State::Open { until: now };
         }
     }
 

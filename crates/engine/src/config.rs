@@ -504,8 +504,9 @@ impl LoadTestConfig {
             assumed_journey_secs,
             abort_grace_secs
         );
-        let phases_set =
-            p.ramp_up_minutes.is_some() || p.sustain_minutes.is_some() || p.ramp_down_minutes.is_some();
+        let phases_set = p.ramp_up_minutes.is_some()
+            || p.sustain_minutes.is_some()
+            || p.ramp_down_minutes.is_some();
         set!(ramp_up_minutes, sustain_minutes, ramp_down_minutes);
         match (p.test_duration_minutes, phases_set) {
             (Some(total), false) => {
@@ -613,10 +614,16 @@ impl LoadTestConfig {
         pos("assumedJourneySecs", self.assumed_journey_secs)?;
         nonneg("abortGraceSecs", self.abort_grace_secs)?;
         if !(0.0..1.0).contains(&self.error_budget) {
-            return Err(invalid("errorBudget", format!("must be in [0, 1), got {}", self.error_budget)));
+            return Err(invalid(
+                "errorBudget",
+                format!("must be in [0, 1), got {}", self.error_budget),
+            ));
         }
         if self.rpc_endpoints.is_empty() {
-            return Err(invalid("rpcEndpoints", "at least one RPC endpoint is needed"));
+            return Err(invalid(
+                "rpcEndpoints",
+                "at least one RPC endpoint is needed",
+            ));
         }
         for e in &self.rpc_endpoints {
             if !(e.starts_with("http://")
@@ -624,13 +631,27 @@ impl LoadTestConfig {
                 || e.starts_with("ws://")
                 || e.starts_with("wss://"))
             {
-                return Err(invalid("rpcEndpoints", format!("`{e}` is not an http(s)/ws(s) URL")));
+                return Err(invalid(
+                    "rpcEndpoints",
+                    format!("`{e}` is not an http(s)/ws(s) URL"),
+                ));
             }
         }
-        parse_decimal(&self.wallet_funding_amount)
-            .ok_or_else(|| invalid("walletFundingAmount", format!("`{}` is not a decimal amount like \"0.1\"", self.wallet_funding_amount)))?;
+        parse_decimal(&self.wallet_funding_amount).ok_or_else(|| {
+            invalid(
+                "walletFundingAmount",
+                format!(
+                    "`{}` is not a decimal amount like \"0.1\"",
+                    self.wallet_funding_amount
+                ),
+            )
+        })?;
         let m = &self.data_mix;
-        for (f, v) in [("dataMix.small", m.small), ("dataMix.medium", m.medium), ("dataMix.large", m.large)] {
+        for (f, v) in [
+            ("dataMix.small", m.small),
+            ("dataMix.medium", m.medium),
+            ("dataMix.large", m.large),
+        ] {
             nonneg(f, v)?;
         }
         if m.small + m.medium + m.large <= 0.0 {
@@ -708,10 +729,12 @@ pub fn redact_url(u: &str) -> String {
     };
     let host = authority.rsplit('@').next().unwrap_or(authority);
     let tail = if tail.contains('?')
-        || tail
-            .split('/')
-            .any(|seg| seg.len() >= 16 && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-    {
+        || tail.split('/').any(|seg| {
+            seg.len() >= 16
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }) {
         "/<redacted>"
     } else {
         tail

@@ -73,7 +73,10 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
             "flow_start" => {
                 started.insert(ev.user);
                 r.arrived += 1;
-                r.first_arrival_s = Some(r.first_arrival_s.map_or(ev.intended_ms / 1000.0, |a: f64| a.min(ev.intended_ms / 1000.0)));
+                r.first_arrival_s =
+                    Some(r.first_arrival_s.map_or(ev.intended_ms / 1000.0, |a: f64| {
+                        a.min(ev.intended_ms / 1000.0)
+                    }));
                 r.start(ms(ev.wait_ms.unwrap_or(0.0)));
                 if ev.delayed == Some(true) {
                     r.delayed += 1;
@@ -118,7 +121,11 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                 if ev.delayed == Some(true) {
                     r.delayed += 1;
                 }
-                if ev.error.as_deref().is_some_and(|e| e.starts_with("breaker(")) {
+                if ev
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("breaker("))
+                {
                     r.shed += 1;
                 }
             }

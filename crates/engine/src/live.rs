@@ -69,7 +69,11 @@ fn hms(s: f64) -> String {
 impl LiveState {
     /// The plain one-line form.
     pub fn line(&self) -> String {
-        let errs: Vec<String> = self.errors.iter().map(|(c, n)| format!("{c}={n}")).collect();
+        let errs: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(c, n)| format!("{c}={n}"))
+            .collect();
         let mut s = format!(
             "[{} {:>5.1}%] {} arrivals {}/{} (planned {}) in-flight {}/{} ok {} failed {} {:.2}/s e2e p50 {} p95 {} delayed {} dropped {}",
             hms(self.elapsed_s),
@@ -210,14 +214,21 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
         .split(rows[1]);
-    let counters = vec![
-        format!("arrivals     {} / {} (planned now {})", s.arrivals, s.planned, s.planned_arrivals),
+    let counters = [
+        format!(
+            "arrivals     {} / {} (planned now {})",
+            s.arrivals, s.planned, s.planned_arrivals
+        ),
         format!("in flight    {} (cap {})", s.in_flight, s.cap),
         format!("succeeded    {}", s.succeeded),
         format!("failed       {}", s.failed),
         format!("delayed      {}   dropped {}", s.delayed, s.dropped),
         format!("completions  {:.2}/s", s.completions_per_s),
-        format!("e2e          p50 {}  p95 {}", secs(s.e2e_p50_ms), secs(s.e2e_p95_ms)),
+        format!(
+            "e2e          p50 {}  p95 {}",
+            secs(s.e2e_p50_ms),
+            secs(s.e2e_p95_ms)
+        ),
     ];
     f.render_widget(
         Paragraph::new(counters.join("\n"))
@@ -227,12 +238,22 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
     let err_rows: Vec<Row> = s
         .breakers_open
         .iter()
-        .map(|b| Row::new(vec![format!("BREAKER OPEN {b}"), String::new()]).style(Style::default().fg(Color::Red)))
-        .chain(s.errors.iter().map(|(c, n)| Row::new(vec![c.clone(), n.to_string()])))
+        .map(|b| {
+            Row::new(vec![format!("BREAKER OPEN {b}"), String::new()])
+                .style(Style::default().fg(Color::Red))
+        })
+        .chain(
+            s.errors
+                .iter()
+                .map(|(c, n)| Row::new(vec![c.clone(), n.to_string()])),
+        )
         .collect();
     f.render_widget(
-        Table::new(err_rows, [Constraint::Min(20), Constraint::Length(8)])
-            .block(Block::default().borders(Borders::ALL).title(" errors by class ")),
+        Table::new(err_rows, [Constraint::Min(20), Constraint::Length(8)]).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" errors by class "),
+        ),
         mid[1],
     );
     let step_rows: Vec<Row> = s
@@ -250,7 +271,10 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
                 Constraint::Length(8),
             ],
         )
-        .header(Row::new(vec!["step", "p50", "p95", "errors"]).style(Style::default().fg(Color::Yellow)))
+        .header(
+            Row::new(vec!["step", "p50", "p95", "errors"])
+                .style(Style::default().fg(Color::Yellow)),
+        )
         .block(Block::default().borders(Borders::ALL).title(" steps ")),
         rows[2],
     );

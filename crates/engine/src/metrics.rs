@@ -344,7 +344,13 @@ impl Recorder {
     /// Builds a snapshot and resets the interval accumulators.
     pub fn snapshot(&mut self, t_s: f64, interval_s: f64, phase: &str, planned: u64) -> Snapshot {
         let iv = self.take_interval();
-        let per_s = |n: u64| if interval_s > 0.0 { n as f64 / interval_s } else { 0.0 };
+        let per_s = |n: u64| {
+            if interval_s > 0.0 {
+                n as f64 / interval_s
+            } else {
+                0.0
+            }
+        };
         let cps = per_s(iv.completions);
         if cps > self.peak_completions_per_s {
             self.peak_completions_per_s = cps;

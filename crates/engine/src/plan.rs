@@ -112,7 +112,11 @@ impl PlanReport {
         for (x, col) in (0..width).map(|x| (x, x)) {
             let t = dur * (col as f64 + 0.5) / width as f64;
             let r = self.curve.rate(t);
-            let h = if peak > 0.0 { (r / peak * height as f64).round() as usize } else { 0 };
+            let h = if peak > 0.0 {
+                (r / peak * height as f64).round() as usize
+            } else {
+                0
+            };
             for row in grid.iter_mut().rev().take(h.min(height)) {
                 row[x] = '█';
             }

@@ -64,21 +64,49 @@ impl PromMetrics {
             breakers_open: Gauge::default(),
             schedule_lag_p99: Gauge::default(),
         };
-        r.register("arrivals", "Arrivals dispatched by the schedule", m.arrivals.clone());
+        r.register(
+            "arrivals",
+            "Arrivals dispatched by the schedule",
+            m.arrivals.clone(),
+        );
         r.register("started", "Journeys started", m.started.clone());
-        r.register("delayed", "Arrivals that waited for a concurrency slot", m.delayed.clone());
-        r.register("dropped", "Arrivals dropped (slot wait timeout or circuit breaker)", m.dropped.clone());
+        r.register(
+            "delayed",
+            "Arrivals that waited for a concurrency slot",
+            m.delayed.clone(),
+        );
+        r.register(
+            "dropped",
+            "Arrivals dropped (slot wait timeout or circuit breaker)",
+            m.dropped.clone(),
+        );
         r.register("in_flight", "Journeys in flight", m.in_flight.clone());
         r.register("completed", "Journeys that succeeded", m.completed.clone());
-        r.register("failed", "Journeys that failed, by error class and step", m.failed.clone());
+        r.register(
+            "failed",
+            "Journeys that failed, by error class and step",
+            m.failed.clone(),
+        );
         r.register(
             "e2e_seconds",
             "End-to-end latency of successful journeys from the intended start",
             m.e2e.clone(),
         );
-        r.register("step_seconds", "Service time of successful steps", m.step.clone());
-        r.register("planned_arrivals", "Arrivals the schedule intended so far", m.planned_arrivals.clone());
-        r.register("breakers_open", "Open circuit breakers", m.breakers_open.clone());
+        r.register(
+            "step_seconds",
+            "Service time of successful steps",
+            m.step.clone(),
+        );
+        r.register(
+            "planned_arrivals",
+            "Arrivals the schedule intended so far",
+            m.planned_arrivals.clone(),
+        );
+        r.register(
+            "breakers_open",
+            "Open circuit breakers",
+            m.breakers_open.clone(),
+        );
         r.register(
             "schedule_lag_p99_seconds",
             "p99 of dispatch lag behind the intended start",
@@ -165,12 +193,17 @@ pub fn parse_prometheus_text(text: &str) -> BTreeMap<String, f64> {
             },
         };
         let name = series.split('{').next().unwrap_or(series);
-        let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) else {
+        let Some(value) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
             continue;
         };
         let family_type = types.get(name).copied().or_else(|| {
             // Counters are exposed as `<family>_total` in OpenMetrics.
-            name.strip_suffix("_total").and_then(|f| types.get(f).copied())
+            name.strip_suffix("_total")
+                .and_then(|f| types.get(f).copied())
         });
         match family_type {
             Some("gauge" | "counter" | "untyped" | "unknown") | None => {

@@ -126,7 +126,9 @@ impl LineWriter {
     pub fn close(&mut self) -> std::io::Result<()> {
         self.tx.take();
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(std::io::Error::other("writer panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("writer panicked"))),
             None => Ok(()),
         }
     }
@@ -258,7 +260,13 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::R
 
 fn tag_name(s: &str) -> String {
     s.chars()
-        .map(|c| if c == ',' || c.is_whitespace() { '_' } else { c })
+        .map(|c| {
+            if c == ',' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -307,7 +315,9 @@ pub fn tagged_histograms(r: &Recorder) -> Vec<(String, &Hist)> {
 }
 
 /// Reads every tagged histogram of an interval log (for merging runs or checking).
-pub fn read_hlog(path: &Path) -> std::io::Result<Vec<(Option<String>, hdrhistogram::Histogram<u64>)>> {
+pub fn read_hlog(
+    path: &Path,
+) -> std::io::Result<Vec<(Option<String>, hdrhistogram::Histogram<u64>)>> {
     use base64::Engine;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};

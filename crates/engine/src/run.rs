@@ -60,7 +60,9 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("results directory {0} already holds a run (events.jsonl); choose another --out or resume it")]
+    #[error(
+        "results directory {0} already holds a run (events.jsonl); choose another --out or resume it"
+    )]
     NotEmpty(PathBuf),
     #[error("cannot serve Prometheus metrics on {addr}: {source}")]
     MetricsAddr {
@@ -279,12 +281,19 @@ impl<F: Flow> Drop for CancelGuard<F> {
         if let Some(c) = &self.probe {
             lock(&self.sh.breakers).probe_abandoned(c, Instant::now());
         }
-        let ev = self.sh.event("flow_cancelled", self.user, &self.wallet, self.intended);
+        let ev = self
+            .sh
+            .event("flow_cancelled", self.user, &self.wallet, self.intended);
         self.sh.events.send(&ev);
     }
 }
 
-async fn user_task<F: Flow>(sh: Arc<Shared<F>>, user: u64, intended: Instant, probe: Option<String>) {
+async fn user_task<F: Flow>(
+    sh: Arc<Shared<F>>,
+    user: u64,
+    intended: Instant,
+    probe: Option<String>,
+) {
     let arrived = Instant::now();
     let lag = arrived.saturating_duration_since(intended);
     lock(&sh.rec).arrival(sh.secs_since_t0(intended), lag);
@@ -362,7 +371,11 @@ async fn user_task<F: Flow>(sh: Arc<Shared<F>>, user: u64, intended: Instant, pr
             .observe(s.duration.as_secs_f64());
     }
 
-    let kind = if result.error.is_some() { "flow_failed" } else { "flow_complete" };
+    let kind = if result.error.is_some() {
+        "flow_failed"
+    } else {
+        "flow_complete"
+    };
     let mut ev = sh.event(kind, user, &guard.wallet, intended);
     ev.duration_ms = Some(ms(e2e));
     ev.wait_ms = Some(ms(wait));
@@ -422,7 +435,9 @@ async fn user_task<F: Flow>(sh: Arc<Shared<F>>, user: u64, intended: Instant, pr
                     err.step, err.class
                 ));
             } else if sh.cfg.fail_fast && tripped {
-                sh.abort(format!("failFast: circuit breaker opened for `{component}`"));
+                sh.abort(format!(
+                    "failFast: circuit breaker opened for `{component}`"
+                ));
             }
         }
     }
@@ -443,7 +458,7 @@ fn live_state<F>(sh: &Shared<F>, sched: &Schedule, base: f64, t: f64, cps: f64) 
         None
     };
     let mut errors: Vec<(String, u64)> = r.error_counts().into_iter().collect();
-    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     LiveState {
         profile: sh.cfg.profile.clone(),
         phase: sched.curve.phase(t + base).name().to_string(),
@@ -464,7 +479,12 @@ fn live_state<F>(sh: &Shared<F>, sched: &Schedule, base: f64, t: f64, cps: f64) 
         steps: crate::config::STEPS
             .iter()
             .map(|s| s.to_string())
-            .chain(r.steps.keys().filter(|k| !crate::config::STEPS.contains(&k.as_str())).cloned())
+            .chain(
+                r.steps
+                    .keys()
+                    .filter(|k| !crate::config::STEPS.contains(&k.as_str()))
+                    .cloned(),
+            )
             .filter_map(|k| {
                 r.steps
                     .get(&k)
@@ -537,7 +557,10 @@ async fn monitor<F: Flow>(
                     .find(|res| !res.pass);
                 drop(r);
                 if let Some(f) = failing {
-                    sh.abort(format!("threshold `{}` failed (actual {:?})", f.expr, f.actual));
+                    sh.abort(format!(
+                        "threshold `{}` failed (actual {:?})",
+                        f.expr, f.actual
+                    ));
                 }
             }
         }
@@ -614,17 +637,24 @@ fn criteria(
     let target_ms = cfg.p95_e2e_target_secs * 1000.0;
     let mut critical = Vec::new();
     for b in breakers {
-        critical.push(format!("circuit breaker `{}` opened {}x, shed {}", b.component, b.trips, b.shed));
+        critical.push(format!(
+            "circuit breaker `{}` opened {}x, shed {}",
+            b.component, b.trips, b.shed
+        ));
     }
-    if let Some(a) = aborted {
-        if a.starts_with("failFast") {
-            critical.push(a.clone());
-        }
+    if let Some(a) = aborted
+        && a.starts_with("failFast")
+    {
+        critical.push(a.clone());
     }
     let mut v = vec![
         Criterion {
             name: "users_succeeded".into(),
-            target: format!(">= {need} of {} planned (error budget {}%)", r.planned, cfg.error_budget * 100.0),
+            target: format!(
+                ">= {need} of {} planned (error budget {}%)",
+                r.planned,
+                cfg.error_budget * 100.0
+            ),
             actual: json!(r.succeeded),
             pass: r.succeeded >= need,
         },
@@ -643,7 +673,11 @@ fn criteria(
         Criterion {
             name: "no_critical_failure".into(),
             target: "no circuit breaker opened, no failFast abort".into(),
-            actual: if critical.is_empty() { json!("none") } else { json!(critical.join("; ")) },
+            actual: if critical.is_empty() {
+                json!("none")
+            } else {
+                json!(critical.join("; "))
+            },
             pass: critical.is_empty(),
         },
     ];
@@ -656,7 +690,9 @@ fn criteria(
             crate::threshold::Op::Eq => "==",
             crate::threshold::Op::Ne => "!=",
         };
-        let aborted_by_me = aborted.as_deref().is_some_and(|a| a.contains(&format!("`{}`", th.expr)));
+        let aborted_by_me = aborted
+            .as_deref()
+            .is_some_and(|a| a.contains(&format!("`{}`", th.expr)));
         v.push(Criterion {
             name: th.expr.clone(),
             target: format!("{op} {}", th.value),
@@ -667,7 +703,10 @@ fn criteria(
     v
 }
 
-fn load_metrics(r: &Recorder, gauge_max: &std::collections::BTreeMap<String, f64>) -> LoadTestMetrics {
+fn load_metrics(
+    r: &Recorder,
+    gauge_max: &std::collections::BTreeMap<String, f64>,
+) -> LoadTestMetrics {
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
     let load_s = r.load_seconds();
     let mut all_confirm = Hist::default();
@@ -710,7 +749,11 @@ fn load_metrics(r: &Recorder, gauge_max: &std::collections::BTreeMap<String, f64
                         k.clone(),
                         TxKindMetrics {
                             count: t.count,
-                            gas_used_mean: if t.count > 0 { t.gas_total as f64 / t.count as f64 } else { 0.0 },
+                            gas_used_mean: if t.count > 0 {
+                                t.gas_total as f64 / t.count as f64
+                            } else {
+                                0.0
+                            },
                             gas_used_total: t.gas_total.to_string(),
                             fee_wei_total: t.fee_wei_total.to_string(),
                             confirm_ms: e2e_of(&t.confirm),
@@ -733,7 +776,9 @@ fn load_metrics(r: &Recorder, gauge_max: &std::collections::BTreeMap<String, f64
             storage_quota_used: pick_gauge("bytes"),
         },
         ai: AiMetrics {
-            inference_latency_ms: step("infer_wait").map(|s| e2e_of(&s.ok)).unwrap_or_default(),
+            inference_latency_ms: step("infer_wait")
+                .map(|s| e2e_of(&s.ok))
+                .unwrap_or_default(),
             queue_depth: pick_gauge("queue"),
             model_availability: ratio(infer_ok, infer_all),
         },
@@ -766,17 +811,23 @@ pub async fn run<F: Flow>(
         .iter()
         .map(|t| t.parse().expect("validated"))
         .collect();
-    let out = options.out_dir.clone().unwrap_or_else(results::default_out_dir);
+    let out = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(results::default_out_dir);
     std::fs::create_dir_all(&out).map_err(io_err(&out))?;
     let events_path = out.join("events.jsonl");
-    let has_events = std::fs::metadata(&events_path).map(|m| m.len() > 0).unwrap_or(false);
+    let has_events = std::fs::metadata(&events_path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
     let (recorder, skip, prev_run_id) = if options.resume && has_events {
         let st = journal::replay(&out, config.total_users).map_err(io_err(&events_path))?;
         let prev: Option<String> = std::fs::read(out.join("run.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v.get("run_id")?.as_str().map(str::to_string));
-        let skip: std::collections::BTreeSet<u64> = st.finished.union(&st.dropped).copied().collect();
+        let skip: std::collections::BTreeSet<u64> =
+            st.finished.union(&st.dropped).copied().collect();
         (st.recorder, skip, prev)
     } else if has_events {
         return Err(EngineError::NotEmpty(out));
@@ -791,8 +842,12 @@ pub async fn run<F: Flow>(
         .unwrap_or_else(|| format!("run-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
     let started_at = chrono::Utc::now();
     write_json(&out, "config.json", &config.redacted_json()).map_err(io_err(&out))?;
-    let (profile, total_users, seed, arrival) =
-        (config.profile.clone(), config.total_users, config.seed, config.arrival);
+    let (profile, total_users, seed, arrival) = (
+        config.profile.clone(),
+        config.total_users,
+        config.seed,
+        config.arrival,
+    );
     let run_json = |status: &str, aborted: &Option<String>| {
         serde_json::json!({
             "run_id": run_id,
@@ -822,7 +877,9 @@ pub async fn run<F: Flow>(
     }
 
     let sched = Arc::new(Schedule::from_config(&config));
-    let todo: Vec<u64> = (0..config.total_users).filter(|u| !skip.contains(u)).collect();
+    let todo: Vec<u64> = (0..config.total_users)
+        .filter(|u| !skip.contains(u))
+        .collect();
     // A resumed run starts its first remaining user now.
     let base = todo.first().map_or(0.0, |u| sched.offset(*u as usize));
     let events = LineWriter::open(&events_path).map_err(io_err(&events_path))?;
@@ -930,7 +987,12 @@ pub async fn run<F: Flow>(
         .collect();
     let mut summary = Summary::from_recorder(&rec);
     summary.criteria = criteria(&sh.cfg, &rec, &th_results, &thresholds, &breakers, &aborted);
-    summary.verdict = if summary.criteria.iter().all(|c| c.pass) { "pass" } else { "fail" }.into();
+    summary.verdict = if summary.criteria.iter().all(|c| c.pass) {
+        "pass"
+    } else {
+        "fail"
+    }
+    .into();
     let (u, s, d) = sh.cfg.scaled_phases();
     let details = Details {
         run_id: run_id.clone(),
@@ -957,7 +1019,11 @@ pub async fn run<F: Flow>(
         breakers,
         schedule_lag_ms: e2e_of(&rec.schedule_lag),
         queue_wait_ms: e2e_of(&rec.queue_wait),
-        e2e_failed_ms: rec.e2e_failed.iter().map(|(k, h)| (k.clone(), e2e_of(h))).collect(),
+        e2e_failed_ms: rec
+            .e2e_failed
+            .iter()
+            .map(|(k, h)| (k.clone(), e2e_of(h)))
+            .collect(),
         errors: rec.errors.clone(),
         gauge_max: gauge_max.clone(),
         metrics: load_metrics(&rec, &gauge_max),

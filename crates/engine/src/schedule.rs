@@ -54,7 +54,11 @@ impl RateCurve {
     /// The curve for `total` users over the given (scaled) phase durations in seconds.
     pub fn new(total: f64, ramp_up: f64, sustain: f64, ramp_down: f64) -> RateCurve {
         let area = ramp_up / 2.0 + sustain + ramp_down / 2.0;
-        let peak = if area > 0.0 { total / area } else { f64::INFINITY };
+        let peak = if area > 0.0 {
+            total / area
+        } else {
+            f64::INFINITY
+        };
         RateCurve {
             ramp_up,
             sustain,

@@ -138,7 +138,9 @@ impl Threshold {
             reason: reason.to_string(),
         };
         let s = expr.trim();
-        let open = s.find('(').ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
+        let open = s
+            .find('(')
+            .ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
         let close = s.find(')').ok_or_else(|| err("missing `)`"))?;
         if close < open {
             return Err(err("misplaced `)`"));

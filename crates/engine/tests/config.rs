@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use vana_load_engine::config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, TxMode};
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |k| m.get(k).cloned()
 }
 
@@ -20,16 +23,38 @@ fn field_of(e: ConfigError) -> String {
 fn burst_is_the_plans_default_config() {
     let c = Preset::Burst.config();
     assert_eq!(c, LoadTestConfig::default());
-    assert_eq!((c.total_users, c.max_concurrent_users, c.max_wallets), (12_500, 1000, 15_000));
-    assert_eq!((c.ramp_up_minutes, c.sustain_minutes, c.ramp_down_minutes, c.test_duration_minutes), (30.0, 120.0, 30.0, 180.0));
+    assert_eq!(
+        (c.total_users, c.max_concurrent_users, c.max_wallets),
+        (12_500, 1000, 15_000)
+    );
+    assert_eq!(
+        (
+            c.ramp_up_minutes,
+            c.sustain_minutes,
+            c.ramp_down_minutes,
+            c.test_duration_minutes
+        ),
+        (30.0, 120.0, 30.0, 180.0)
+    );
     assert_eq!(c.wallet_funding_amount, "0.1");
     assert_eq!(c.metrics_interval, 30.0);
     assert!(!c.fail_fast && !c.enable_debug_logs);
     for p in Preset::ALL {
-        p.config().validate().unwrap_or_else(|e| panic!("preset {} invalid: {e}", p.name()));
+        p.config()
+            .validate()
+            .unwrap_or_else(|e| panic!("preset {} invalid: {e}", p.name()));
     }
     let c = Preset::Conservative.config();
-    assert_eq!((c.total_users, c.max_concurrent_users, c.ramp_up_minutes, c.sustain_minutes, c.ramp_down_minutes), (5000, 200, 10.0, 40.0, 10.0));
+    assert_eq!(
+        (
+            c.total_users,
+            c.max_concurrent_users,
+            c.ramp_up_minutes,
+            c.sustain_minutes,
+            c.ramp_down_minutes
+        ),
+        (5000, 200, 10.0, 40.0, 10.0)
+    );
     let s = Preset::Smoke.config();
     assert!((50..=70).contains(&s.total_users) && s.test_duration_minutes <= 2.0);
     let d = Preset::Debug.config();
@@ -64,7 +89,11 @@ fn layers_apply_in_order_later_wins() {
         ("LOAD_TEST_WALLET_FUNDING_AMOUNT", "0.5"),
     ]))
     .unwrap();
-    let cli = ConfigPatch { max_concurrent_users: Some(500), time_scale: Some(0.1), ..Default::default() };
+    let cli = ConfigPatch {
+        max_concurrent_users: Some(500),
+        time_scale: Some(0.1),
+        ..Default::default()
+    };
     let c = LoadTestConfig::layered(Preset::Burst, Some(&profile), &envp, &cli).unwrap();
     assert_eq!(c.profile, "conservative");
     assert_eq!(c.total_users, 4000); // profile over preset
@@ -85,8 +114,14 @@ fn layers_apply_in_order_later_wins() {
 fn duration_env_rescales_phases_and_cli_phases_recompute_total() {
     let envp = ConfigPatch::from_env(env(&[("LOAD_TEST_DURATION_MINUTES", "60")])).unwrap();
     let c = LoadTestConfig::layered(Preset::Burst, None, &envp, &ConfigPatch::default()).unwrap();
-    assert_eq!((c.ramp_up_minutes, c.sustain_minutes, c.ramp_down_minutes), (10.0, 40.0, 10.0));
-    let cli = ConfigPatch { sustain_minutes: Some(20.0), ..Default::default() };
+    assert_eq!(
+        (c.ramp_up_minutes, c.sustain_minutes, c.ramp_down_minutes),
+        (10.0, 40.0, 10.0)
+    );
+    let cli = ConfigPatch {
+        sustain_minutes: Some(20.0),
+        ..Default::default()
+    };
     let c = LoadTestConfig::layered(Preset::Burst, None, &ConfigPatch::default(), &cli).unwrap();
     assert_eq!(c.test_duration_minutes, 80.0);
 }
@@ -95,18 +130,43 @@ fn duration_env_rescales_phases_and_cli_phases_recompute_total() {
 fn invalid_configs_are_refused_naming_the_field() {
     let none = ConfigPatch::default();
     let layered = |p: ConfigPatch| LoadTestConfig::layered(Preset::Burst, Some(&p), &none, &none);
-    let e = layered(ConfigPatch { total_users: Some(20_000), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        total_users: Some(20_000),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert_eq!(field_of(e), "totalUsers");
-    let e = layered(ConfigPatch { test_duration_minutes: Some(100.0), ramp_up_minutes: Some(30.0), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        test_duration_minutes: Some(100.0),
+        ramp_up_minutes: Some(30.0),
+        ..Default::default()
+    })
+    .unwrap_err();
     let msg = e.to_string();
     assert_eq!(field_of(e), "testDurationMinutes", "{msg}");
-    let e = layered(ConfigPatch { max_concurrent_users: Some(0), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        max_concurrent_users: Some(0),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert_eq!(field_of(e), "maxConcurrentUsers");
-    let e = layered(ConfigPatch { time_scale: Some(0.0), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        time_scale: Some(0.0),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert_eq!(field_of(e), "timeScale");
-    let e = layered(ConfigPatch { wallet_funding_amount: Some("lots".into()), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        wallet_funding_amount: Some("lots".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert_eq!(field_of(e), "walletFundingAmount");
-    let e = layered(ConfigPatch { rpc_endpoints: Some(vec!["rpc.moksha.vana.org".into()]), ..Default::default() }).unwrap_err();
+    let e = layered(ConfigPatch {
+        rpc_endpoints: Some(vec!["rpc.moksha.vana.org".into()]),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert_eq!(field_of(e), "rpcEndpoints");
     let p = ConfigPatch::from_toml_str(r#"thresholds = ["p95(e2e) < banana"]"#, "x.toml").unwrap();
     let e = layered(p).unwrap_err();
@@ -119,14 +179,26 @@ fn invalid_configs_are_refused_naming_the_field() {
     assert_eq!(field_of(e), "LOAD_TEST_TOTAL_USERS");
     let e = ConfigPatch::from_env(env(&[("LOAD_TEST_FAIL_FAST", "maybe")])).unwrap_err();
     assert_eq!(field_of(e), "LOAD_TEST_FAIL_FAST");
-    assert!(matches!("nope".parse::<Preset>(), Err(ConfigError::UnknownPreset(_))));
+    assert!(matches!(
+        "nope".parse::<Preset>(),
+        Err(ConfigError::UnknownPreset(_))
+    ));
 }
 
 #[test]
 fn redacted_config_hides_credentials() {
     let mut c = Preset::Smoke.config();
-    c.rpc_endpoints = vec!["https://user:secret@rpc.example.org/v2/abcdef0123456789abcdef".into(), "http://127.0.0.1:8545".into()];
+    c.rpc_endpoints = vec![
+        "https://user:secret@rpc.example.org/v2/abcdef0123456789abcdef".into(),
+        "http://127.0.0.1:8545".into(),
+    ];
     let j = c.redacted_json().to_string();
-    assert!(!j.contains("secret") && !j.contains("abcdef0123456789"), "{j}");
-    assert!(j.contains("https://rpc.example.org/<redacted>") && j.contains("http://127.0.0.1:8545"), "{j}");
+    assert!(
+        !j.contains("secret") && !j.contains("abcdef0123456789"),
+        "{j}"
+    );
+    assert!(
+        j.contains("https://rpc.example.org/<redacted>") && j.contains("http://127.0.0.1:8545"),
+        "{j}"
+    );
 }

@@ -66,24 +66,50 @@ async fn cap_of_one_measures_latency_from_the_intended_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(9, 6.3, 1);
     c.max_queue_wait_secs = 100.0;
-    let out = run(c, Arc::new(Fixed { service: Duration::from_secs(1) }), opts(dir.path())).await.unwrap();
+    let out = run(
+        c,
+        Arc::new(Fixed {
+            service: Duration::from_secs(1),
+        }),
+        opts(dir.path()),
+    )
+    .await
+    .unwrap();
     let s = &out.summary;
-    assert_eq!((s.users.started, s.users.succeeded, s.users.delayed, s.users.dropped), (9, 9, 8, 0));
+    assert_eq!(
+        (
+            s.users.started,
+            s.users.succeeded,
+            s.users.delayed,
+            s.users.dropped
+        ),
+        (9, 9, 8, 0)
+    );
     let ev = events(dir.path());
     let mut done: Vec<&Event> = ev.iter().filter(|e| e.event == "flow_complete").collect();
     done.sort_by_key(|e| e.user);
     for e in &done {
         let want = 1000.0 + 300.0 * e.user as f64;
         let got = e.duration_ms.unwrap();
-        assert!((got - want).abs() < 1.0, "user {}: e2e {got} ms, want {want} ms", e.user);
-        assert!((e.steps[0].ms - 1000.0).abs() < 1.0, "service time stays 1 s");
+        assert!(
+            (got - want).abs() < 1.0,
+            "user {}: e2e {got} ms, want {want} ms",
+            e.user
+        );
+        assert!(
+            (e.steps[0].ms - 1000.0).abs() < 1.0,
+            "service time stays 1 s"
+        );
         assert!((e.intended_ms - 700.0 * e.user as f64).abs() < 1.0);
     }
     // Max is user 8: 3.4 s. p50 is user 4: 2.2 s. Service time p50 stays 1 s.
     assert!((s.e2e_ms.max.unwrap() - 3400.0).abs() <= 3400.0 * 0.001 + 1.0);
     assert!((s.e2e_ms.p50.unwrap() - 2200.0).abs() <= 2200.0 * 0.001 + 1.0);
     assert!((s.steps["service"].p50_ms.unwrap() - 1000.0).abs() <= 1.0 + 1.0);
-    assert!(s.e2e_ms.p95.unwrap() > 3000.0, "a closed-loop measurement would report 1 s");
+    assert!(
+        s.e2e_ms.p95.unwrap() > 3000.0,
+        "a closed-loop measurement would report 1 s"
+    );
 }
 
 /// Same system with a 1 s maximum wait: users 4 and 7 would wait 1.2 s and 1.1 s, so they are dropped.
@@ -92,10 +118,25 @@ async fn arrivals_over_the_cap_are_delayed_then_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(9, 6.3, 1);
     c.max_queue_wait_secs = 1.0;
-    let out = run(c, Arc::new(Fixed { service: Duration::from_secs(1) }), opts(dir.path())).await.unwrap();
+    let out = run(
+        c,
+        Arc::new(Fixed {
+            service: Duration::from_secs(1),
+        }),
+        opts(dir.path()),
+    )
+    .await
+    .unwrap();
     let u = &out.summary.users;
-    assert_eq!((u.planned, u.started, u.succeeded, u.delayed, u.dropped), (9, 7, 7, 8, 2));
-    let dropped: BTreeSet<u64> = events(dir.path()).iter().filter(|e| e.event == "flow_dropped").map(|e| e.user).collect();
+    assert_eq!(
+        (u.planned, u.started, u.succeeded, u.delayed, u.dropped),
+        (9, 7, 7, 8, 2)
+    );
+    let dropped: BTreeSet<u64> = events(dir.path())
+        .iter()
+        .filter(|e| e.event == "flow_dropped")
+        .map(|e| e.user)
+        .collect();
     assert_eq!(dropped, BTreeSet::from([4, 7]));
     assert_eq!(out.exit_code(), 1, "2 of 9 dropped misses users_succeeded");
 }
@@ -111,11 +152,16 @@ async fn fixed_two_second_inference_is_reported_as_two_seconds() {
             let a = t.elapsed();
             let t = tokio::time::Instant::now();
             tokio::time::sleep(Duration::from_secs(2)).await;
-            FlowResult::ok(vec![StepSample::ok("infer_request", a), StepSample::ok("infer_wait", t.elapsed())])
+            FlowResult::ok(vec![
+                StepSample::ok("infer_request", a),
+                StepSample::ok("infer_wait", t.elapsed()),
+            ])
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run(cfg(20, 2.0, 50), Arc::new(Infer), opts(dir.path())).await.unwrap();
+    let out = run(cfg(20, 2.0, 50), Arc::new(Infer), opts(dir.path()))
+        .await
+        .unwrap();
     let s = &out.summary;
     assert_eq!(s.users.succeeded, 20);
     let p50 = s.steps["infer_wait"].p50_ms.unwrap();
@@ -139,23 +185,41 @@ impl Flow for Mixed {
         let a = Duration::from_millis(100 + h(u) % 900);
         tokio::time::sleep(a).await;
         let mut steps = vec![StepSample::ok("upload", a)];
-        let txs = vec![TxSample { kind: "register", gas_used: 150_000 + u, fee_wei: 10u128.pow(15), confirm: a, block: u / 4 }];
+        let txs = vec![TxSample {
+            kind: "register",
+            gas_used: 150_000 + u,
+            fee_wei: 10u128.pow(15),
+            confirm: a,
+            block: u / 4,
+        }];
         let b = Duration::from_millis(500 + h(u + 1) % 4000);
         tokio::time::sleep(b).await;
         let class = match h(u + 2) % 20 {
             0 => Some("timeout"),
             1 => Some("revert(InvalidNonce)"),
-            2 if u % 2 == 0 => Some("server_NOT_FOUND_ERROR"),
+            2 if u.is_multiple_of(2) => Some("server_NOT_FOUND_ERROR"),
             _ => None,
         };
         match class {
             None => {
                 steps.push(StepSample::ok("register", b));
-                FlowResult { steps, error: None, txs }
+                FlowResult {
+                    steps,
+                    error: None,
+                    txs,
+                }
             }
             Some(c) => {
                 steps.push(StepSample::failed("register", b, c));
-                FlowResult { steps, error: Some(FlowError { step: "register", class: c.into(), message: format!("synthetic {c}") }), txs }
+                FlowResult {
+                    steps,
+                    error: Some(FlowError {
+                        step: "register",
+                        class: c.into(),
+                        message: format!("synthetic {c}"),
+                    }),
+                    txs,
+                }
             }
         }
     }
@@ -195,8 +259,17 @@ async fn summary_agrees_with_events_and_the_journal() {
     assert_eq!(s.users.succeeded, count("flow_complete"));
     assert_eq!(s.users.failed, count("flow_failed"));
     assert_eq!(s.users.dropped, count("flow_dropped"));
-    assert!(s.users.delayed > 0 && s.users.dropped > 0, "the cap must bind in this test: {:?}", s.users);
-    let delayed = ev.iter().filter(|e| (e.event == "flow_start" || e.event == "flow_dropped") && e.delayed == Some(true)).count() as u64;
+    assert!(
+        s.users.delayed > 0 && s.users.dropped > 0,
+        "the cap must bind in this test: {:?}",
+        s.users
+    );
+    let delayed = ev
+        .iter()
+        .filter(|e| {
+            (e.event == "flow_start" || e.event == "flow_dropped") && e.delayed == Some(true)
+        })
+        .count() as u64;
     assert_eq!(s.users.delayed, delayed);
     assert_eq!(s.users.started + s.users.dropped, 400);
     // Error classes.
@@ -208,24 +281,54 @@ async fn summary_agrees_with_events_and_the_journal() {
     assert_eq!(s.errors, classes);
     assert_eq!(classes.len(), 3);
     // Percentiles recomputed from the events, within histogram precision.
-    let mut e2e: Vec<f64> = ev.iter().filter(|e| e.event == "flow_complete").map(|e| e.duration_ms.unwrap()).collect();
+    let mut e2e: Vec<f64> = ev
+        .iter()
+        .filter(|e| e.event == "flow_complete")
+        .map(|e| e.duration_ms.unwrap())
+        .collect();
     e2e.sort_by(f64::total_cmp);
-    for (q, got) in [(50.0, s.e2e_ms.p50), (95.0, s.e2e_ms.p95), (99.0, s.e2e_ms.p99), (100.0, s.e2e_ms.max)] {
+    for (q, got) in [
+        (50.0, s.e2e_ms.p50),
+        (95.0, s.e2e_ms.p95),
+        (99.0, s.e2e_ms.p99),
+        (100.0, s.e2e_ms.max),
+    ] {
         let want = nearest_rank(&e2e, q);
-        assert!(close(got.unwrap(), want), "p{q}: summary {got:?} vs events {want}");
+        assert!(
+            close(got.unwrap(), want),
+            "p{q}: summary {got:?} vs events {want}"
+        );
     }
-    let mut up: Vec<f64> = ev.iter().flat_map(|e| e.steps.iter()).filter(|s| s.name == "upload").map(|s| s.ms).collect();
+    let mut up: Vec<f64> = ev
+        .iter()
+        .flat_map(|e| e.steps.iter())
+        .filter(|s| s.name == "upload")
+        .map(|s| s.ms)
+        .collect();
     up.sort_by(f64::total_cmp);
     assert_eq!(s.steps["upload"].count, up.len() as u64);
-    assert!(close(s.steps["upload"].p95_ms.unwrap(), nearest_rank(&up, 95.0)));
+    assert!(close(
+        s.steps["upload"].p95_ms.unwrap(),
+        nearest_rank(&up, 95.0)
+    ));
     assert_eq!(s.steps["register"].errors, s.users.failed);
     // Every flow_* line carries the plan's fields.
     for e in &ev {
-        assert!(e.wallet.starts_with("0x") && e.test_id == format!("t-{}", e.user) && e.timestamp > 0);
+        assert!(
+            e.wallet.starts_with("0x") && e.test_id == format!("t-{}", e.user) && e.timestamp > 0
+        );
     }
     // Throughput is over the load phases: succeeded / (first arrival → last completion).
-    assert!(s.throughput.flows_per_s > 0.0 && s.throughput.peak_flows_per_s >= s.throughput.flows_per_s * 0.5);
-    assert!((s.throughput.tx_per_s / s.throughput.flows_per_s - (s.users.started as f64 / s.users.succeeded as f64)).abs() < 1e-6);
+    assert!(
+        s.throughput.flows_per_s > 0.0
+            && s.throughput.peak_flows_per_s >= s.throughput.flows_per_s * 0.5
+    );
+    assert!(
+        (s.throughput.tx_per_s / s.throughput.flows_per_s
+            - (s.users.started as f64 / s.users.succeeded as f64))
+            .abs()
+            < 1e-6
+    );
     // The journal rebuilds the same measurements.
     let st = journal::replay(dir.path(), 400).unwrap();
     let again = Summary::from_recorder(&st.recorder);
@@ -239,10 +342,20 @@ async fn summary_agrees_with_events_and_the_journal() {
     assert!(close(again.e2e_ms.p99.unwrap(), s.e2e_ms.p99.unwrap()));
     // Histograms in HdrHistogram V2 (interval log) agree with the summary.
     let hl = read_hlog(&dir.path().join("histograms.hlog")).unwrap();
-    let e2e_h = &hl.iter().find(|(t, _)| t.as_deref() == Some("e2e")).unwrap().1;
+    let e2e_h = &hl
+        .iter()
+        .find(|(t, _)| t.as_deref() == Some("e2e"))
+        .unwrap()
+        .1;
     assert_eq!(e2e_h.len(), s.users.succeeded);
-    assert!(close(e2e_h.value_at_percentile(95.0) as f64 / 1000.0, s.e2e_ms.p95.unwrap()));
-    assert!(hl.iter().any(|(t, _)| t.as_deref() == Some("e2e.failed.revert(InvalidNonce)")));
+    assert!(close(
+        e2e_h.value_at_percentile(95.0) as f64 / 1000.0,
+        s.e2e_ms.p95.unwrap()
+    ));
+    assert!(
+        hl.iter()
+            .any(|(t, _)| t.as_deref() == Some("e2e.failed.revert(InvalidNonce)"))
+    );
     // Per-interval histograms merge to the same total.
     let iv = read_hlog(&dir.path().join("intervals.hlog")).unwrap();
     let mut merged = hdrhistogram::Histogram::<u64>::new(3).unwrap();
@@ -250,20 +363,35 @@ async fn summary_agrees_with_events_and_the_journal() {
         merged.add(h).unwrap();
     }
     assert_eq!(merged.len(), s.users.succeeded);
-    assert_eq!(merged.value_at_percentile(99.0), e2e_h.value_at_percentile(99.0));
+    assert_eq!(
+        merged.value_at_percentile(99.0),
+        e2e_h.value_at_percentile(99.0)
+    );
     // Time series: one line per interval, cumulative counters end at the totals.
-    let ts: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("timeseries.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ts: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("timeseries.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(ts.len() >= 60, "{} snapshots", ts.len());
     let last = ts.last().unwrap();
     assert_eq!(last["succeeded"], s.users.succeeded);
     assert_eq!(last["planned_arrivals"], 400);
-    let sum_cps: f64 = ts.windows(2).map(|w| w[1]["succeeded"].as_u64().unwrap() - w[0]["succeeded"].as_u64().unwrap()).sum::<u64>() as f64;
+    let sum_cps: f64 = ts
+        .windows(2)
+        .map(|w| w[1]["succeeded"].as_u64().unwrap() - w[0]["succeeded"].as_u64().unwrap())
+        .sum::<u64>() as f64;
     assert!(sum_cps <= s.users.succeeded as f64);
     // Redacted config and details are written.
     assert!(dir.path().join("config.json").exists());
-    let details: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("details.json")).unwrap()).unwrap();
-    assert_eq!(details["metrics"]["blockchain"]["gas_usage"]["register"]["count"], s.users.started);
-    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let details: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("details.json")).unwrap()).unwrap();
+    assert_eq!(
+        details["metrics"]["blockchain"]["gas_usage"]["register"]["count"],
+        s.users.started
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["status"], "completed");
 }
 
@@ -275,17 +403,62 @@ fn vengine_spacing() -> vana_load_engine::Spacing {
 #[tokio::test(start_paused = true)]
 async fn summary_json_has_exactly_the_issues_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(cfg(5, 5.0, 5), Arc::new(Fixed { service: Duration::from_millis(200) }), opts(dir.path())).await.unwrap();
+    let out = run(
+        cfg(5, 5.0, 5),
+        Arc::new(Fixed {
+            service: Duration::from_millis(200),
+        }),
+        opts(dir.path()),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.exit_code(), 0, "{:?}", out.summary.criteria);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
-    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let keys = |v: &serde_json::Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
     let set = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(keys(&v), set(&["users", "e2e_ms", "steps", "errors", "throughput", "criteria", "verdict"]));
-    assert_eq!(keys(&v["users"]), set(&["planned", "started", "succeeded", "failed", "delayed", "dropped"]));
+    assert_eq!(
+        keys(&v),
+        set(&[
+            "users",
+            "e2e_ms",
+            "steps",
+            "errors",
+            "throughput",
+            "criteria",
+            "verdict"
+        ])
+    );
+    assert_eq!(
+        keys(&v["users"]),
+        set(&[
+            "planned",
+            "started",
+            "succeeded",
+            "failed",
+            "delayed",
+            "dropped"
+        ])
+    );
     assert_eq!(keys(&v["e2e_ms"]), set(&["p50", "p95", "p99", "max"]));
-    assert_eq!(keys(&v["steps"]["service"]), set(&["count", "errors", "p50_ms", "p95_ms", "p99_ms"]));
-    assert_eq!(keys(&v["throughput"]), set(&["flows_per_s", "peak_flows_per_s", "tx_per_s"]));
-    assert_eq!(keys(&v["criteria"][0]), set(&["name", "target", "actual", "pass"]));
+    assert_eq!(
+        keys(&v["steps"]["service"]),
+        set(&["count", "errors", "p50_ms", "p95_ms", "p99_ms"])
+    );
+    assert_eq!(
+        keys(&v["throughput"]),
+        set(&["flows_per_s", "peak_flows_per_s", "tx_per_s"])
+    );
+    assert_eq!(
+        keys(&v["criteria"][0]),
+        set(&["name", "target", "actual", "pass"])
+    );
     assert_eq!(v["verdict"], "pass");
 }
 
@@ -295,8 +468,16 @@ impl Flow for AlwaysFails {
         self.0.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(300)).await;
         FlowResult {
-            steps: vec![StepSample::failed("upload", Duration::from_millis(300), "storage_503")],
-            error: Some(FlowError { step: "upload", class: "storage_503".into(), message: "503".into() }),
+            steps: vec![StepSample::failed(
+                "upload",
+                Duration::from_millis(300),
+                "storage_503",
+            )],
+            error: Some(FlowError {
+                step: "upload",
+                class: "storage_503".into(),
+                message: "503".into(),
+            }),
             txs: vec![],
         }
     }
@@ -310,12 +491,29 @@ async fn abort_on_fail_threshold_stops_the_run() {
     c.thresholds = vec![ThresholdSpec::new("rate(errors) < 0.02", true)];
     let flow = Arc::new(AlwaysFails(AtomicU64::new(0)));
     let out = run(c, flow.clone(), opts(dir.path())).await.unwrap();
-    assert!(out.aborted.as_deref().unwrap().contains("rate(errors) < 0.02"), "{:?}", out.aborted);
-    assert!(flow.0.load(Ordering::SeqCst) < 100, "stopped early: {}", flow.0.load(Ordering::SeqCst));
+    assert!(
+        out.aborted
+            .as_deref()
+            .unwrap()
+            .contains("rate(errors) < 0.02"),
+        "{:?}",
+        out.aborted
+    );
+    assert!(
+        flow.0.load(Ordering::SeqCst) < 100,
+        "stopped early: {}",
+        flow.0.load(Ordering::SeqCst)
+    );
     assert_eq!(out.exit_code(), 1);
-    let c = out.summary.criteria.iter().find(|c| c.name == "rate(errors) < 0.02").unwrap();
+    let c = out
+        .summary
+        .criteria
+        .iter()
+        .find(|c| c.name == "rate(errors) < 0.02")
+        .unwrap();
     assert!(!c.pass);
-    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["status"], "aborted");
 }
 
@@ -331,7 +529,12 @@ async fn fail_fast_stops_at_the_first_critical_error() {
     assert_eq!(out.summary.users.failed, 1);
     // Arrivals in the 0.3 s before the first failure started; the rest never arrived.
     assert!(out.summary.users.started < 10, "{:?}", out.summary.users);
-    let crit = out.summary.criteria.iter().find(|c| c.name == "no_critical_failure").unwrap();
+    let crit = out
+        .summary
+        .criteria
+        .iter()
+        .find(|c| c.name == "no_critical_failure")
+        .unwrap();
     assert!(!crit.pass);
 }
 
@@ -346,13 +549,26 @@ async fn circuit_breaker_sheds_load_and_is_reported() {
     let b = &out.details.breakers;
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].component, "storage", "upload's component");
-    assert!(b[0].trips >= 2, "probes after each cooldown re-open it: {b:?}");
+    assert!(
+        b[0].trips >= 2,
+        "probes after each cooldown re-open it: {b:?}"
+    );
     assert!(out.details.shed > 200, "{}", out.details.shed);
     assert_eq!(out.summary.users.dropped, out.details.shed);
     assert_eq!(flow.0.load(Ordering::SeqCst), out.summary.users.started);
-    let shed_events = events(dir.path()).iter().filter(|e| e.error.as_deref() == Some("breaker(storage)")).count() as u64;
+    let shed_events = events(dir.path())
+        .iter()
+        .filter(|e| e.error.as_deref() == Some("breaker(storage)"))
+        .count() as u64;
     assert_eq!(shed_events, out.details.shed);
-    assert!(!out.summary.criteria.iter().find(|c| c.name == "no_critical_failure").unwrap().pass);
+    assert!(
+        !out.summary
+            .criteria
+            .iter()
+            .find(|c| c.name == "no_critical_failure")
+            .unwrap()
+            .pass
+    );
 }
 
 /// A run stopped half-way is resumed from its journal: finished users are not re-run.
@@ -364,7 +580,15 @@ async fn interrupted_run_resumes_from_the_journal() {
             self.1.lock().unwrap().push(u);
             tokio::time::sleep(Duration::from_millis(500)).await;
             if u == self.0 {
-                return FlowResult { steps: vec![], error: Some(FlowError { step: "claim", class: "nonce".into(), message: "x".into() }), txs: vec![] };
+                return FlowResult {
+                    steps: vec![],
+                    error: Some(FlowError {
+                        step: "claim",
+                        class: "nonce".into(),
+                        message: "x".into(),
+                    }),
+                    txs: vec![],
+                };
             }
             FlowResult::ok(vec![StepSample::ok("claim", Duration::from_millis(500))])
         }
@@ -374,12 +598,18 @@ async fn interrupted_run_resumes_from_the_journal() {
     c.fail_fast = true;
     c.abort_grace_secs = 0.0;
     let first = Arc::new(FailAt(15, Mutex::new(vec![])));
-    let out1 = run(c.clone(), first.clone(), opts(dir.path())).await.unwrap();
+    let out1 = run(c.clone(), first.clone(), opts(dir.path()))
+        .await
+        .unwrap();
     assert!(out1.aborted.is_some());
     let done1 = out1.summary.users.succeeded + out1.summary.users.failed;
-    assert!(done1 >= 15 && done1 < 40);
+    assert!((15..40).contains(&done1));
     // A second plain run refuses to overwrite it.
-    assert!(run(c.clone(), first.clone(), opts(dir.path())).await.is_err());
+    assert!(
+        run(c.clone(), first.clone(), opts(dir.path()))
+            .await
+            .is_err()
+    );
     let second = Arc::new(FailAt(u64::MAX, Mutex::new(vec![])));
     let mut o = opts(dir.path());
     o.resume = true;
@@ -388,23 +618,42 @@ async fn interrupted_run_resumes_from_the_journal() {
     let ran2: BTreeSet<u64> = second.1.lock().unwrap().iter().copied().collect();
     let u = &out2.summary.users;
     assert_eq!((u.succeeded + u.failed, u.failed), (40, 1), "{u:?}");
-    assert_eq!(ran2.len() as u64, 40 - done1, "only unfinished users re-run");
+    assert_eq!(
+        ran2.len() as u64,
+        40 - done1,
+        "only unfinished users re-run"
+    );
     assert!(ran1.union(&ran2).count() == 40);
     assert!(out2.details.resumed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_endpoint_serves_engine_metrics() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path());
     o.metrics_addr = Some(addr);
     let c = cfg(6, 1.0, 10);
-    let handle = tokio::spawn(run(c, Arc::new(Fixed { service: Duration::from_millis(2500) }), o));
+    let handle = tokio::spawn(run(
+        c,
+        Arc::new(Fixed {
+            service: Duration::from_millis(2500),
+        }),
+        o,
+    ));
     // Mid-run (all 6 arrived within 1 s, each takes 2.5 s): 6 in flight.
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let m = vana_load_engine::prom::parse_prometheus_text(&text);
     assert_eq!(m.get("vana_load_arrivals_total"), Some(&6.0), "{text}");
     assert_eq!(m.get("vana_load_in_flight"), Some(&6.0), "{text}");
@@ -430,20 +679,40 @@ fn parses_prometheus_text_gauges_and_counters() {
 async fn scraped_gauges_reach_the_time_series() {
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(|| async { "# TYPE inference_queue_depth gauge\ninference_queue_depth 7\n" }),
+        axum::routing::get(|| async {
+            "# TYPE inference_queue_depth gauge\ninference_queue_depth 7\n"
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path());
-    o.gauge_sources = vec![vana_load_engine::GaugeSource { name: "inference".into(), url: format!("http://{addr}/metrics") }];
+    o.gauge_sources = vec![vana_load_engine::GaugeSource {
+        name: "inference".into(),
+        url: format!("http://{addr}/metrics"),
+    }];
     let mut c = cfg(3, 1.0, 10);
     c.metrics_interval = 0.5;
-    let out = run(c, Arc::new(Fixed { service: Duration::from_millis(700) }), o).await.unwrap();
+    let out = run(
+        c,
+        Arc::new(Fixed {
+            service: Duration::from_millis(700),
+        }),
+        o,
+    )
+    .await
+    .unwrap();
     server.abort();
-    assert_eq!(out.details.gauge_max.get("inference.inference_queue_depth"), Some(&7.0));
+    assert_eq!(
+        out.details.gauge_max.get("inference.inference_queue_depth"),
+        Some(&7.0)
+    );
     assert_eq!(out.details.metrics.ai.queue_depth, Some(7.0));
     let ts = std::fs::read_to_string(dir.path().join("timeseries.jsonl")).unwrap();
-    assert!(ts.lines().any(|l| l.contains("\"inference\":{\"inference_queue_depth\":7.0}")), "{ts}");
+    assert!(
+        ts.lines()
+            .any(|l| l.contains("\"inference\":{\"inference_queue_depth\":7.0}")),
+        "{ts}"
+    );
 }

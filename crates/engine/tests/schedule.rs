@@ -7,13 +7,19 @@ fn integral(c: &RateCurve, steps: usize) -> f64 {
     // Trapezoidal integration of the rate curve, independent of `cumulative`.
     let d = c.duration();
     let h = d / steps as f64;
-    (0..steps).map(|i| 0.5 * h * (c.rate(i as f64 * h) + c.rate((i + 1) as f64 * h))).sum()
+    (0..steps)
+        .map(|i| 0.5 * h * (c.rate(i as f64 * h) + c.rate((i + 1) as f64 * h)))
+        .sum()
 }
 
 #[test]
 fn peak_is_solved_so_arrivals_integrate_to_total_users() {
     let c = RateCurve::from_config(&LoadTestConfig::default());
-    assert!((c.peak - 12_500.0 / 9_000.0).abs() < 1e-12, "peak {}", c.peak);
+    assert!(
+        (c.peak - 12_500.0 / 9_000.0).abs() < 1e-12,
+        "peak {}",
+        c.peak
+    );
     assert!((integral(&c, 100_000) - 12_500.0).abs() < 0.01);
 }
 
@@ -28,7 +34,11 @@ fn time_scaled_schedules_match_the_plans_integral() {
             assert!((c.duration() - unscaled.duration() * scale).abs() < 1e-6);
             assert!((c.peak - unscaled.peak / scale).abs() < 1e-6 * unscaled.peak / scale);
             let n = cfg.total_users as f64;
-            assert!((integral(&c, 200_000) - n).abs() < 1e-3 * n, "{} × {scale}", preset.name());
+            assert!(
+                (integral(&c, 200_000) - n).abs() < 1e-3 * n,
+                "{} × {scale}",
+                preset.name()
+            );
             assert!((c.cumulative(c.duration()) - n).abs() < 1e-9);
             for spacing in [Spacing::Uniform, Spacing::Poisson] {
                 let s = Schedule::new(c, cfg.total_users, spacing, 7);
@@ -43,7 +53,11 @@ fn time_scaled_schedules_match_the_plans_integral() {
                 for i in 0..=100 {
                     let t = c.duration() * i as f64 / 100.0;
                     let got = s.arrivals_by(t) as f64;
-                    assert!((got - c.cumulative(t)).abs() <= tol, "{spacing:?} t={t} got {got} want {}", c.cumulative(t));
+                    assert!(
+                        (got - c.cumulative(t)).abs() <= tol,
+                        "{spacing:?} t={t} got {got} want {}",
+                        c.cumulative(t)
+                    );
                 }
             }
         }
@@ -52,12 +66,21 @@ fn time_scaled_schedules_match_the_plans_integral() {
 
 #[test]
 fn inverse_is_the_inverse_of_cumulative() {
-    for (u, s, d) in [(1800.0, 7200.0, 1800.0), (0.0, 60.0, 0.0), (30.0, 0.0, 30.0), (10.0, 5.0, 0.0), (0.0, 5.0, 10.0)] {
+    for (u, s, d) in [
+        (1800.0, 7200.0, 1800.0),
+        (0.0, 60.0, 0.0),
+        (30.0, 0.0, 30.0),
+        (10.0, 5.0, 0.0),
+        (0.0, 5.0, 10.0),
+    ] {
         let c = RateCurve::new(500.0, u, s, d);
         for i in 0..=500 {
             let y = i as f64;
             let t = c.inverse(y);
-            assert!((c.cumulative(t) - y).abs() < 1e-6, "({u},{s},{d}) y={y} t={t}");
+            assert!(
+                (c.cumulative(t) - y).abs() < 1e-6,
+                "({u},{s},{d}) y={y} t={t}"
+            );
         }
     }
 }
@@ -75,7 +98,11 @@ fn poisson_spacing_is_seeded_and_exponential_in_sustain() {
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
     let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
     assert!((mean - 0.05).abs() < 0.002, "mean {mean}");
-    assert!((var.sqrt() / mean - 1.0).abs() < 0.05, "cv {}", var.sqrt() / mean);
+    assert!(
+        (var.sqrt() / mean - 1.0).abs() < 0.05,
+        "cv {}",
+        var.sqrt() / mean
+    );
     let u = Schedule::new(c, 20_000, Spacing::Uniform, 42);
     let ugaps: Vec<f64> = u.offsets().windows(2).map(|w| w[1] - w[0]).collect();
     assert!(ugaps.iter().all(|g| (g - 0.05).abs() < 1e-9));
