@@ -8,8 +8,10 @@
 //! The client knows nothing of the twin: everything it needs is in a [`target::Target`].
 
 pub mod chain;
+pub mod context;
 pub mod data;
 pub mod errors;
+pub mod journey;
 pub mod services;
 pub mod steps;
 pub mod target;
