@@ -1,1 +1,211 @@
-//! (in progress)
+//! The indexer: the twin's stand-in for Vana's Goldsky subgraph.
+//!
+//! It follows the chain with `eth_getLogs` ([`follow`]), keeps the subgraph's
+//! entities in SQLite ([`store`]) and answers the SDK's GraphQL queries at
+//! `POST /subgraphs/name/vana` ([`graphql`]), with `_meta` reporting the last
+//! indexed block. An optional extra lag (blocks and/or milliseconds) emulates
+//! the hosted subgraph's delay behind the chain.
+//!
+//! Differences from the real subgraph, on purpose: one epoch covers every
+//! block (so `DataRegistryProof`s are always kept; the real one drops proofs
+//! outside an epoch), only the data-portability entities exist, and there is
+//! no time-travel (`block:` arguments) except on `_meta`.
+
+pub mod events;
+pub mod follow;
+pub mod graphql;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::providers::{Provider, ProviderBuilder};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use events::IndexedContracts;
+pub use protocol::api::subgraph::SUBGRAPH_PATH;
+
+use crate::service::{ServiceError, ServiceHandle, serve};
+
+const SERVICE: &str = "indexer";
+
+/// The `indexer` section of the twin config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen (127.0.0.1:0 picks a free port).
+    pub bind: SocketAddr,
+    /// Extra lag in blocks: index only up to `head - lag_blocks`.
+    pub lag_blocks: u64,
+    /// Extra lag in milliseconds: a block is indexed only once the follower has
+    /// known it for this long (emulates Goldsky's delay).
+    pub lag_ms: u64,
+    /// How often to poll the node for new blocks.
+    pub poll_interval_ms: u64,
+    /// The widest block range of one `eth_getLogs`.
+    pub max_block_range: u64,
+    /// The SQLite file; `None` for a temporary one removed on stop.
+    pub db_path: Option<PathBuf>,
+    /// What `_meta.deployment` reports.
+    pub deployment: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lag_blocks: 0,
+            lag_ms: 0,
+            poll_interval_ms: 200,
+            max_block_range: 1000,
+            db_path: None,
+            deployment: "vana-load-twin-subgraph".to_string(),
+        }
+    }
+}
+
+/// State of the GraphQL endpoint. Dropping the last clone (when the server
+/// stops) stops the follower and removes a temporary database.
+struct App {
+    schema: graphql::SubgraphSchema,
+    readers: Arc<graphql::ReaderPool>,
+    metrics: metrics::Metrics,
+    _stop_follower: DropGuard,
+}
+
+fn setup(message: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Setup {
+        service: SERVICE,
+        message: message.to_string(),
+    }
+}
+
+/// Starts the indexer: checks the node at `rpc_url`, opens the store, starts
+/// the follower and serves GraphQL at [`SUBGRAPH_PATH`] and `/metrics`.
+pub async fn spawn(
+    config: Config,
+    rpc_url: &str,
+    contracts: &IndexedContracts,
+) -> Result<ServiceHandle, ServiceError> {
+    let url: reqwest::Url = rpc_url
+        .parse()
+        .map_err(|e| setup(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(url)
+        .erased();
+    provider
+        .get_chain_id()
+        .await
+        .map_err(|e| setup(format!("cannot reach the node at {rpc_url}: {e}")))?;
+
+    let (temp_dir, path) = match &config.db_path {
+        Some(p) => (None, p.clone()),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("vana-load-indexer-")
+                .tempdir()
+                .map_err(|e| setup(format!("cannot create a temporary directory: {e}")))?;
+            let path = dir.path().join("subgraph.sqlite");
+            (Some(dir), path)
+        }
+    };
+    let init_path = path.clone();
+    let source = contracts.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut conn = store::open(&init_path)?;
+        store::init(&mut conn, &source)?;
+        Ok::<_, rusqlite::Error>(conn)
+    })
+    .await
+    .map_err(setup)?
+    .map_err(|e| setup(format!("cannot open the database {}: {e}", path.display())))?;
+
+    let mut registry = Registry::default();
+    let metrics = metrics::Metrics::register(&mut registry);
+
+    let stop = CancellationToken::new();
+    let follower = follow::Follower::new(
+        provider,
+        contracts.clone(),
+        follow::FollowSettings {
+            lag_blocks: config.lag_blocks,
+            lag: Duration::from_millis(config.lag_ms),
+            poll_interval: Duration::from_millis(config.poll_interval_ms.max(1)),
+            max_block_range: config.max_block_range.max(1),
+        },
+        Arc::new(Mutex::new(writer)),
+        metrics.clone(),
+    );
+    let follower_stop = stop.clone();
+    tokio::spawn(async move {
+        follower.run(follower_stop).await;
+        // The temporary database goes once the follower has stopped.
+        drop(temp_dir);
+    });
+
+    let app = Arc::new(App {
+        schema: graphql::schema(graphql::MetaInfo {
+            deployment: config.deployment.clone(),
+            before_start: contracts.start_block.saturating_sub(1),
+        }),
+        readers: Arc::new(graphql::ReaderPool::new(path)),
+        metrics,
+        _stop_follower: stop.drop_guard(),
+    });
+    let router = Router::new()
+        .route(SUBGRAPH_PATH, post(graphql_handler))
+        .with_state(app);
+    serve(SERVICE, config.bind, router, Arc::new(registry)).await
+}
+
+fn error_body(message: String) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message }] })
+}
+
+async fn graphql_handler(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            app.metrics
+                .request("bad_request", started.elapsed().as_secs_f64());
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(error_body(format!(
+                    "the request body must be JSON {{\"query\": string, \"variables\"?: object}}: {e}"
+                ))),
+            )
+                .into_response();
+        }
+    };
+    let tx = match app.readers.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            app.metrics
+                .request("store_error", started.elapsed().as_secs_f64());
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error_body(e))).into_response();
+        }
+    };
+    let response = app.schema.execute(request.data(tx.clone())).await;
+    app.readers.finish(tx).await;
+    let outcome = if response.errors.is_empty() {
+        "ok"
+    } else {
+        "graphql_error"
+    };
+    app.metrics
+        .request(outcome, started.elapsed().as_secs_f64());
+    axum::Json(response).into_response()
+}

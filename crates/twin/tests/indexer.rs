@@ -1,0 +1,951 @@
+//! The indexer against a real anvil with the real contracts: every SDK query
+//! with its exact text, reorgs, lag, bad input and metrics.
+//!
+//! Each test starts its own anvil, deploys DataRegistry, Grantees, Servers and
+//! Permissions behind ERC1967 proxies, emits events with real transactions and
+//! reads them back over HTTP.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use protocol::api::subgraph::{
+    BigInt, FileProofsData, GraphQlResponse, SUBGRAPH_PATH, SubgraphMetaData, UserFilesData,
+    UserPermissionsData, UserTrustedServersData, queries,
+};
+use protocol::contracts::{
+    DataPortabilityGrantees, DataPortabilityPermissions, DataPortabilityServers, DataRegistry,
+    ERC1967Proxy,
+};
+use protocol::keys::{DEFAULT_TEST_MNEMONIC, HdAccount};
+use serde_json::{Value, json};
+use twin::indexer::{self, Config, IndexedContracts};
+use twin::service::ServiceHandle;
+use vana_load_twin as twin;
+
+// ---------------------------------------------------------------- harness
+
+struct Anvil {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn anvil_bin() -> std::path::PathBuf {
+    twin::tools::ensure_anvil(None, twin::tools::InstallPolicy::Never)
+        .expect("anvil (npm ci --prefix tools)")
+        .path
+}
+
+async fn start_anvil() -> Anvil {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(anvil_bin())
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn anvil");
+    let anvil = Anvil {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = client
+            .post(&anvil.url)
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}))
+            .send()
+            .await
+            .is_ok();
+        if ok {
+            return anvil;
+        }
+        assert!(Instant::now() < deadline, "anvil did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// anvil, the deployed contracts, funded keys and a provider that signs for all of them.
+struct Net {
+    anvil: Anvil,
+    provider: DynProvider,
+    chain_id: u64,
+    deployer: PrivateKeySigner,
+    /// Index 1 (the app key): registers itself as grantee.
+    grantee: PrivateKeySigner,
+    users: Vec<PrivateKeySigner>,
+    contracts: IndexedContracts,
+}
+
+async fn send<P, T>(
+    call: alloy::contract::CallBuilder<P, T, alloy::network::Ethereum>,
+) -> TransactionReceipt
+where
+    P: Provider,
+    T: alloy::contract::CallDecoder,
+{
+    let receipt = call
+        .send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(receipt.status(), "transaction reverted: {receipt:?}");
+    receipt
+}
+
+impl Net {
+    async fn start() -> Net {
+        let anvil = start_anvil().await;
+        let hd = HdAccount::new(DEFAULT_TEST_MNEMONIC).unwrap();
+        let deployer = hd.signer(0).unwrap();
+        let grantee = hd.signer(1).unwrap();
+        // Anvil funds indices 0..10 of the default mnemonic.
+        let users: Vec<_> = (5..9).map(|i| hd.signer(i).unwrap()).collect();
+        let mut wallet = EthereumWallet::new(deployer.clone());
+        wallet.register_signer(grantee.clone());
+        for u in &users {
+            wallet.register_signer(u.clone());
+        }
+        let provider = ProviderBuilder::new()
+            .wallet(wallet)
+            .connect_http(anvil.url.parse().unwrap())
+            .erased();
+        let chain_id = provider.get_chain_id().await.unwrap();
+        let me = deployer.address();
+        let p = &provider;
+
+        let start_block = provider.get_block_number().await.unwrap() + 1;
+        let proxy = |implementation: Address, init: Vec<u8>| async move {
+            *ERC1967Proxy::deploy(p, implementation, Bytes::from(init))
+                .await
+                .expect("deploy proxy")
+                .address()
+        };
+        let registry_impl = *DataRegistry::deploy(p).await.unwrap().address();
+        let data_registry = proxy(
+            registry_impl,
+            DataRegistry::initializeCall {
+                trustedForwarderAddress: Address::ZERO,
+                ownerAddress: me,
+            }
+            .abi_encode(),
+        )
+        .await;
+        let grantees_impl = *DataPortabilityGrantees::deploy(p).await.unwrap().address();
+        let grantees = proxy(
+            grantees_impl,
+            DataPortabilityGrantees::initializeCall {
+                trustedForwarderAddress: Address::ZERO,
+                ownerAddress: me,
+            }
+            .abi_encode(),
+        )
+        .await;
+        let servers_impl = *DataPortabilityServers::deploy(p).await.unwrap().address();
+        let servers = proxy(
+            servers_impl,
+            DataPortabilityServers::initializeCall {
+                trustedForwarderAddress: Address::ZERO,
+                ownerAddress: me,
+            }
+            .abi_encode(),
+        )
+        .await;
+        let permissions_impl = *DataPortabilityPermissions::deploy(p)
+            .await
+            .unwrap()
+            .address();
+        let permissions = proxy(
+            permissions_impl,
+            DataPortabilityPermissions::initializeCall {
+                trustedForwarderAddress: Address::ZERO,
+                ownerAddress: me,
+                dataRegistryAddress: data_registry,
+                serversContractAddr: servers,
+                granteesContractAddr: grantees,
+            }
+            .abi_encode(),
+        )
+        .await;
+        let g = DataPortabilityGrantees::new(grantees, p);
+        let role = g.PERMISSION_MANAGER_ROLE().call().await.unwrap();
+        send(g.grantRole(role, permissions)).await;
+        let s = DataPortabilityServers::new(servers, p);
+        let role = s.PERMISSION_MANAGER_ROLE().call().await.unwrap();
+        send(s.grantRole(role, me)).await;
+
+        Net {
+            anvil,
+            provider,
+            chain_id,
+            deployer,
+            grantee,
+            users,
+            contracts: IndexedContracts {
+                data_registry,
+                permissions,
+                grantees,
+                servers,
+                start_block,
+            },
+        }
+    }
+
+    fn registry(&self) -> DataRegistry::DataRegistryInstance<&DynProvider> {
+        DataRegistry::new(self.contracts.data_registry, &self.provider)
+    }
+
+    async fn add_file(&self, user: &PrivateKeySigner, url: &str) -> (U256, TransactionReceipt) {
+        let r = send(
+            self.registry()
+                .addFile(url.to_string())
+                .from(user.address()),
+        )
+        .await;
+        let id = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<DataRegistry::FileAdded>().ok())
+            .expect("FileAdded")
+            .inner
+            .data
+            .fileId;
+        (id, r)
+    }
+
+    async fn register_grantee(&self) -> TransactionReceipt {
+        let g = DataPortabilityGrantees::new(self.contracts.grantees, &self.provider);
+        send(
+            g.registerGrantee(
+                self.grantee.address(),
+                self.grantee.address(),
+                "0x04granteekey".to_string(),
+            )
+            .from(self.grantee.address()),
+        )
+        .await
+    }
+
+    /// A signed `addPermission`, submitted by the deployer (gasless for the user).
+    async fn add_permission(
+        &self,
+        user: &PrivateKeySigner,
+        grant: &str,
+        file_ids: Vec<U256>,
+    ) -> (U256, TransactionReceipt) {
+        let perms = DataPortabilityPermissions::new(self.contracts.permissions, &self.provider);
+        let nonce = perms.userNonce(user.address()).call().await.unwrap();
+        let message = protocol::eip712::permission::Permission {
+            nonce,
+            granteeId: U256::from(1),
+            grant: grant.to_string(),
+            fileIds: file_ids.clone(),
+        };
+        let domain =
+            protocol::eip712::permissions_domain(self.chain_id, self.contracts.permissions);
+        let signature = protocol::eip712::sign(user, &message, &domain).unwrap();
+        let input = protocol::contracts::PermissionInput {
+            nonce,
+            granteeId: U256::from(1),
+            grant: grant.to_string(),
+            fileIds: file_ids,
+        };
+        let r = send(
+            perms
+                .addPermission(input, signature)
+                .from(self.deployer.address()),
+        )
+        .await;
+        let id = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| {
+                l.log_decode::<DataPortabilityPermissions::PermissionAdded>()
+                    .ok()
+            })
+            .expect("PermissionAdded")
+            .inner
+            .data
+            .permissionId;
+        (id, r)
+    }
+
+    async fn rpc(&self, method: &str, params: Value) -> Value {
+        let v: Value = reqwest::Client::new()
+            .post(&self.anvil.url)
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    async fn spawn_indexer(&self, config: Config) -> ServiceHandle {
+        indexer::spawn(config, &self.anvil.url, &self.contracts)
+            .await
+            .expect("indexer starts")
+    }
+}
+
+fn lower(a: Address) -> String {
+    format!("{a:#x}")
+}
+
+async fn post(handle: &ServiceHandle, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{SUBGRAPH_PATH}", handle.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn query<T: serde::de::DeserializeOwned>(
+    handle: &ServiceHandle,
+    text: &str,
+    variables: Value,
+) -> T {
+    let v = post(handle, json!({"query": text, "variables": variables})).await;
+    let r: GraphQlResponse<T> =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+    r.into_result().unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
+async fn meta(handle: &ServiceHandle) -> SubgraphMetaData {
+    query(handle, queries::GET_SUBGRAPH_META, json!({})).await
+}
+
+/// Waits until `_meta.block.number >= block`.
+async fn synced(handle: &ServiceHandle, block: u64) -> SubgraphMetaData {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = meta(handle).await;
+        if m.meta.block.number >= block {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "indexer stuck at {} < {block}",
+            m.meta.block.number
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn block_of(r: &TransactionReceipt) -> u64 {
+    r.block_number.unwrap()
+}
+
+async fn timestamp_of(net: &Net, block: u64) -> u64 {
+    net.provider
+        .get_block_by_number(block.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp
+}
+
+fn page(user: Address, first: i32, skip: i32, order_by: &str, dir: &str) -> Value {
+    json!({
+        "userId": lower(user),
+        "first": first,
+        "skip": skip,
+        "orderBy": order_by,
+        "orderDirection": dir,
+    })
+}
+
+// ---------------------------------------------------------------- SDK queries
+
+#[tokio::test]
+async fn get_user_files_paginated() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let user = net.users[0].clone();
+    let mut added = Vec::new();
+    for i in 0..3 {
+        added.push(net.add_file(&user, &format!("ipfs://file-{i}")).await);
+    }
+    // Another user's file must not show up.
+    net.add_file(&net.users[1], "ipfs://other").await;
+    let last = block_of(&added[2].1);
+    synced(&idx, last + 1).await;
+
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(user.address(), 2, 0, "addedAtBlock", "desc"),
+    )
+    .await;
+    let u = d.user.expect("user");
+    assert_eq!(u.id, lower(user.address()));
+    let ids: Vec<_> = u.files.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(ids, vec![added[2].0.to_string(), added[1].0.to_string()]);
+    let f = &u.files[0];
+    assert_eq!(f.url, "ipfs://file-2");
+    assert_eq!(f.owner.id, lower(user.address()));
+    assert_eq!(f.schema_id, BigInt::from(0));
+    assert_eq!(f.added_at_block, BigInt::from(last));
+    assert_eq!(
+        f.added_at_timestamp,
+        BigInt::from(timestamp_of(&net, last).await)
+    );
+    assert_eq!(
+        f.transaction_hash,
+        format!("{:#x}", added[2].1.transaction_hash)
+    );
+    assert!(d.meta.block.number >= last && !d.meta.has_indexing_errors);
+    assert!(d.meta.block.timestamp.is_some());
+
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(user.address(), 2, 2, "addedAtBlock", "desc"),
+    )
+    .await;
+    let ids: Vec<_> = d.user.unwrap().files.into_iter().map(|f| f.id).collect();
+    assert_eq!(ids, vec![added[0].0.to_string()]);
+
+    // The raw JSON keeps BigInt as strings and _meta numbers as numbers.
+    let raw = post(
+        &idx,
+        json!({"query": queries::GET_USER_FILES_PAGINATED, "variables": page(user.address(), 1, 0, "addedAtBlock", "asc")}),
+    )
+    .await;
+    assert!(
+        raw["data"]["user"]["files"][0]["addedAtBlock"].is_string(),
+        "{raw}"
+    );
+    assert!(raw["data"]["_meta"]["block"]["number"].is_u64(), "{raw}");
+    assert_eq!(
+        raw["data"]["user"]["files"][0]["id"],
+        added[0].0.to_string()
+    );
+}
+
+#[tokio::test]
+async fn get_file_proofs() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let user = net.users[0].clone();
+    let (f1, _) = net.add_file(&user, "ipfs://p1").await;
+    let (f2, _) = net.add_file(&user, "ipfs://p2").await;
+    let (f3, _) = net.add_file(&user, "ipfs://p3").await;
+    let proof = |dlp: u64| protocol::contracts::Proof {
+        signature: Bytes::from(vec![1u8; 65]),
+        data: protocol::contracts::ProofData {
+            score: U256::from(5u64 * 10u64.pow(17)),
+            dlpId: U256::from(dlp),
+            metadata: "{}".into(),
+            proofUrl: "https://proof".into(),
+            instruction: "https://instruction".into(),
+        },
+    };
+    send(
+        net.registry()
+            .addProof(f1, proof(7))
+            .from(net.deployer.address()),
+    )
+    .await;
+    send(
+        net.registry()
+            .addProof(f1, proof(8))
+            .from(net.deployer.address()),
+    )
+    .await;
+    let r = send(
+        net.registry()
+            .addProof(f3, proof(9))
+            .from(net.deployer.address()),
+    )
+    .await;
+    synced(&idx, block_of(&r)).await;
+
+    let d: FileProofsData = query(
+        &idx,
+        queries::GET_FILE_PROOFS,
+        json!({"fileIds": [f1.to_string(), f2.to_string()]}),
+    )
+    .await;
+    let mut got: Vec<_> = d
+        .data_registry_proofs
+        .iter()
+        .map(|p| {
+            (
+                p.file_id.to_u64().unwrap(),
+                p.dlp.as_ref().unwrap().id.clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    let f1n = f1.to::<u64>();
+    assert_eq!(got, vec![(f1n, "7".to_string()), (f1n, "8".to_string())]);
+
+    // Ids are file-<fileId>-proof-<idx>, indices start at 1, one epoch covers all.
+    let v = post(
+        &idx,
+        json!({"query": format!("{{ dataRegistryProof(id: \"file-{f1}-proof-2\") {{ id proofIndex fileId user {{ id }} epoch {{ id }} }} }}")}),
+    )
+    .await;
+    assert_eq!(v["data"]["dataRegistryProof"]["proofIndex"], "2", "{v}");
+    assert_eq!(
+        v["data"]["dataRegistryProof"]["user"]["id"],
+        lower(user.address())
+    );
+    assert_eq!(v["data"]["dataRegistryProof"]["epoch"]["id"], "1");
+}
+
+#[tokio::test]
+async fn get_user_permissions_paginated() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let user = net.users[0].clone();
+    net.register_grantee().await;
+    let (f1, _) = net.add_file(&user, "ipfs://a").await;
+    let (f2, _) = net.add_file(&user, "ipfs://b").await;
+    let (p1, r1) = net
+        .add_permission(&user, "ipfs://grant-1", vec![f1, f2])
+        .await;
+    let (p2, r2) = net.add_permission(&user, "ipfs://grant-2", vec![f2]).await;
+    let perms = DataPortabilityPermissions::new(net.contracts.permissions, &net.provider);
+    let revoke = send(perms.revokePermission(p2).from(user.address())).await;
+    synced(&idx, block_of(&revoke)).await;
+
+    let d: UserPermissionsData = query(
+        &idx,
+        queries::GET_USER_PERMISSIONS_PAGINATED,
+        page(user.address(), 100, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    let list = d.user.expect("user").permissions;
+    assert_eq!(list.len(), 2);
+    let a = &list[0];
+    assert_eq!(a.id, p1.to_string());
+    assert_eq!(a.grant, "ipfs://grant-1");
+    assert_eq!(a.nonce, BigInt::from(0));
+    assert_eq!(a.signature, "0x");
+    assert_eq!(a.start_block, BigInt::from(block_of(&r1)));
+    assert_eq!(a.end_block, Some(BigInt(U256::MAX)));
+    assert_eq!(a.added_at_block, BigInt::from(block_of(&r1)));
+    assert_eq!(a.transaction_hash, format!("{:#x}", r1.transaction_hash));
+    assert_eq!(a.grantee.id, "1");
+    assert_eq!(a.grantee.address, lower(net.grantee.address()));
+    let mut files: Vec<_> = a
+        .file_permissions
+        .iter()
+        .map(|fp| (fp.file.id.clone(), fp.file.url.clone()))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            (f1.to_string(), "ipfs://a".to_string()),
+            (f2.to_string(), "ipfs://b".to_string())
+        ]
+    );
+    let b = &list[1];
+    assert_eq!(b.id, p2.to_string());
+    assert_eq!(b.nonce, BigInt::from(1));
+    assert_eq!(b.start_block, BigInt::from(block_of(&r2)));
+    assert_eq!(
+        b.end_block,
+        Some(BigInt::from(block_of(&revoke))),
+        "revocation sets endBlock"
+    );
+    // The PermissionFile ids are "<permId>-<fileId>".
+    let v = post(
+        &idx,
+        json!({"query": format!("{{ permission(id: \"{p1}\") {{ filePermissions {{ id }} }} }}")}),
+    )
+    .await;
+    assert_eq!(
+        v["data"]["permission"]["filePermissions"],
+        json!([{"id": format!("{p1}-{f1}")}, {"id": format!("{p1}-{f2}")}])
+    );
+}
+
+#[tokio::test]
+async fn get_user_trusted_servers_paginated() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let user = net.users[0].clone();
+    let server_key = PrivateKeySigner::random();
+    let s = DataPortabilityServers::new(net.contracts.servers, &net.provider);
+    let input = protocol::contracts::AddServerInput {
+        serverAddress: server_key.address(),
+        publicKey: "0x04serverpublickey".into(),
+        serverUrl: "http://127.0.0.1:9/server".into(),
+    };
+    let trust = send(
+        s.addAndTrustServerByManager(user.address(), input)
+            .from(net.deployer.address()),
+    )
+    .await;
+    let untrust = send(s.untrustServer(U256::from(1)).from(user.address())).await;
+    synced(&idx, block_of(&untrust)).await;
+
+    let d: UserTrustedServersData = query(
+        &idx,
+        queries::GET_USER_TRUSTED_SERVERS_PAGINATED,
+        page(user.address(), 10, 0, "trustedAtBlock", "desc"),
+    )
+    .await;
+    let trusts = d.user.expect("user").server_trusts;
+    assert_eq!(trusts.len(), 1);
+    let t = &trusts[0];
+    assert_eq!(t.id, format!("{}-1", lower(user.address())));
+    assert_eq!(t.server.id, "1");
+    assert_eq!(t.server.server_address, lower(server_key.address()));
+    assert_eq!(t.server.url, "http://127.0.0.1:9/server");
+    assert_eq!(t.server.public_key, "0x04serverpublickey");
+    assert_eq!(t.trusted_at_block, BigInt::from(block_of(&trust)));
+    assert_eq!(
+        t.trusted_at,
+        BigInt::from(timestamp_of(&net, block_of(&trust)).await)
+    );
+    assert_eq!(t.untrusted_at_block, Some(BigInt::from(block_of(&untrust))));
+    assert_eq!(t.transaction_hash, format!("{:#x}", trust.transaction_hash));
+}
+
+#[tokio::test]
+async fn get_subgraph_meta() {
+    let net = Net::start().await;
+    let idx = net
+        .spawn_indexer(Config {
+            deployment: "QmTwinDeployment".into(),
+            ..Config::default()
+        })
+        .await;
+    let (_, r) = net.add_file(&net.users[0], "ipfs://m").await;
+    let head = block_of(&r);
+    let m = synced(&idx, head).await.meta;
+    let block = net
+        .provider
+        .get_block_by_number(head.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.block.number, head);
+    assert_eq!(m.block.hash, Some(format!("{:#x}", block.header.hash)));
+    assert_eq!(m.block.timestamp, Some(block.header.timestamp));
+    assert_eq!(m.deployment.as_deref(), Some("QmTwinDeployment"));
+    assert!(!m.has_indexing_errors);
+}
+
+// ---------------------------------------------------------------- reorg, lag
+
+#[tokio::test]
+async fn reorg_rolls_back_to_the_fork_and_reindexes() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let (a, b) = (net.users[0].clone(), net.users[1].clone());
+    let (kept, _) = net.add_file(&a, "ipfs://kept").await;
+    let snapshot = net.rpc("evm_snapshot", json!([])).await;
+    let (orphan, r) = net.add_file(&a, "ipfs://orphaned").await;
+    net.rpc("anvil_mine", json!(["0x2"])).await;
+    let orphan_head = block_of(&r) + 2;
+    let old_hash = synced(&idx, orphan_head).await.meta.block.hash;
+
+    net.rpc("evm_revert", json!([snapshot])).await;
+    // The new branch: b adds a file that takes the orphaned file's id, then
+    // the chain grows past the old head.
+    let (replacement, r2) = net.add_file(&b, "ipfs://replacement").await;
+    assert_eq!(replacement, orphan);
+    net.rpc("anvil_mine", json!(["0x4"])).await;
+    let new_head = block_of(&r2) + 4;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = meta(&idx).await.meta;
+        if m.block.number >= new_head && m.block.hash != old_hash {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "indexer did not follow the new branch: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = post(
+        &idx,
+        json!({"query": format!("{{ file(id: \"{orphan}\") {{ url owner {{ id }} }} kept: file(id: \"{kept}\") {{ url }} }}")}),
+    )
+    .await;
+    assert_eq!(v["data"]["file"]["url"], "ipfs://replacement", "{v}");
+    assert_eq!(v["data"]["file"]["owner"]["id"], lower(b.address()));
+    assert_eq!(v["data"]["kept"]["url"], "ipfs://kept");
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(a.address(), 10, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    let files: Vec<_> = d.user.unwrap().files.into_iter().map(|f| f.url).collect();
+    assert_eq!(files, vec!["ipfs://kept"]);
+    let metrics = reqwest::get(idx.metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("indexer_reorgs_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn lag_in_blocks_holds_meta_back() {
+    let net = Net::start().await;
+    let idx = net
+        .spawn_indexer(Config {
+            lag_blocks: 3,
+            poll_interval_ms: 20,
+            ..Config::default()
+        })
+        .await;
+    let user = net.users[0].clone();
+    let (_, r) = net.add_file(&user, "ipfs://lagged").await;
+    let b = block_of(&r);
+    // With the file's block as head, the indexer may go up to b - 3 only.
+    synced(&idx, b - 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(user.address(), 10, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    assert_eq!(d.meta.block.number, b - 3);
+    assert!(d.user.is_none(), "the file is not indexed yet: {d:?}");
+    net.rpc("anvil_mine", json!(["0x3"])).await;
+    synced(&idx, b).await;
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(user.address(), 10, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    assert_eq!(d.user.unwrap().files.len(), 1);
+}
+
+#[tokio::test]
+async fn lag_in_ms_delays_each_block() {
+    let net = Net::start().await;
+    let idx = net
+        .spawn_indexer(Config {
+            lag_ms: 1500,
+            poll_interval_ms: 20,
+            ..Config::default()
+        })
+        .await;
+    let (_, r0) = net.add_file(&net.users[0], "ipfs://warmup").await;
+    synced(&idx, block_of(&r0)).await;
+    let sent = Instant::now();
+    let (_, r) = net.add_file(&net.users[0], "ipfs://slow").await;
+    let b = block_of(&r);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        meta(&idx).await.meta.block.number < b,
+        "indexed before the lag"
+    );
+    synced(&idx, b).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1500),
+        "indexed after {:?}",
+        sent.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------- bad input, metrics
+
+#[tokio::test]
+async fn bad_input_gets_graphql_errors_or_400() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    let url = format!("{}{SUBGRAPH_PATH}", idx.url());
+    let client = reqwest::Client::new();
+
+    // Not JSON: 400 with an error body.
+    let r = client
+        .post(&url)
+        .body("query { _meta")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("JSON"),
+        "{v}"
+    );
+
+    // Malformed GraphQL: 200 with errors and no data.
+    let v = post(&idx, json!({"query": "query { user(id: \"0x1\" { id }"})).await;
+    assert!(v["errors"].as_array().is_some_and(|e| !e.is_empty()), "{v}");
+    assert!(v["data"].is_null(), "{v}");
+
+    // Unknown field and wrong variable types.
+    let v = post(&idx, json!({"query": "{ nope }"})).await;
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("nope"),
+        "{v}"
+    );
+    let v = post(
+        &idx,
+        json!({"query": queries::GET_FILE_PROOFS, "variables": {"fileIds": ["0x12"]}}),
+    )
+    .await;
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BigInt"),
+        "{v}"
+    );
+
+    // Page size above The Graph's limit (checked where the list is resolved,
+    // so for an indexed user).
+    let (_, r) = net.add_file(&net.users[0], "ipfs://exists").await;
+    synced(&idx, block_of(&r)).await;
+    let v = post(
+        &idx,
+        json!({"query": queries::GET_USER_FILES_PAGINATED, "variables": page(net.users[0].address(), 1001, 0, "addedAtBlock", "desc")}),
+    )
+    .await;
+    assert!(
+        v.to_string()
+            .contains("The `first` argument must be between 0 and 1000"),
+        "{v}"
+    );
+
+    // Unknown user: user null, _meta still there.
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(Address::with_last_byte(0x77), 10, 0, "addedAtBlock", "desc"),
+    )
+    .await;
+    assert!(d.user.is_none());
+    let d: UserPermissionsData = query(
+        &idx,
+        queries::GET_USER_PERMISSIONS_PAGINATED,
+        page(Address::with_last_byte(0x77), 10, 0, "addedAtBlock", "desc"),
+    )
+    .await;
+    assert!(d.user.is_none());
+
+    // _meta at a block not indexed yet.
+    let v = post(
+        &idx,
+        json!({"query": "{ _meta(block: {number: 99999999}) { block { number } } }"}),
+    )
+    .await;
+    assert!(v.to_string().contains("not yet available"), "{v}");
+
+    let metrics = reqwest::get(idx.metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("indexer_graphql_requests_total{outcome=\"bad_request\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_report_progress_entities_and_requests() {
+    let net = Net::start().await;
+    let idx = net.spawn_indexer(Config::default()).await;
+    net.add_file(&net.users[0], "ipfs://x").await;
+    let (_, r) = net.add_file(&net.users[1], "ipfs://y").await;
+    synced(&idx, block_of(&r)).await;
+    let text = reqwest::get(idx.metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let head = net.provider.get_block_number().await.unwrap();
+    assert!(
+        text.contains(&format!("indexer_indexed_block {}", block_of(&r)))
+            || text.contains(&format!("indexer_indexed_block {head}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("indexer_entities{entity=\"File\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("indexer_entities{entity=\"User\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("indexer_graphql_requests_total{outcome=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("indexer_graphql_request_duration_seconds_count"),
+        "{text}"
+    );
+    assert!(text.contains("indexer_chain_head"), "{text}");
+    assert!(text.contains("indexer_lag_blocks"), "{text}");
+}
+
+#[tokio::test]
+async fn restart_on_the_same_database_resumes() {
+    let net = Net::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        db_path: Some(dir.path().join("idx.sqlite")),
+        ..Config::default()
+    };
+    let idx = net.spawn_indexer(config.clone()).await;
+    let (_, r) = net.add_file(&net.users[0], "ipfs://persisted").await;
+    synced(&idx, block_of(&r)).await;
+    idx.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idx = net.spawn_indexer(config).await;
+    // The stored head is served straight away, before any new poll.
+    let m = meta(&idx).await.meta;
+    assert!(m.block.number >= block_of(&r), "{m:?}");
+    let d: UserFilesData = query(
+        &idx,
+        queries::GET_USER_FILES_PAGINATED,
+        page(net.users[0].address(), 10, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    assert_eq!(d.user.unwrap().files[0].url, "ipfs://persisted");
+}
