@@ -108,6 +108,18 @@ fn bench_ecies(c: &mut Criterion) {
     });
 }
 
+fn bench_server_key(c: &mut Criterion) {
+    let user = signer().address();
+    const M: &str = "test test test test test test test test test test test junk";
+    let ring = ServerKeyring::new(M).unwrap();
+    c.bench_function("server_key/server_signer", |b| {
+        b.iter(|| server_signer(black_box(M), black_box(user)).unwrap())
+    });
+    c.bench_function("server_key/keyring_signer_for", |b| {
+        b.iter(|| ring.signer_for(black_box(user)).unwrap())
+    });
+}
+
 fn bench_eip712(c: &mut Criterion) {
     let s = signer();
     let domain = eip712_domain! {
@@ -134,6 +146,7 @@ criterion_group!(
     bench_s2k,
     bench_openpgp,
     bench_ecies,
+    bench_server_key,
     bench_eip712
 );
 criterion_main!(benches);

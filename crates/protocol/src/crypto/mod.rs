@@ -17,5 +17,7 @@ pub mod server_key;
 pub mod user_key;
 
 pub use openpgp::{OpenPgpError, decrypt_with_password, encrypt_with_password};
-pub use server_key::{ServerKeyError, public_key_hex, server_key_index, server_signer};
+pub use server_key::{
+    ServerKeyError, ServerKeyring, public_key_hex, server_key_index, server_signer,
+};
 pub use user_key::{UserKey, UserKeyError, user_key};

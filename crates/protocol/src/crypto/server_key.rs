@@ -6,15 +6,28 @@
 //! key is published as `"0x04" + X‖Y`.
 //!
 //! Cost: [`server_signer`] runs the full BIP-39 seed derivation (PBKDF2,
-//! 2048 rounds of HMAC-SHA512) and five BIP-32 steps on every call, around a
-//! millisecond optimised; callers deriving for many users should cache the
-//! result per user.
+//! 2048 rounds of HMAC-SHA512) and five BIP-32 steps on every call (see the
+//! `server_key` benches). A server deriving keys for many users should build
+//! one [`ServerKeyring`], which does the seed and the four hardened/account
+//! steps once and then one BIP-32 step per user.
+
+use std::fmt;
 
 use alloy::{
     primitives::Address,
-    signers::local::{LocalSignerError, MnemonicBuilder, PrivateKeySigner, coins_bip39::English},
+    signers::local::{
+        LocalSignerError, MnemonicBuilder, PrivateKeySigner,
+        coins_bip39::{English, Mnemonic, MnemonicError},
+    },
+};
+use coins_bip32::{
+    Bip32Error,
+    xkeys::{Parent, XPriv},
 };
 use sha2::{Digest, Sha256};
+
+/// The BIP-44 account node under which the per-user keys sit.
+pub const ACCOUNT_PATH: &str = "m/44'/60'/0'/0";
 
 /// Failure to derive a server key.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +35,42 @@ pub enum ServerKeyError {
     /// The server mnemonic is not a valid BIP-39 English phrase (or derivation failed).
     #[error("invalid server mnemonic: {0}")]
     Mnemonic(#[from] LocalSignerError),
+    /// The server mnemonic is not a valid BIP-39 English phrase.
+    #[error("invalid server mnemonic: {0}")]
+    Phrase(#[from] MnemonicError),
+    /// BIP-32 derivation failed (astronomically unlikely for a valid seed).
+    #[error("BIP-32 derivation of a server key failed: {0}")]
+    Derivation(#[from] Bip32Error),
+}
+
+/// The server mnemonic's account node `m/44'/60'/0'/0`, kept so that each
+/// user's key costs one BIP-32 step. Secret: `Debug` is redacted.
+#[derive(Clone)]
+pub struct ServerKeyring {
+    account: XPriv,
+}
+
+impl ServerKeyring {
+    /// Runs the BIP-39 seed derivation once for `server_mnemonic`.
+    pub fn new(server_mnemonic: &str) -> Result<Self, ServerKeyError> {
+        let mnemonic = Mnemonic::<English>::new_from_phrase(server_mnemonic)?;
+        Ok(Self {
+            account: mnemonic.derive_key(ACCOUNT_PATH, None)?,
+        })
+    }
+
+    /// The server's signer for `user` (same key as [`server_signer`]).
+    pub fn signer_for(&self, user: Address) -> Result<PrivateKeySigner, ServerKeyError> {
+        let child = self.account.derive_child(server_key_index(user))?;
+        let key: &k256::ecdsa::SigningKey = child.as_ref();
+        Ok(PrivateKeySigner::from_signing_key(key.clone()))
+    }
+}
+
+impl fmt::Debug for ServerKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerKeyring(<redacted>)")
+    }
 }
 
 /// BIP-44 address index of `user`'s server key (always below 2^31).
@@ -91,8 +140,26 @@ mod tests {
     }
 
     #[test]
+    fn keyring_derives_the_same_keys() {
+        let ring = ServerKeyring::new(MNEMONIC).unwrap();
+        for user in [
+            address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"),
+            address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
+            Address::ZERO,
+        ] {
+            assert_eq!(
+                ring.signer_for(user).unwrap().address(),
+                server_signer(MNEMONIC, user).unwrap().address()
+            );
+        }
+        assert_eq!(format!("{ring:?}"), "ServerKeyring(<redacted>)");
+    }
+
+    #[test]
     fn bad_mnemonic_is_an_error() {
         let err = server_signer("not a mnemonic", Address::ZERO).unwrap_err();
+        assert!(err.to_string().contains("invalid server mnemonic"), "{err}");
+        let err = ServerKeyring::new("not a mnemonic").unwrap_err();
         assert!(err.to_string().contains("invalid server mnemonic"), "{err}");
     }
 }
