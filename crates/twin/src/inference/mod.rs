@@ -295,18 +295,19 @@ fn error_response(e: ReplicateError) -> Response {
     r
 }
 
-fn check_token(backend: &Backend, headers: &HeaderMap) -> Result<(), Response> {
+/// `Some(401 response)` when the request lacks the configured token.
+fn unauthenticated(backend: &Backend, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &backend.config().token else {
-        return Ok(());
+        return None;
     };
     match authorization(headers, &["Bearer", "Token"]) {
-        Some(t) if expected.matches(t) => Ok(()),
-        Some(_) => Err(problem(
+        Some(t) if expected.matches(t) => None,
+        Some(_) => Some(problem(
             StatusCode::UNAUTHORIZED,
             "Unauthenticated",
             "You did not pass a valid authentication token",
         )),
-        None => Err(problem(
+        None => Some(problem(
             StatusCode::UNAUTHORIZED,
             "Unauthenticated",
             "You did not pass an authentication token (Authorization: Bearer <token>)",
@@ -328,7 +329,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_token(&backend, &headers) {
+    if let Some(r) = unauthenticated(&backend, &headers) {
         return r;
     }
     let model = format!("{owner}/{name}");
@@ -373,14 +374,14 @@ async fn create(
         Some(Value::String(_)) => {}
         Some(_) => return invalid("input.prompt", "invalid_type", "prompt must be a string"),
     }
-    if let Some(mt) = input.get("max_tokens") {
-        if mt.as_u64().is_none_or(|n| n == 0) {
-            return invalid(
-                "input.max_tokens",
-                "invalid_type",
-                "max_tokens must be a positive integer",
-            );
-        }
+    if let Some(mt) = input.get("max_tokens")
+        && mt.as_u64().is_none_or(|n| n == 0)
+    {
+        return invalid(
+            "input.max_tokens",
+            "invalid_type",
+            "max_tokens must be a positive integer",
+        );
     }
     match backend.create(&model, input.clone()) {
         Ok(p) => (StatusCode::CREATED, axum::Json(p)).into_response(),
@@ -405,7 +406,7 @@ async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_token(&backend, &headers) {
+    if let Some(r) = unauthenticated(&backend, &headers) {
         return r;
     }
     match backend.get(&id) {
@@ -419,7 +420,7 @@ async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_token(&backend, &headers) {
+    if let Some(r) = unauthenticated(&backend, &headers) {
         return r;
     }
     match backend.cancel(&id) {

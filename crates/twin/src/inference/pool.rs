@@ -276,10 +276,10 @@ impl Backend {
         p.error = error;
         p.completed_at = Some(now());
         let predict_time = entry.started.map(|s| s.elapsed().as_secs_f64());
-        if let Some(t) = predict_time {
-            if status != PredictionStatus::Canceled {
-                self.metrics.service_time.observe(t);
-            }
+        if let Some(t) = predict_time
+            && status != PredictionStatus::Canceled
+        {
+            self.metrics.service_time.observe(t);
         }
         p.metrics = Some(PredictionMetrics {
             predict_time,
