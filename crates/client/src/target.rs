@@ -26,11 +26,11 @@ use url::Url;
 use crate::steps::StepTimeouts;
 
 /// First HD index of user wallets (`m/44'/60'/0'/0/{USER_INDEX_OFFSET + i}`).
-pub const DEFAULT_USER_INDEX_OFFSET: u32 = 1000;
+pub const DEFAULT_USER_INDEX_OFFSET: u32 = protocol::keys::USER_INDEX_OFFSET;
 /// HD index of the app (grantee) key in a twin.
-pub const APP_KEY_INDEX: u32 = 1;
+pub const APP_KEY_INDEX: u32 = protocol::keys::APP_INDEX;
 /// HD index of the deployer/funder key in a twin.
-pub const FUNDER_KEY_INDEX: u32 = 0;
+pub const FUNDER_KEY_INDEX: u32 = protocol::keys::DEPLOYER_INDEX;
 /// `proof_url` sent to the twin's TEE (it runs a built-in scorer, not the image).
 pub const TWIN_PROOF_URL: &str = "https://vana-load.invalid/poc/proof-of-contribution.tar.gz";
 /// anvil's default test mnemonic, the default for local runs.

@@ -19,17 +19,17 @@ use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
-use alloy::signers::k256::ecdsa::SigningKey;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::signers::local::coins_bip39::{English, Mnemonic};
 use alloy::sol_types::SolCall;
 
 use crate::errors::{ErrorKind, JourneyError};
 use crate::target::{Funding, Secret};
 
-/// The account node `m/44'/60'/0'/0` of a mnemonic; children are cheap.
+/// The account node `m/44'/60'/0'/0` of a mnemonic (via
+/// [`protocol::keys::HdAccount`], which derives the seed once); children are cheap.
+#[derive(Clone)]
 pub struct HdKeys {
-    account: coins_bip32::xkeys::XPriv,
+    account: protocol::keys::HdAccount,
 }
 
 impl std::fmt::Debug for HdKeys {
@@ -46,33 +46,17 @@ pub struct DeriveError(String);
 impl HdKeys {
     /// Validates the mnemonic and derives its seed and account node once.
     pub fn new(mnemonic: &Secret) -> Result<Self, DeriveError> {
-        let phrase = mnemonic
-            .expose()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let m = Mnemonic::<English>::new_from_phrase(&phrase).map_err(|_| {
+        let account = protocol::keys::HdAccount::new(mnemonic.expose()).map_err(|_| {
             DeriveError("malformed mnemonic (word count, word list or checksum)".into())
         })?;
-        let account = m
-            .derive_key("m/44'/60'/0'/0", None)
-            .map_err(|e| DeriveError(format!("cannot derive m/44'/60'/0'/0: {e}")))?;
         Ok(HdKeys { account })
     }
 
     /// The key at `m/44'/60'/0'/0/{index}`.
     pub fn signer(&self, index: u32) -> Result<PrivateKeySigner, DeriveError> {
-        if index >= 0x8000_0000 {
-            return Err(DeriveError(format!(
-                "HD index {index} is hardened; use < 2^31"
-            )));
-        }
-        let child = self
-            .account
-            .derive_path(index)
-            .map_err(|e| DeriveError(format!("index {index}: {e}")))?;
-        let sk: &SigningKey = child.as_ref();
-        Ok(PrivateKeySigner::from_signing_key(sk.clone()))
+        self.account
+            .signer(index)
+            .map_err(|e| DeriveError(format!("HD index {index}: {e}")))
     }
 
     /// The addresses of `count` consecutive indices from `first`, derived on

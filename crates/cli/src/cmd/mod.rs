@@ -4,6 +4,7 @@ pub mod journey;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod target_arg;
 pub mod twin;
 pub mod wallets;
 

@@ -1,8 +1,140 @@
+//! `vana-load wallets prepare --count N`: derive the user wallets and fund
+//! those below the threshold through the batch funder, with progress.
+//! Idempotent and resumable: a second run funds only what is still missing.
+
 use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy::primitives::utils::{format_ether, parse_ether};
+use client::target::Purpose;
+use client::wallets::{FundProgress, UserWallets, fund};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::target_arg::TargetArgs;
 
 #[derive(clap::Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Derive N user wallets and top up those below the threshold (batched, idempotent).
+    Prepare(PrepareArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PrepareArgs {
+    /// How many user wallets (users 0..N, HD indices offset..offset+N).
+    #[arg(long, value_name = "N")]
+    pub count: u32,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Balance each funded wallet is topped up to, in VANA (walletFundingAmount; default 0.1).
+    #[arg(long, value_name = "VANA")]
+    pub amount: Option<String>,
+    /// Wallets at or above this balance are skipped (default: half the amount).
+    #[arg(long, value_name = "VANA")]
+    pub threshold: Option<String>,
+    /// Wallets per BatchFunder transaction.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        Command::Prepare(args) => prepare(args).await,
+    }
+}
+
+async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    if args.count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let resolved = args.target.resolve().await?;
+    let result = prepare_on(&args, &resolved.target).await;
+    resolved.stop().await;
+    result
+}
+
+async fn prepare_on(
+    args: &PrepareArgs,
+    target: &client::target::Target,
+) -> anyhow::Result<ExitCode> {
+    let mut funding = target.funding;
+    if let Some(a) = &args.amount {
+        funding.amount = parse_ether(a).map_err(|e| anyhow::anyhow!("--amount {a:?}: {e}"))?;
+        funding.threshold = funding.amount / alloy::primitives::U256::from(2);
+    }
+    if let Some(t) = &args.threshold {
+        funding.threshold =
+            parse_ether(t).map_err(|e| anyhow::anyhow!("--threshold {t:?}: {e}"))?;
+    }
+    if funding.threshold > funding.amount {
+        anyhow::bail!("--threshold must not exceed --amount");
+    }
+    if let Some(b) = args.batch_size {
+        if b == 0 {
+            anyhow::bail!("--batch-size must be at least 1");
+        }
+        funding.batch_size = b;
+    }
+    target.require(Purpose::FundWallets)?;
+    let mnemonic = target.mnemonic.as_ref().expect("checked");
+    let funder = target
+        .funder_key
+        .as_ref()
+        .expect("checked")
+        .signer(Some(mnemonic), "keys.funder")?;
+    let started = std::time::Instant::now();
+    let wallets = UserWallets::new(mnemonic, target.user_index_offset)?;
+    let addresses = wallets.addresses(args.count)?;
+    let derived = started.elapsed();
+    eprintln!(
+        "derived {} wallets (HD {}..{}) in {:.2} s; funding to {} VANA those below {} VANA, {} per transaction",
+        addresses.len(),
+        target.user_index_offset,
+        target.user_index_offset + args.count,
+        derived.as_secs_f64(),
+        format_ether(funding.amount),
+        format_ether(funding.threshold),
+        funding.batch_size
+    );
+    let bar = ProgressBar::new(addresses.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let rpc = target.rpc_urls.first().expect("checked").clone();
+    let batch_funder = target.contracts.batch_funder.expect("checked");
+    let report = fund(
+        &rpc,
+        funder,
+        batch_funder,
+        &addresses,
+        funding,
+        |p| match p {
+            FundProgress::Checked { done, total } => {
+                bar.set_message("checked");
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            FundProgress::Funded { done, total } => {
+                bar.set_message("funded");
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{} wallets ready: {} topped up in {} transactions ({} VANA, {} gas); total {:.2} s (derivation {:.2} s)",
+        report.wallets,
+        report.topped_up,
+        report.transactions,
+        format_ether(report.value_sent),
+        report.gas_used,
+        started.elapsed().as_secs_f64(),
+        derived.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
