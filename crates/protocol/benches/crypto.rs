@@ -18,7 +18,9 @@ use alloy::{
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pgp::{crypto::hash::HashAlgorithm, types::StringToKey};
 use sha2::{Digest, Sha256};
-use vana_load_protocol::crypto::{decrypt_with_password, ecies, encrypt_with_password, user_key};
+use vana_load_protocol::crypto::{
+    ServerKeyring, decrypt_with_password, ecies, encrypt_with_password, server_signer, user_key,
+};
 
 sol! {
     /// Same shape as DataPortabilityPermissions' `Permission`.
