@@ -42,7 +42,7 @@ pub mod signed;
 pub mod tracker;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, Bytes, TxKind, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::TransactionRequest;
-use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -63,11 +63,13 @@ use protocol::api::relayer::{
     DirectOperation, DirectResult, FileAdditionParams, RELAY_PATH, RelayRequest, RelayResponse,
 };
 use protocol::contracts::{DataRegistry, Permission};
+use protocol::keys;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ConfigError;
 use crate::service::{ServiceError, ServiceHandle, serve};
 use fees::{FeeOracle, Fees};
 use metrics::Metrics;
@@ -79,10 +81,10 @@ use tracker::{Tracker, TrackerConfig};
 
 const SERVICE: &str = "relayer";
 
-/// First HD index of the relayer key pool (`protocol::keys`: 10..=99).
-pub const RELAYER_INDEX_START: u32 = 10;
+/// First HD index of the relayer key pool (`protocol::keys::RELAYER_INDICES`).
+pub const RELAYER_INDEX_START: u32 = keys::RELAYER_INDICES.start;
 /// Last HD index of the relayer key pool.
-pub const RELAYER_INDEX_END: u32 = 99;
+pub const RELAYER_INDEX_END: u32 = keys::RELAYER_INDICES.end - 1;
 
 /// When a signed request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -101,8 +103,12 @@ pub enum WaitMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `127.0.0.1:0`.
-    pub bind: SocketAddr,
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `127.0.0.1`.
+    pub host: IpAddr,
+    /// Default 0: any free port.
+    pub port: u16,
     /// Relayer keys K (HD indices 10..10+K). Default 4, at most 90.
     pub keys: usize,
     /// Operations in flight per key (accepted, not yet mined). Default 16.
@@ -136,7 +142,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            enabled: true,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
             keys: 4,
             window: 16,
             max_wait_ms: 10_000,
@@ -155,26 +163,41 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks the values; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Checks the values; the error names the field (`relayer.keys`, …).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let max_keys = (RELAYER_INDEX_END - RELAYER_INDEX_START + 1) as usize;
         if self.keys == 0 || self.keys > max_keys {
-            return Err(format!(
-                "relayer.keys must be between 1 and {max_keys} (HD indices {RELAYER_INDEX_START}..={RELAYER_INDEX_END}), got {}",
-                self.keys
+            return Err(ConfigError::invalid(
+                "relayer.keys",
+                format!(
+                    "must be between 1 and {max_keys} (HD indices {RELAYER_INDEX_START}..={RELAYER_INDEX_END}), got {}",
+                    self.keys
+                ),
             ));
         }
-        if self.window == 0 {
-            return Err("relayer.window must be at least 1".into());
-        }
-        if self.poll_interval_ms == 0 {
-            return Err("relayer.poll_interval_ms must be positive".into());
-        }
-        if self.bump_after_ms == 0 {
-            return Err("relayer.bump_after_ms must be positive".into());
+        let positive = [
+            ("relayer.window", self.window as u64),
+            ("relayer.poll_interval_ms", self.poll_interval_ms),
+            ("relayer.bump_after_ms", self.bump_after_ms),
+            ("relayer.operations_kept", self.operations_kept as u64),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(ConfigError::invalid(field, "must be positive"));
+            }
         }
         if self.min_priority_fee_wei > self.max_fee_cap_wei {
-            return Err("relayer.min_priority_fee_wei is above relayer.max_fee_cap_wei".into());
+            return Err(ConfigError::invalid(
+                "relayer.min_priority_fee_wei",
+                format!(
+                    "{} is above relayer.max_fee_cap_wei {}",
+                    self.min_priority_fee_wei, self.max_fee_cap_wei
+                ),
+            ));
         }
         Ok(())
     }
@@ -255,10 +278,7 @@ struct Relayer {
 
 /// Derives the key at `m/44'/60'/0'/0/{index}`.
 pub fn derive_key(mnemonic: &str, index: u32) -> Result<PrivateKeySigner, String> {
-    MnemonicBuilder::<English>::default()
-        .phrase(mnemonic.trim())
-        .index(index)
-        .and_then(|b| b.build())
+    keys::derive_signer(mnemonic, index)
         .map_err(|e| format!("cannot derive key {index} from the mnemonic: {e}"))
 }
 
@@ -311,7 +331,7 @@ pub async fn spawn(
         .map(|i| derive_key(mnemonic, RELAYER_INDEX_START + i))
         .collect::<Result<_, _>>()
         .map_err(setup)?;
-    let deployer = derive_key(mnemonic, 0).map_err(setup)?;
+    let deployer = derive_key(mnemonic, keys::DEPLOYER_INDEX).map_err(setup)?;
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -401,7 +421,7 @@ pub async fn spawn(
         .route(RELAY_PATH, post(relay))
         .route("/grants/{id}", get(grant))
         .with_state(state.clone());
-    let handle = serve(SERVICE, config.bind, router, Arc::new(registry)).await?;
+    let handle = serve(SERVICE, config.addr(), router, Arc::new(registry)).await?;
     let _ = state.base_url.set(handle.url());
     Ok(handle.with_guard(cancel.drop_guard()))
 }

@@ -6,14 +6,14 @@
 //! DataPortabilityPermissions proxy, so that a signature the contract would
 //! attribute to someone else is refused here rather than reverting on chain.
 
-use alloy::dyn_abi::TypedData;
-use alloy::primitives::{Address, B256, Bytes, Signature, U256};
+use alloy::primitives::{Address, Bytes};
 use alloy::sol_types::SolCall;
 use protocol::api::relayer::SignedOperation;
 use protocol::contracts::{
     DataPortabilityPermissions as P, PermissionInput, RevokePermissionInput,
     ServerFilesAndPermissionInput, permissions,
 };
+use protocol::eip712;
 use serde_json::Value;
 
 /// A checked signed operation, ready to send.
@@ -40,22 +40,13 @@ pub fn prepare(
     signature: &str,
     expected_user: Option<&str>,
 ) -> Result<SignedCall, String> {
-    let typed: TypedData = serde_json::from_value(typed_data.clone())
+    let typed = eip712::parse_typed_data(typed_data)
         .map_err(|e| format!("typedData is not EIP-712 typed data: {e}"))?;
     let sig_bytes =
         alloy::hex::decode(signature.trim()).map_err(|e| format!("signature is not hex: {e}"))?;
-    if sig_bytes.len() != 65 {
-        return Err(format!(
-            "signature must be 65 bytes (r, s, v), got {}",
-            sig_bytes.len()
-        ));
-    }
-    let sig = Signature::from_raw(&sig_bytes).map_err(|e| format!("signature is invalid: {e}"))?;
-    let hash: B256 = typed
-        .eip712_signing_hash()
-        .map_err(|e| format!("typedData cannot be hashed: {e}"))?;
-    let signer = sig
-        .recover_address_from_prehash(&hash)
+    // Normalised to v = 27/28 (the SDK's formatSignatureForContract).
+    let sig = eip712::parse_signature(&sig_bytes).map_err(|e| format!("signature: {e}"))?;
+    let signer = eip712::recover_typed_data(&typed, &sig_bytes)
         .map_err(|e| format!("signature does not recover: {e}"))?;
     if let Some(expected) = expected_user {
         let expected: Address = expected
@@ -68,33 +59,31 @@ pub fn prepare(
             ));
         }
     }
-    let domain = &typed.domain;
-    match domain.chain_id {
-        Some(id) if id == U256::from(target.chain_id) => {}
-        other => {
-            return Err(format!(
-                "typedData.domain.chainId is {other:?}, this chain is {}",
-                target.chain_id
-            ));
-        }
-    }
-    if domain.verifying_contract != Some(target.permissions) {
+    let (chain_id, contract) =
+        eip712::typed_data_domain(&typed).map_err(|e| format!("typedData.domain: {e}"))?;
+    if chain_id != target.chain_id {
         return Err(format!(
-            "typedData.domain.verifyingContract is {:?}, not the DataPortabilityPermissions proxy {}",
-            domain.verifying_contract, target.permissions
+            "typedData.domain.chainId is {chain_id}, this chain is {}",
+            target.chain_id
         ));
     }
-    let msg = &typed.message;
-    // The SDK adds 27 to v when it is 0/1; encode the normalised signature.
-    let sig_arg = Bytes::from(sig.as_bytes().to_vec());
+    if contract != target.permissions {
+        return Err(format!(
+            "typedData.domain.verifyingContract is {contract}, not the DataPortabilityPermissions proxy {}",
+            target.permissions
+        ));
+    }
+    let sig_arg = eip712::signature_bytes(&sig);
+    let msg_err = |e: eip712::Eip712Error| format!("typedData.message: {e}");
     let (function, input): (&'static str, Vec<u8>) = match operation {
         SignedOperation::SubmitAddPermission => {
-            expect_primary(&typed, "Permission")?;
+            let m: eip712::permission::Permission =
+                eip712::message_from_typed_data(&typed).map_err(msg_err)?;
             let input = PermissionInput {
-                nonce: uint(msg, "nonce")?,
-                granteeId: uint(msg, "granteeId")?,
-                grant: string(msg, "grant")?,
-                fileIds: uints(msg, "fileIds")?,
+                nonce: m.nonce,
+                granteeId: m.granteeId,
+                grant: m.grant,
+                fileIds: m.fileIds,
             };
             (
                 "addPermission",
@@ -106,38 +95,29 @@ pub fn prepare(
             )
         }
         SignedOperation::SubmitAddServerFilesAndPermissions => {
-            expect_primary(&typed, "ServerFilesAndPermission")?;
-            let perms = field(msg, "filePermissions")?
-                .as_array()
-                .ok_or("typedData.message.filePermissions must be an array of arrays")?
-                .iter()
-                .enumerate()
-                .map(|(i, inner)| {
-                    inner
-                        .as_array()
-                        .ok_or(format!(
-                            "typedData.message.filePermissions[{i}] must be an array"
-                        ))?
-                        .iter()
-                        .map(|p| {
-                            Ok(permissions::IDataRegistry::Permission {
-                                account: address(p, "account")?,
-                                key: string(p, "key")?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, String>>()
-                })
-                .collect::<Result<Vec<_>, String>>()?;
+            let m: eip712::server_files::ServerFilesAndPermission =
+                eip712::message_from_typed_data(&typed).map_err(msg_err)?;
             let input = ServerFilesAndPermissionInput {
-                nonce: uint(msg, "nonce")?,
-                granteeId: uint(msg, "granteeId")?,
-                grant: string(msg, "grant")?,
-                fileUrls: strings(msg, "fileUrls")?,
-                schemaIds: uints(msg, "schemaIds")?,
-                serverAddress: address(msg, "serverAddress")?,
-                serverUrl: string(msg, "serverUrl")?,
-                serverPublicKey: string(msg, "serverPublicKey")?,
-                filePermissions: perms,
+                nonce: m.nonce,
+                granteeId: m.granteeId,
+                grant: m.grant,
+                fileUrls: m.fileUrls,
+                schemaIds: m.schemaIds,
+                serverAddress: m.serverAddress,
+                serverUrl: m.serverUrl,
+                serverPublicKey: m.serverPublicKey,
+                filePermissions: m
+                    .filePermissions
+                    .into_iter()
+                    .map(|file| {
+                        file.into_iter()
+                            .map(|p| permissions::IDataRegistry::Permission {
+                                account: p.account,
+                                key: p.key,
+                            })
+                            .collect()
+                    })
+                    .collect(),
             };
             (
                 "addServerFilesAndPermissions",
@@ -149,10 +129,11 @@ pub fn prepare(
             )
         }
         SignedOperation::SubmitPermissionRevoke => {
-            expect_primary(&typed, "RevokePermission")?;
+            let m: eip712::permission::RevokePermission =
+                eip712::message_from_typed_data(&typed).map_err(msg_err)?;
             let input = RevokePermissionInput {
-                nonce: uint(msg, "nonce")?,
-                permissionId: uint(msg, "permissionId")?,
+                nonce: m.nonce,
+                permissionId: m.permissionId,
             };
             (
                 "revokePermissionWithSignature",
@@ -178,87 +159,11 @@ pub fn prepare(
     })
 }
 
-fn expect_primary(typed: &TypedData, name: &str) -> Result<(), String> {
-    if typed.primary_type == name {
-        Ok(())
-    } else {
-        Err(format!(
-            "typedData.primaryType is {:?}; this operation needs {name:?}",
-            typed.primary_type
-        ))
-    }
-}
-
-fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
-    v.get(name)
-        .ok_or_else(|| format!("typedData.message.{name} is missing"))
-}
-
-fn parse_uint(v: &Value, what: &str) -> Result<U256, String> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(U256::from)
-            .ok_or_else(|| format!("{what} must be a non-negative integer, got {n}")),
-        Value::String(s) => {
-            let s = s.trim();
-            let r = match s.strip_prefix("0x") {
-                Some(h) => U256::from_str_radix(h, 16),
-                None => U256::from_str_radix(s, 10),
-            };
-            r.map_err(|e| format!("{what} {s:?} is not an integer: {e}"))
-        }
-        other => Err(format!("{what} must be an integer, got {other}")),
-    }
-}
-
-fn uint(v: &Value, name: &str) -> Result<U256, String> {
-    parse_uint(field(v, name)?, &format!("typedData.message.{name}"))
-}
-
-fn uints(v: &Value, name: &str) -> Result<Vec<U256>, String> {
-    field(v, name)?
-        .as_array()
-        .ok_or_else(|| format!("typedData.message.{name} must be an array"))?
-        .iter()
-        .enumerate()
-        .map(|(i, x)| parse_uint(x, &format!("typedData.message.{name}[{i}]")))
-        .collect()
-}
-
-fn string(v: &Value, name: &str) -> Result<String, String> {
-    field(v, name)?
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("typedData.message.{name} must be a string"))
-}
-
-fn strings(v: &Value, name: &str) -> Result<Vec<String>, String> {
-    field(v, name)?
-        .as_array()
-        .ok_or_else(|| format!("typedData.message.{name} must be an array"))?
-        .iter()
-        .enumerate()
-        .map(|(i, x)| {
-            x.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("typedData.message.{name}[{i}] must be a string"))
-        })
-        .collect()
-}
-
-fn address(v: &Value, name: &str) -> Result<Address, String> {
-    let s = field(v, name)?
-        .as_str()
-        .ok_or_else(|| format!("typedData.message.{name} must be an address string"))?;
-    s.trim()
-        .parse()
-        .map_err(|e| format!("typedData.message.{name} {s:?} is not an address: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::dyn_abi::TypedData;
+    use alloy::primitives::U256;
     use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
     use serde_json::json;
@@ -355,7 +260,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.contains("65 bytes"), "{err}");
+        assert!(err.contains("expected 65"), "{err}");
         let sig = sign(&td, &key);
         let err = prepare(
             &t,

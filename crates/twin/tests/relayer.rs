@@ -1,0 +1,660 @@
+//! The relayer over HTTP against anvil with the real contracts: signed and
+//! direct operations confirmed with decoded ids, every refusal (wrong
+//! signature, malformed JSON, replayed nonce, unknown operation) with its
+//! error shape and no nonce used, a pre-broadcast failure that leaves no nonce
+//! gap, bump-and-replace while anvil does not mine, and the soak (100 relayed
+//! transactions over 4 keys, all confirmed, no gap).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{Provider, ProviderBuilder, RootProvider};
+use alloy::signers::local::PrivateKeySigner;
+use protocol::api::relayer::{DirectResult, RelayResponse};
+use protocol::contracts::{DataPortabilityGrantees, DataPortabilityPermissions};
+use protocol::eip712;
+use protocol::keys;
+use serde_json::{Value, json};
+use vana_load_twin as twin;
+
+use twin::relayer::{Config, relayer_addresses, spawn};
+use twin::service::ServiceHandle;
+
+const MNEMONIC: &str = keys::DEFAULT_TEST_MNEMONIC;
+
+/// A chain with the contracts deployed and an app grantee registered.
+struct Chain {
+    _anvil: support::Anvil,
+    rpc_url: String,
+    chain_id: u64,
+    contracts: BTreeMap<String, Address>,
+    grantee_id: U256,
+}
+
+async fn chain() -> Chain {
+    let anvil = support::Anvil::start().await;
+    let rpc_url = anvil.rpc_url.clone();
+    let contracts = support::deploy(&rpc_url).await;
+    let rpc: RootProvider = RootProvider::new_http(rpc_url.parse().unwrap());
+    let chain_id = rpc.get_chain_id().await.unwrap();
+    // The app registers itself as a grantee (owner == grantee needs no role).
+    let app = keys::derive_signer(MNEMONIC, keys::APP_INDEX).unwrap();
+    let wallet = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(app.clone()))
+        .connect_http(rpc_url.parse().unwrap());
+    let grantees = DataPortabilityGrantees::new(contracts["DataPortabilityGrantees"], &wallet);
+    let existing = grantees
+        .granteeAddressToId(app.address())
+        .call()
+        .await
+        .unwrap();
+    let grantee_id = if existing > U256::ZERO {
+        existing
+    } else {
+        grantees
+            .registerGrantee(app.address(), app.address(), "0x04".into())
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        grantees
+            .granteeAddressToId(app.address())
+            .call()
+            .await
+            .unwrap()
+    };
+    Chain {
+        _anvil: anvil,
+        rpc_url,
+        chain_id,
+        contracts,
+        grantee_id,
+    }
+}
+
+impl Chain {
+    fn rpc(&self) -> RootProvider {
+        RootProvider::new_http(self.rpc_url.parse().unwrap())
+    }
+
+    async fn relayer(&self, cfg: Config) -> ServiceHandle {
+        spawn(cfg, &self.rpc_url, MNEMONIC, &self.contracts)
+            .await
+            .unwrap()
+    }
+
+    fn permissions(&self) -> Address {
+        self.contracts["DataPortabilityPermissions"]
+    }
+
+    async fn user_nonce(&self, user: Address) -> U256 {
+        DataPortabilityPermissions::new(self.permissions(), self.rpc())
+            .userNonce(user)
+            .call()
+            .await
+            .unwrap()
+    }
+
+    /// (latest, pending) transaction counts of each relayer key.
+    async fn key_nonces(&self, keys: usize) -> Vec<(u64, u64)> {
+        let rpc = self.rpc();
+        let mut out = Vec::new();
+        for a in relayer_addresses(MNEMONIC, keys).unwrap() {
+            let latest = rpc.get_transaction_count(a).latest().await.unwrap();
+            let pending = rpc.get_transaction_count(a).pending().await.unwrap();
+            out.push((latest, pending));
+        }
+        out
+    }
+
+    /// A signed `submitAddPermission` request body.
+    fn add_permission(&self, user: &PrivateKeySigner, nonce: U256, file_ids: &[u64]) -> Value {
+        let msg = eip712::permission::Permission {
+            nonce,
+            granteeId: self.grantee_id,
+            grant: format!("http://127.0.0.1:1/grants/{}", user.address()),
+            fileIds: file_ids.iter().map(|i| U256::from(*i)).collect(),
+        };
+        let domain = eip712::permissions_domain(self.chain_id, self.permissions());
+        let sig = eip712::sign(user, &msg, &domain).unwrap();
+        json!({
+            "type": "signed",
+            "operation": "submitAddPermission",
+            "typedData": eip712::typed_data_json(&msg, &domain).unwrap(),
+            "signature": sig.to_string(),
+            "expectedUserAddress": user.address().to_string().to_lowercase(),
+        })
+    }
+}
+
+fn user(i: u32) -> PrivateKeySigner {
+    keys::derive_signer(MNEMONIC, keys::USER_INDEX_OFFSET + i).unwrap()
+}
+
+fn file_addition(url: &str, owner: Address) -> Value {
+    json!({
+        "type": "direct",
+        "operation": "submitFileAdditionComplete",
+        "params": {
+            "url": url,
+            "userAddress": owner,
+            "permissions": [{"account": Address::repeat_byte(0x5e), "key": "ab".repeat(257)}],
+            "schemaId": 0
+        }
+    })
+}
+
+async fn post(h: &ServiceHandle, body: &Value, query: &str) -> (u16, RelayResponse) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/relay{query}", h.url()))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let parsed = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("response {status} {text:?} is not a relay response: {e}"));
+    (status, parsed)
+}
+
+async fn add_file(h: &ServiceHandle, url: &str, owner: Address) -> u64 {
+    match post(h, &file_addition(url, owner), "").await {
+        (
+            200,
+            RelayResponse::Direct {
+                result: DirectResult::FileAdded { file_id, .. },
+            },
+        ) => file_id,
+        other => panic!("file addition answered {other:?}"),
+    }
+}
+
+async fn metric(h: &ServiceHandle, series: &str) -> f64 {
+    let text = reqwest::get(h.metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(series) && l[series.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn poll_until_terminal(h: &ServiceHandle, op: &str) -> RelayResponse {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, r) = post(h, &json!({"type":"status_check","operationId": op}), "").await;
+        match r {
+            RelayResponse::Pending { .. } | RelayResponse::Submitted { .. } => {}
+            other => return other,
+        }
+        assert!(Instant::now() < deadline, "operation {op} never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
+    let c = chain().await;
+    let h = c
+        .relayer(Config {
+            keys: 2,
+            ..Config::default()
+        })
+        .await;
+    let alice = user(1);
+
+    // Direct file addition: fileId from the receipt's FileAdded event.
+    let file_id = add_file(&h, "ipfs://relayer-test-file-1", alice.address()).await;
+    assert!(file_id >= 1);
+
+    // Signed addPermission, waited until confirmed, with the decoded id.
+    let nonce = c.user_nonce(alice.address()).await;
+    let body = c.add_permission(&alice, nonce, &[file_id]);
+    let (status, r) = post(&h, &body, "").await;
+    let RelayResponse::Confirmed {
+        receipt: Some(receipt),
+        ..
+    } = &r
+    else {
+        panic!("addPermission answered {status} {r:?}")
+    };
+    assert_eq!(status, 200);
+    assert_eq!(receipt.status, "success");
+    let permission_id = receipt.permission_id.expect("PermissionAdded decoded");
+    assert!(permission_id >= 1);
+    assert!(receipt.gas_used > 0 && receipt.effective_gas_price > 0 && receipt.block_number > 0);
+    assert_eq!(c.user_nonce(alice.address()).await, nonce + U256::from(1));
+
+    // Signed addServerFilesAndPermissions.
+    let nonce = c.user_nonce(alice.address()).await;
+    let server = PrivateKeySigner::random().address();
+    let msg = eip712::server_files::ServerFilesAndPermission {
+        nonce,
+        granteeId: c.grantee_id,
+        grant: "http://127.0.0.1:1/grants/sfp".into(),
+        fileUrls: vec!["ipfs://relayer-test-file-2".into()],
+        schemaIds: vec![U256::ZERO],
+        serverAddress: server,
+        serverUrl: "http://127.0.0.1:2".into(),
+        serverPublicKey: "0x04".into(),
+        filePermissions: vec![vec![eip712::server_files::Permission {
+            account: server,
+            key: "cd".repeat(257),
+        }]],
+    };
+    let domain = eip712::permissions_domain(c.chain_id, c.permissions());
+    let body = json!({
+        "type": "signed",
+        "operation": "submitAddServerFilesAndPermissions",
+        "typedData": eip712::typed_data_json(&msg, &domain).unwrap(),
+        "signature": eip712::sign(&alice, &msg, &domain).unwrap().to_string(),
+        "expectedUserAddress": alice.address(),
+    });
+    let (status, r) = post(&h, &body, "").await;
+    let RelayResponse::Confirmed {
+        receipt: Some(receipt),
+        ..
+    } = &r
+    else {
+        panic!("addServerFilesAndPermissions answered {status} {r:?}")
+    };
+    assert_eq!(receipt.file_ids.len(), 1, "{receipt:?}");
+    assert!(receipt.permission_id.unwrap() > permission_id);
+
+    // Refusals before any transaction: no relayer nonce moves.
+    let before = c.key_nonces(2).await;
+    let bob = user(2);
+    let mut wrong = c.add_permission(&bob, c.user_nonce(bob.address()).await, &[]);
+    wrong["expectedUserAddress"] = json!(alice.address());
+    let (status, r) = post(&h, &wrong, "").await;
+    assert_eq!(status, 400);
+    let RelayResponse::Error { error } = r else {
+        panic!("{r:?}")
+    };
+    assert!(error.starts_with("invalid signature"), "{error}");
+    let mut bad_sig = c.add_permission(&bob, U256::ZERO, &[]);
+    bad_sig["signature"] = json!("0x1234");
+    assert_eq!(post(&h, &bad_sig, "").await.0, 400);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/relay", h.url()))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let r: RelayResponse = resp.json().await.unwrap();
+    assert!(matches!(r, RelayResponse::Error { ref error } if error.contains("malformed")));
+    let (status, r) = post(
+        &h,
+        &json!({"type":"status_check","operationId":"op_nope"}),
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(matches!(r, RelayResponse::Error { .. }));
+    assert_eq!(c.key_nonces(2).await, before);
+
+    // A replayed nonce is mined, reverts, and is reported by name; it uses
+    // one nonce (no gap) and the key keeps working.
+    let replay = c.add_permission(&alice, U256::ZERO, &[file_id]);
+    let (status, r) = post(&h, &replay, "").await;
+    let RelayResponse::Error { error } = r else {
+        panic!("replay answered {r:?}")
+    };
+    assert_eq!(status, 422);
+    assert!(error.starts_with("revert(InvalidNonce"), "{error}");
+    let after = c.key_nonces(2).await;
+    let used: u64 = after.iter().zip(&before).map(|(a, b)| a.0 - b.0).sum();
+    assert_eq!(used, 1, "{before:?} → {after:?}");
+    assert!(after.iter().all(|(l, p)| l == p), "{after:?}");
+
+    // Pending mode: answered at once, then polled to confirmed.
+    let body = c.add_permission(&alice, c.user_nonce(alice.address()).await, &[file_id]);
+    let (_, r) = post(&h, &body, "?wait=pending").await;
+    let RelayResponse::Pending { operation_id } = r else {
+        panic!("{r:?}")
+    };
+    match poll_until_terminal(&h, &operation_id).await {
+        RelayResponse::Confirmed {
+            receipt: Some(r), ..
+        } => assert!(r.permission_id.is_some()),
+        other => panic!("{other:?}"),
+    }
+
+    // Grant files are kept and served.
+    let grant = json!({"grantee": c.contracts["DataPortabilityGrantees"], "operation": "llm_inference", "parameters": {"prompt": "hi {{data}}"}});
+    let (status, r) = post(
+        &h,
+        &json!({"type":"direct","operation":"storeGrantFile","params": grant}),
+        "",
+    )
+    .await;
+    let RelayResponse::Direct {
+        result: DirectResult::Stored { url },
+    } = r
+    else {
+        panic!("{status} {r:?}")
+    };
+    let served: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(served, grant);
+    let (status, _) = post(
+        &h,
+        &json!({"type":"direct","operation":"storeGrantFile","params": {"operation": "x"}}),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    assert!(metric(&h, "relayer_key_next_nonce").await > 0.0);
+    assert_eq!(metric(&h, "relayer_pending_transactions").await, 0.0);
+    assert!(metric(&h, "relayer_confirm_latency_seconds_count").await >= 4.0);
+    assert!(metric(&h, "relayer_errors_total").await >= 4.0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_before_broadcast_leaves_no_nonce_gap() {
+    let c = chain().await;
+    let h = c
+        .relayer(Config {
+            keys: 1,
+            inject_prebroadcast_failures: 1,
+            ..Config::default()
+        })
+        .await;
+    let before = c.key_nonces(1).await[0];
+    let owner = user(3).address();
+    let (status, r) = post(&h, &file_addition("ipfs://fault-1", owner), "").await;
+    let RelayResponse::Error { error } = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        error.contains("injected pre-broadcast failure"),
+        "{status} {error}"
+    );
+    // The next transaction of the same key confirms: the nonce was filled.
+    let id = add_file(&h, "ipfs://fault-2", owner).await;
+    assert!(id >= 1);
+    let after = c.key_nonces(1).await[0];
+    assert_eq!(after.0, before.0 + 2, "filler + the file addition");
+    assert_eq!(after.0, after.1, "nothing stuck behind a gap");
+    assert_eq!(metric(&h, "relayer_nonce_fills_total").await, 1.0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_bumped_and_replaced() {
+    let c = chain().await;
+    let h = c
+        .relayer(Config {
+            keys: 1,
+            bump_after_ms: 300,
+            ..Config::default()
+        })
+        .await;
+    let rpc = c.rpc();
+    let carol = user(4);
+    let file_id = add_file(&h, "ipfs://bump-file", carol.address()).await;
+    // Anvil stops mining: the next transaction sits in its pool.
+    let _: () = rpc
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let body = c.add_permission(&carol, U256::ZERO, &[file_id]);
+    let (status, r) = post(&h, &body, "?wait=submitted").await;
+    let RelayResponse::Submitted { hash: first } = r else {
+        panic!("{status} {r:?}")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&h, "relayer_replacements_total").await < 2.0 {
+        assert!(Instant::now() < deadline, "no replacement was sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _: String = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
+    let _: () = rpc
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    // The operation id is not returned in submitted mode; find the mined
+    // version through the chain: the key's only transaction at that nonce.
+    let key = relayer_addresses(MNEMONIC, 1).unwrap()[0];
+    let n = c.key_nonces(1).await[0];
+    assert_eq!(n.0, n.1, "mined, nothing left pending");
+    let block = rpc
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .full()
+        .await
+        .unwrap()
+        .unwrap();
+    let mined: Vec<_> = block
+        .transactions
+        .txns()
+        .filter(|t| alloy::network::TransactionResponse::from(*t) == key)
+        .map(alloy::network::TransactionResponse::tx_hash)
+        .collect();
+    assert_eq!(mined.len(), 1, "{mined:?}");
+    assert_ne!(mined[0], first, "the mined transaction is a replacement");
+    let receipt = rpc
+        .get_transaction_receipt(mined[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(receipt.status());
+    assert_eq!(c.user_nonce(carol.address()).await, U256::from(1));
+    // The relayer saw it through the block stream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&h, "relayer_pending_transactions").await > 0.0 {
+        assert!(Instant::now() < deadline, "the receipt was not matched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.stop().await;
+}
+
+/// The acceptance soak: 50 users each add a file (direct) and then grant a
+/// permission on it (signed): 100 relayed transactions over 4 keys, all
+/// confirmed, no nonce gap. Prints requests/s and p50/p99 confirm latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_100_relayed_transactions_over_4_keys() {
+    let c = chain().await;
+    let h = c
+        .relayer(Config {
+            keys: 4,
+            window: 8,
+            ..Config::default()
+        })
+        .await;
+    let before = c.key_nonces(4).await;
+    let users: Vec<PrivateKeySigner> = (0..50).map(|i| user(100 + i)).collect();
+    let started = Instant::now();
+    let c = std::sync::Arc::new(c);
+    let h = std::sync::Arc::new(h);
+    let mut tasks = Vec::new();
+    for (i, u) in users.into_iter().enumerate() {
+        let c = c.clone();
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let t = Instant::now();
+            let file = add_file(&h, &format!("ipfs://soak-{i:04}"), u.address()).await;
+            lat.push(t.elapsed());
+            let body = c.add_permission(&u, U256::ZERO, &[file]);
+            let t = Instant::now();
+            let (status, r) = post(&h, &body, "").await;
+            lat.push(t.elapsed());
+            assert!(
+                matches!(r, RelayResponse::Confirmed { .. }),
+                "{status} {r:?}"
+            );
+            lat
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    let after = c.key_nonces(4).await;
+    let used: u64 = after.iter().zip(&before).map(|(a, b)| a.0 - b.0).sum();
+    assert_eq!(lat.len(), 100);
+    assert_eq!(used, 100, "{before:?} → {after:?}");
+    assert!(after.iter().all(|(l, p)| l == p), "gap or stuck: {after:?}");
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a.0 > b.0),
+        "all keys used"
+    );
+    println!(
+        "relayer soak: 100 tx over 4 keys in {:.2} s = {:.1} tx/s; confirm latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        elapsed.as_secs_f64(),
+        100.0 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.last().unwrap().as_secs_f64() * 1e3,
+    );
+    assert_eq!(metric(&h, "relayer_pending_transactions").await, 0.0);
+}
+
+/// Anvil and the four contracts the relayer calls, deployed behind proxies
+/// with the roles the Permissions contract needs.
+mod support {
+    use super::*;
+    use alloy::sol_types::SolCall;
+    use protocol::contracts::{DataPortabilityServers, DataRegistry, ERC1967Proxy};
+
+    pub struct Anvil {
+        child: std::process::Child,
+        pub rpc_url: String,
+    }
+
+    impl Drop for Anvil {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Anvil {
+        pub async fn start() -> Anvil {
+            let bin = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+            );
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new(bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--chain-id", "14800", "--silent"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let rpc_url = format!("http://127.0.0.1:{port}");
+            let rpc: RootProvider = RootProvider::new_http(rpc_url.parse().unwrap());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while rpc.get_chain_id().await.is_err() {
+                assert!(Instant::now() < deadline, "anvil did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Anvil { child, rpc_url }
+        }
+    }
+
+    pub async fn deploy(rpc_url: &str) -> BTreeMap<String, Address> {
+        let admin = keys::derive_signer(MNEMONIC, keys::DEPLOYER_INDEX).unwrap();
+        let me = admin.address();
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(admin))
+            .connect_http(rpc_url.parse().unwrap());
+        let fwd = Address::ZERO;
+        let registry_impl = DataRegistry::deploy(&p).await.unwrap();
+        let registry = *ERC1967Proxy::deploy(
+            &p,
+            *registry_impl.address(),
+            DataRegistry::initializeCall::new((fwd, me))
+                .abi_encode()
+                .into(),
+        )
+        .await
+        .unwrap()
+        .address();
+        let grantees_impl = DataPortabilityGrantees::deploy(&p).await.unwrap();
+        let grantees = *ERC1967Proxy::deploy(
+            &p,
+            *grantees_impl.address(),
+            DataPortabilityGrantees::initializeCall::new((fwd, me))
+                .abi_encode()
+                .into(),
+        )
+        .await
+        .unwrap()
+        .address();
+        let servers_impl = DataPortabilityServers::deploy(&p).await.unwrap();
+        let servers = *ERC1967Proxy::deploy(
+            &p,
+            *servers_impl.address(),
+            DataPortabilityServers::initializeCall::new((fwd, me))
+                .abi_encode()
+                .into(),
+        )
+        .await
+        .unwrap()
+        .address();
+        let perms_impl = DataPortabilityPermissions::deploy(&p).await.unwrap();
+        let permissions = *ERC1967Proxy::deploy(
+            &p,
+            *perms_impl.address(),
+            DataPortabilityPermissions::initializeCall::new((fwd, me, registry, servers, grantees))
+                .abi_encode()
+                .into(),
+        )
+        .await
+        .unwrap()
+        .address();
+        let reg = DataRegistry::new(registry, &p);
+        let role = reg.DATA_PORTABILITY_ROLE().call().await.unwrap();
+        reg.grantRole(role, permissions)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        let g = DataPortabilityGrantees::new(grantees, &p);
+        let role = g.PERMISSION_MANAGER_ROLE().call().await.unwrap();
+        g.grantRole(role, permissions)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        let s = DataPortabilityServers::new(servers, &p);
+        let role = s.PERMISSION_MANAGER_ROLE().call().await.unwrap();
+        s.grantRole(role, permissions)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        BTreeMap::from([
+            ("DataRegistry".to_string(), registry),
+            ("DataPortabilityGrantees".to_string(), grantees),
+            ("DataPortabilityServers".to_string(), servers),
+            ("DataPortabilityPermissions".to_string(), permissions),
+        ])
+    }
+}
