@@ -159,6 +159,52 @@ async fn reupload_is_idempotent_across_both_apis_and_restarts() {
 }
 
 #[tokio::test]
+async fn concurrent_uploads_of_the_same_bytes_store_one_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = std::sync::Arc::new(
+        spawn(Config {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let bytes = vec![42u8; 100_000];
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (h, bytes) = (h.clone(), bytes.clone());
+            tokio::spawn(async move {
+                let r = pin(&h, form(bytes, &format!("f{i}")), Some(DEFAULT_JWT)).await;
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()["IpfsHash"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+        })
+        .collect();
+    let cids: std::collections::HashSet<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(cids.len(), 1);
+    assert_eq!(stored_bytes(&h).await, (100_000.0, 1.0));
+    assert_eq!(
+        metric(&h, "storage_uploads_total{outcome=\"duplicate\"}").await,
+        Some(19.0)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs")).unwrap().count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
 async fn missing_or_wrong_jwt_is_401_and_stores_nothing() {
     let config = Config {
         jwt: Some(Secret::new("s3cret-jwt-value")),
@@ -176,6 +222,9 @@ async fn missing_or_wrong_jwt_is_401_and_stores_nothing() {
     assert!(!details.contains("s3cret"), "{details}");
     // A prefix of the right token is still wrong.
     let r = pin(&h, form(b"x".to_vec(), "x"), Some("s3cret")).await;
+    assert_eq!(r.status(), 401);
+    // A large body is still answered with the 401 (not a reset connection).
+    let r = pin(&h, form(vec![0u8; 2 * 1024 * 1024], "big"), Some("wrong")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(stored_bytes(&h).await, (0.0, 0.0));
     let r = pin(&h, form(b"x".to_vec(), "x"), Some("s3cret-jwt-value")).await;

@@ -315,16 +315,22 @@ async fn pin_file(
                 details,
             )
         };
-        match authorization(&headers, &["Bearer"]) {
-            None => {
-                return Err(unauthorized("missing `Authorization: Bearer <jwt>` header"));
+        let rejection = match authorization(&headers, &["Bearer"]) {
+            None => Some(unauthorized("missing `Authorization: Bearer <jwt>` header")),
+            Some(token) if !jwt.matches(token) => Some(unauthorized(
+                "Invalid/expired credentials: the JWT is not the configured one",
+            )),
+            Some(_) => None,
+        };
+        if let Some(rejection) = rejection {
+            // Read (and discard) the body, bounded by the body limit, so that the
+            // client receives the 401 rather than a reset connection.
+            if let Ok(mut m) = multipart {
+                while let Ok(Some(mut f)) = m.next_field().await {
+                    while let Ok(Some(_)) = f.chunk().await {}
+                }
             }
-            Some(token) if !jwt.matches(token) => {
-                return Err(unauthorized(
-                    "Invalid/expired credentials: the JWT is not the configured one",
-                ));
-            }
-            Some(_) => {}
+            return Err(rejection);
         }
     }
     let upload = receive(&state, Api::Pinata, multipart).await?;
