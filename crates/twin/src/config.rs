@@ -260,7 +260,7 @@ pub struct TwinConfig {
     /// `[relayer]`: the SDK's relayer protocol.
     pub relayer: ServiceSection,
     /// `[indexer]`: the subgraph.
-    pub indexer: ServiceSection,
+    pub indexer: crate::indexer::Config,
     /// `[personal_server]`: the personal server.
     pub personal_server: ServiceSection,
     /// `[tee]`: the TEE that proves contributions.
@@ -301,6 +301,7 @@ impl TwinConfig {
         c.chain.port = 0;
         c.storage.port = 0;
         c.inference.port = 0;
+        c.indexer.port = 0;
         for s in c.service_sections_mut() {
             s.port = 0;
         }
@@ -313,17 +314,16 @@ impl TwinConfig {
         self.storage.validate()?;
         self.inference.validate()?;
         self.relayer.validate("relayer")?;
-        self.indexer.validate("indexer")?;
+        self.indexer.validate()?;
         self.personal_server.validate("personal_server")?;
         self.tee.validate("tee")?;
         Ok(())
     }
 
     /// The sections still of the placeholder type.
-    fn service_sections_mut(&mut self) -> [&mut ServiceSection; 4] {
+    fn service_sections_mut(&mut self) -> [&mut ServiceSection; 3] {
         [
             &mut self.relayer,
-            &mut self.indexer,
             &mut self.personal_server,
             &mut self.tee,
         ]
@@ -454,8 +454,9 @@ mod tests {
         let c = TwinConfig::ephemeral();
         assert_eq!(c.chain.port, 0);
         assert_eq!((c.storage.port, c.inference.port), (0, 0));
+        assert_eq!(c.indexer.port, 0);
         assert!(
-            [&c.relayer, &c.indexer, &c.personal_server, &c.tee]
+            [&c.relayer, &c.personal_server, &c.tee]
                 .iter()
                 .all(|s| s.port == 0)
         );

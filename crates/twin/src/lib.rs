@@ -126,6 +126,19 @@ impl Twin {
             let handle = inference::spawn(config.inference.clone()).await?;
             self.add_service(handle);
         }
+        if config.indexer.enabled {
+            let contracts = indexer::IndexedContracts::from_manifest(
+                &self.manifest.contracts,
+                self.manifest.deployer_block,
+            )
+            .map_err(|message| ServiceError::Setup {
+                service: "indexer",
+                message,
+            })?;
+            let handle =
+                indexer::spawn(config.indexer.clone(), &self.manifest.rpc_url, &contracts).await?;
+            self.add_service(handle);
+        }
         Ok(())
     }
 

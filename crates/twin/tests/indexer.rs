@@ -5,8 +5,6 @@
 //! Permissions behind ERC1967 proxies, emits events with real transactions and
 //! reads them back over HTTP.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
@@ -14,34 +12,19 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
 use protocol::api::subgraph::{
     BigInt, FileProofsData, GraphQlResponse, SUBGRAPH_PATH, SubgraphMetaData, UserFilesData,
     UserPermissionsData, UserTrustedServersData, queries,
 };
-use protocol::contracts::{
-    DataPortabilityGrantees, DataPortabilityPermissions, DataPortabilityServers, DataRegistry,
-    ERC1967Proxy,
-};
-use protocol::keys::{DEFAULT_TEST_MNEMONIC, HdAccount};
+use protocol::contracts::{DataPortabilityPermissions, DataPortabilityServers, DataRegistry};
+use protocol::keys::{DEFAULT_TEST_MNEMONIC, DEPLOYER_INDEX, HdAccount, USER_INDEX_OFFSET};
 use serde_json::{Value, json};
+use twin::chain::{AnvilConfig, AnvilProcess, DeployConfig, Deployment, deploy};
 use twin::indexer::{self, Config, IndexedContracts};
 use twin::service::ServiceHandle;
 use vana_load_twin as twin;
 
 // ---------------------------------------------------------------- harness
-
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn anvil_bin() -> std::path::PathBuf {
     twin::tools::ensure_anvil(None, twin::tools::InstallPolicy::Never)
@@ -49,53 +32,15 @@ fn anvil_bin() -> std::path::PathBuf {
         .path
 }
 
-async fn start_anvil() -> Anvil {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(anvil_bin())
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--quiet",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn anvil");
-    let anvil = Anvil {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = client
-            .post(&anvil.url)
-            .json(&json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}))
-            .send()
-            .await
-            .is_ok();
-        if ok {
-            return anvil;
-        }
-        assert!(Instant::now() < deadline, "anvil did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// anvil, the deployed contracts, funded keys and a provider that signs for all of them.
 struct Net {
-    anvil: Anvil,
+    /// Kept alive for the test (killed on drop).
+    _anvil: AnvilProcess,
+    url: String,
     provider: DynProvider,
     chain_id: u64,
     deployer: PrivateKeySigner,
-    /// Index 1 (the app key): registers itself as grantee.
-    grantee: PrivateKeySigner,
+    deployment: Deployment,
     users: Vec<PrivateKeySigner>,
     contracts: IndexedContracts,
 }
@@ -120,99 +65,43 @@ where
 
 impl Net {
     async fn start() -> Net {
-        let anvil = start_anvil().await;
+        let anvil = AnvilProcess::spawn(&AnvilConfig {
+            anvil_path: anvil_bin(),
+            accounts: 1010,
+            ..AnvilConfig::default()
+        })
+        .await
+        .expect("anvil starts");
+        let url = anvil.rpc_url();
+        let deployment = deploy(&url, DEFAULT_TEST_MNEMONIC, &DeployConfig::default())
+            .await
+            .expect("contracts deploy");
         let hd = HdAccount::new(DEFAULT_TEST_MNEMONIC).unwrap();
-        let deployer = hd.signer(0).unwrap();
-        let grantee = hd.signer(1).unwrap();
-        // Anvil funds indices 0..10 of the default mnemonic.
-        let users: Vec<_> = (5..9).map(|i| hd.signer(i).unwrap()).collect();
+        let deployer = hd.signer(DEPLOYER_INDEX).unwrap();
+        let users: Vec<_> = (0..4)
+            .map(|i| hd.signer(USER_INDEX_OFFSET + i).unwrap())
+            .collect();
         let mut wallet = EthereumWallet::new(deployer.clone());
-        wallet.register_signer(grantee.clone());
         for u in &users {
             wallet.register_signer(u.clone());
         }
         let provider = ProviderBuilder::new()
             .wallet(wallet)
-            .connect_http(anvil.url.parse().unwrap())
+            .connect_http(url.parse().unwrap())
             .erased();
         let chain_id = provider.get_chain_id().await.unwrap();
-        let me = deployer.address();
-        let p = &provider;
-
-        let start_block = provider.get_block_number().await.unwrap() + 1;
-        let proxy = |implementation: Address, init: Vec<u8>| async move {
-            *ERC1967Proxy::deploy(p, implementation, Bytes::from(init))
-                .await
-                .expect("deploy proxy")
-                .address()
-        };
-        let registry_impl = *DataRegistry::deploy(p).await.unwrap().address();
-        let data_registry = proxy(
-            registry_impl,
-            DataRegistry::initializeCall {
-                trustedForwarderAddress: Address::ZERO,
-                ownerAddress: me,
-            }
-            .abi_encode(),
-        )
-        .await;
-        let grantees_impl = *DataPortabilityGrantees::deploy(p).await.unwrap().address();
-        let grantees = proxy(
-            grantees_impl,
-            DataPortabilityGrantees::initializeCall {
-                trustedForwarderAddress: Address::ZERO,
-                ownerAddress: me,
-            }
-            .abi_encode(),
-        )
-        .await;
-        let servers_impl = *DataPortabilityServers::deploy(p).await.unwrap().address();
-        let servers = proxy(
-            servers_impl,
-            DataPortabilityServers::initializeCall {
-                trustedForwarderAddress: Address::ZERO,
-                ownerAddress: me,
-            }
-            .abi_encode(),
-        )
-        .await;
-        let permissions_impl = *DataPortabilityPermissions::deploy(p)
-            .await
-            .unwrap()
-            .address();
-        let permissions = proxy(
-            permissions_impl,
-            DataPortabilityPermissions::initializeCall {
-                trustedForwarderAddress: Address::ZERO,
-                ownerAddress: me,
-                dataRegistryAddress: data_registry,
-                serversContractAddr: servers,
-                granteesContractAddr: grantees,
-            }
-            .abi_encode(),
-        )
-        .await;
-        let g = DataPortabilityGrantees::new(grantees, p);
-        let role = g.PERMISSION_MANAGER_ROLE().call().await.unwrap();
-        send(g.grantRole(role, permissions)).await;
-        let s = DataPortabilityServers::new(servers, p);
-        let role = s.PERMISSION_MANAGER_ROLE().call().await.unwrap();
-        send(s.grantRole(role, me)).await;
-
+        let contracts =
+            IndexedContracts::from_manifest(&deployment.contracts(), deployment.deployer_block)
+                .unwrap();
         Net {
-            anvil,
+            _anvil: anvil,
+            url,
             provider,
             chain_id,
             deployer,
-            grantee,
+            deployment,
             users,
-            contracts: IndexedContracts {
-                data_registry,
-                permissions,
-                grantees,
-                servers,
-                start_block,
-            },
+            contracts,
         }
     }
 
@@ -239,19 +128,6 @@ impl Net {
         (id, r)
     }
 
-    async fn register_grantee(&self) -> TransactionReceipt {
-        let g = DataPortabilityGrantees::new(self.contracts.grantees, &self.provider);
-        send(
-            g.registerGrantee(
-                self.grantee.address(),
-                self.grantee.address(),
-                "0x04granteekey".to_string(),
-            )
-            .from(self.grantee.address()),
-        )
-        .await
-    }
-
     /// A signed `addPermission`, submitted by the deployer (gasless for the user).
     async fn add_permission(
         &self,
@@ -263,7 +139,7 @@ impl Net {
         let nonce = perms.userNonce(user.address()).call().await.unwrap();
         let message = protocol::eip712::permission::Permission {
             nonce,
-            granteeId: U256::from(1),
+            granteeId: U256::from(self.deployment.grantee_id),
             grant: grant.to_string(),
             fileIds: file_ids.clone(),
         };
@@ -272,7 +148,7 @@ impl Net {
         let signature = protocol::eip712::sign(user, &message, &domain).unwrap();
         let input = protocol::contracts::PermissionInput {
             nonce,
-            granteeId: U256::from(1),
+            granteeId: U256::from(self.deployment.grantee_id),
             grant: grant.to_string(),
             fileIds: file_ids,
         };
@@ -299,7 +175,7 @@ impl Net {
 
     async fn rpc(&self, method: &str, params: Value) -> Value {
         let v: Value = reqwest::Client::new()
-            .post(&self.anvil.url)
+            .post(&self.url)
             .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
             .send()
             .await
@@ -312,7 +188,7 @@ impl Net {
     }
 
     async fn spawn_indexer(&self, config: Config) -> ServiceHandle {
-        indexer::spawn(config, &self.anvil.url, &self.contracts)
+        indexer::spawn(config, &self.url, &self.contracts)
             .await
             .expect("indexer starts")
     }
@@ -534,7 +410,6 @@ async fn get_user_permissions_paginated() {
     let net = Net::start().await;
     let idx = net.spawn_indexer(Config::default()).await;
     let user = net.users[0].clone();
-    net.register_grantee().await;
     let (f1, _) = net.add_file(&user, "ipfs://a").await;
     let (f2, _) = net.add_file(&user, "ipfs://b").await;
     let (p1, r1) = net
@@ -562,8 +437,8 @@ async fn get_user_permissions_paginated() {
     assert_eq!(a.end_block, Some(BigInt(U256::MAX)));
     assert_eq!(a.added_at_block, BigInt::from(block_of(&r1)));
     assert_eq!(a.transaction_hash, format!("{:#x}", r1.transaction_hash));
-    assert_eq!(a.grantee.id, "1");
-    assert_eq!(a.grantee.address, lower(net.grantee.address()));
+    assert_eq!(a.grantee.id, net.deployment.grantee_id.to_string());
+    assert_eq!(a.grantee.address, lower(net.deployment.app_address));
     let mut files: Vec<_> = a
         .file_permissions
         .iter()
@@ -605,13 +480,23 @@ async fn get_user_trusted_servers_paginated() {
     let user = net.users[0].clone();
     let server_key = PrivateKeySigner::random();
     let s = DataPortabilityServers::new(net.contracts.servers, &net.provider);
-    let input = protocol::contracts::AddServerInput {
+    let nonce = s.userNonce(user.address()).call().await.unwrap();
+    let message = protocol::eip712::server::AddServer {
+        nonce,
+        serverAddress: server_key.address(),
+        publicKey: "0x04serverpublickey".into(),
+        serverUrl: "http://127.0.0.1:9/server".into(),
+    };
+    let domain = protocol::eip712::servers_domain(net.chain_id, net.contracts.servers);
+    let signature = protocol::eip712::sign(&user, &message, &domain).unwrap();
+    let input = protocol::contracts::AddServerWithSignatureInput {
+        nonce,
         serverAddress: server_key.address(),
         publicKey: "0x04serverpublickey".into(),
         serverUrl: "http://127.0.0.1:9/server".into(),
     };
     let trust = send(
-        s.addAndTrustServerByManager(user.address(), input)
+        s.addAndTrustServerWithSignature(input, signature)
             .from(net.deployer.address()),
     )
     .await;
@@ -908,8 +793,10 @@ async fn metrics_report_progress_entities_and_requests() {
         text.contains("indexer_entities{entity=\"File\"} 2"),
         "{text}"
     );
+    // The two file owners and the app the deployment registers as grantee.
     assert!(
-        text.contains("indexer_entities{entity=\"User\"} 2"),
+        text.contains("indexer_entities{entity=\"User\"} 3")
+            && text.contains("indexer_entities{entity=\"Grantee\"} 1"),
         "{text}"
     );
     assert!(

@@ -27,6 +27,35 @@ pub struct IndexedContracts {
 }
 
 impl IndexedContracts {
+    /// The manifest's contract names (as in `contracts/out/<Name>.json`).
+    pub const MANIFEST_NAMES: [&'static str; 4] = [
+        "DataRegistry",
+        "DataPortabilityPermissions",
+        "DataPortabilityGrantees",
+        "DataPortabilityServers",
+    ];
+
+    /// Picks the indexed contracts out of a manifest's `contracts` map; the
+    /// error names the missing contract.
+    pub fn from_manifest(
+        contracts: &std::collections::BTreeMap<String, Address>,
+        start_block: u64,
+    ) -> Result<Self, String> {
+        let get = |name: &str| {
+            contracts.get(name).copied().ok_or_else(|| {
+                format!("the deployment has no {name} address (needed by the indexer)")
+            })
+        };
+        let [registry, permissions, grantees, servers] = Self::MANIFEST_NAMES;
+        Ok(IndexedContracts {
+            data_registry: get(registry)?,
+            permissions: get(permissions)?,
+            grantees: get(grantees)?,
+            servers: get(servers)?,
+            start_block,
+        })
+    }
+
     /// Every address, for the one `eth_getLogs` filter.
     pub fn addresses(&self) -> Vec<Address> {
         vec![

@@ -17,7 +17,7 @@ pub mod graphql;
 pub mod metrics;
 pub mod store;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,26 +36,32 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use events::IndexedContracts;
 pub use protocol::api::subgraph::SUBGRAPH_PATH;
 
+use crate::config::ConfigError;
 use crate::service::{ServiceError, ServiceHandle, serve};
 
 const SERVICE: &str = "indexer";
 
-/// The `indexer` section of the twin config.
+/// The `[indexer]` section of the twin config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where to listen (127.0.0.1:0 picks a free port).
-    pub bind: SocketAddr,
-    /// Extra lag in blocks: index only up to `head - lag_blocks`.
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `127.0.0.1`.
+    pub host: IpAddr,
+    /// Default 0: any free port.
+    pub port: u16,
+    /// Extra lag in blocks: index only up to `head - lag_blocks`. Default 0.
     pub lag_blocks: u64,
     /// Extra lag in milliseconds: a block is indexed only once the follower has
-    /// known it for this long (emulates Goldsky's delay).
+    /// known it for this long (emulates Goldsky's delay). Default 0.
     pub lag_ms: u64,
-    /// How often to poll the node for new blocks.
+    /// How often to poll the node for new blocks. Default 200.
     pub poll_interval_ms: u64,
-    /// The widest block range of one `eth_getLogs`.
+    /// The widest block range of one `eth_getLogs`. Default 1000.
     pub max_block_range: u64,
-    /// The SQLite file; `None` for a temporary one removed on stop.
+    /// The SQLite file; `None` (the default) for a temporary one removed on stop.
+    /// An existing file indexed from the same contracts is resumed.
     pub db_path: Option<PathBuf>,
     /// What `_meta.deployment` reports.
     pub deployment: String,
@@ -64,7 +70,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            enabled: true,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
             lag_blocks: 0,
             lag_ms: 0,
             poll_interval_ms: 200,
@@ -72,6 +80,35 @@ impl Default for Config {
             db_path: None,
             deployment: "vana-load-twin-subgraph".to_string(),
         }
+    }
+}
+
+impl Config {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Errors name the field (`indexer.poll_interval_ms`, …).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "indexer.poll_interval_ms",
+                "must be positive (milliseconds between polls of the node)",
+            ));
+        }
+        if self.max_block_range == 0 {
+            return Err(ConfigError::invalid(
+                "indexer.max_block_range",
+                "must be positive (blocks per eth_getLogs)",
+            ));
+        }
+        if self.deployment.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "indexer.deployment",
+                "must not be empty (it is what _meta.deployment reports)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -98,6 +135,7 @@ pub async fn spawn(
     rpc_url: &str,
     contracts: &IndexedContracts,
 ) -> Result<ServiceHandle, ServiceError> {
+    config.validate().map_err(setup)?;
     let url: reqwest::Url = rpc_url
         .parse()
         .map_err(|e| setup(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
@@ -167,7 +205,7 @@ pub async fn spawn(
     let router = Router::new()
         .route(SUBGRAPH_PATH, post(graphql_handler))
         .with_state(app);
-    serve(SERVICE, config.bind, router, Arc::new(registry)).await
+    serve(SERVICE, config.addr(), router, Arc::new(registry)).await
 }
 
 fn error_body(message: String) -> serde_json::Value {
