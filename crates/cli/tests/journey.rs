@@ -1,0 +1,257 @@
+//! Journeys of the virtual user (`client`) against a twin started in the test.
+//!
+//! Wallet funding runs against the twin's chain alone. The journeys need the
+//! twin's relayer, personal server and TEE as well: while `Twin::start` does
+//! not start them yet, those tests are `#[ignore]`d with that reason (run
+//! them with `cargo test -p vana-load --test journey -- --ignored`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::context::{Context, RunOptions};
+use client::journey::{self, JourneyReport, Mode};
+use client::steps::Step;
+use client::target::{Secret, Target};
+use client::wallets::{UserWallets, fund};
+use twin::{Twin, TwinConfig};
+
+async fn start(tweak: impl FnOnce(&mut TwinConfig)) -> (Twin, Target) {
+    let mut config = TwinConfig::ephemeral();
+    // Inference in tens of milliseconds instead of seconds.
+    config.inference.time_scale = 0.01;
+    tweak(&mut config);
+    let mnemonic = Secret::new(config.chain.mnemonic.expose());
+    let twin = Twin::start(config).await.expect("the twin starts");
+    let mut target =
+        Target::from_manifest(twin.manifest(), mnemonic).expect("target from manifest");
+    // Poll operations quickly: the twin's inference is scaled down.
+    target.poll.infer_initial = Duration::from_millis(50);
+    target.poll.infer_max = Duration::from_millis(200);
+    (twin, target)
+}
+
+async fn context(target: Target, mode: Mode) -> Arc<Context> {
+    let opts = RunOptions {
+        relayer: mode == Mode::Relayer,
+        ..Default::default()
+    };
+    Context::new(target, opts)
+        .await
+        .unwrap_or_else(|e| panic!("context: {e}"))
+}
+
+fn assert_all_ok(r: &JourneyReport) {
+    let summary: Vec<String> = r
+        .steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{}={}",
+                s.name,
+                s.error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "ok".into())
+            )
+        })
+        .collect();
+    assert!(r.ok(), "journey failed: {}", summary.join(", "));
+    let names: Vec<&str> = r.steps.iter().map(|s| s.name.name()).collect();
+    assert_eq!(
+        names,
+        Step::ALL.iter().map(|s| s.name()).collect::<Vec<_>>()
+    );
+    assert!(
+        r.file_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("ipfs://"))
+    );
+    assert!(r.file_id.is_some_and(|id| id >= 1));
+    assert!(r.permission_id.is_some_and(|id| id >= 1));
+    assert!(r.operation_id.as_deref().is_some_and(|id| !id.is_empty()));
+    assert!(
+        r.proof_index.is_some_and(|i| i >= 1),
+        "proof indices start at 1"
+    );
+    assert!(
+        r.reward.is_some_and(|w| !w.is_zero()),
+        "a positive reward was paid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funding_is_batched_idempotent_and_resumable() {
+    let (twin, target) = start(|_| {}).await;
+    let users =
+        UserWallets::new(target.mnemonic.as_ref().unwrap(), target.user_index_offset).unwrap();
+    let funder = target
+        .funder_key
+        .as_ref()
+        .unwrap()
+        .signer(target.mnemonic.as_ref(), "funder")
+        .unwrap();
+    let bf = target
+        .contracts
+        .batch_funder
+        .expect("the twin deploys a BatchFunder");
+    let mut funding = target.funding;
+    funding.batch_size = 40;
+    let first = users.addresses(100).unwrap();
+    let r1 = fund(
+        &target.rpc_urls[0],
+        funder.clone(),
+        bf,
+        &first,
+        funding,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((r1.topped_up, r1.transactions), (100, 3));
+    assert_eq!(
+        r1.value_sent,
+        funding.amount * alloy::primitives::U256::from(100)
+    );
+    // Resume with more wallets: only the 50 new ones are paid.
+    let more = users.addresses(150).unwrap();
+    let r2 = fund(
+        &target.rpc_urls[0],
+        funder.clone(),
+        bf,
+        &more,
+        funding,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((r2.topped_up, r2.transactions), (50, 2));
+    let r3 = fund(&target.rpc_urls[0], funder, bf, &more, funding, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((r3.topped_up, r3.transactions), (0, 0));
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn relayer_journey_runs_all_eleven_steps() {
+    let (twin, target) = start(|_| {}).await;
+    let ctx = context(target, Mode::Relayer).await;
+    let r = journey::run(&ctx, 0, Mode::Relayer).await;
+    assert_all_ok(&r);
+    // The user paid nothing for registration: the relayed transaction is the relayer's.
+    assert!(r.txs.iter().any(|t| t.kind.contains("relayed")));
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn direct_journey_runs_all_eleven_steps() {
+    let (twin, target) = start(|_| {}).await;
+    let ctx = context(target, Mode::Direct).await;
+    let r = journey::run(&ctx, 1, Mode::Direct).await;
+    assert_all_ok(&r);
+    let kinds: Vec<&str> = r.txs.iter().map(|t| t.kind.as_str()).collect();
+    for k in [
+        "addFileWithPermissionsAndSchema",
+        "addPermission",
+        "requestContributionProof",
+        "requestReward",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn twenty_concurrent_journeys_with_distinct_wallets() {
+    let (twin, target) = start(|_| {}).await;
+    let ctx = context(target, Mode::Relayer).await;
+    let handles: Vec<_> = (100..120u64)
+        .map(|user| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { journey::run(&ctx, user, Mode::Relayer).await })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for h in handles {
+        reports.push(h.await.unwrap());
+    }
+    for r in &reports {
+        assert!(
+            !r.steps
+                .iter()
+                .any(|s| s.error.as_ref().is_some_and(|e| e.class() == "nonce")),
+            "nonce error in {:?}",
+            r.error()
+        );
+        assert_all_ok(r);
+    }
+    let mut addrs: Vec<_> = reports.iter().map(|r| r.address).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 20);
+    let mut files: Vec<_> = reports.iter().map(|r| r.file_id.unwrap()).collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), 20);
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn failed_inference_ends_in_inference_failed() {
+    let (twin, target) = start(|c| c.inference.fail_rate = 1.0).await;
+    let ctx = context(target, Mode::Relayer).await;
+    let r = journey::run(&ctx, 2, Mode::Relayer).await;
+    let (step, err) = r.error().expect("the journey fails");
+    assert_eq!(
+        (step, err.class().as_str()),
+        (Step::InferWait, "inference_failed"),
+        "{err}"
+    );
+    assert!(!r.ok());
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn indexer_lag_beyond_the_timeout_ends_in_indexer_lag() {
+    let (twin, mut target) = start(|c| c.indexer.lag_ms = 10_000).await;
+    target.timeouts.set(Step::Index, Duration::from_secs(1));
+    let ctx = context(target, Mode::Relayer).await;
+    let r = journey::run(&ctx, 3, Mode::Relayer).await;
+    let (step, err) = r.error().expect("the journey fails");
+    assert_eq!(
+        (step, err.class().as_str()),
+        (Step::Index, "indexer_lag"),
+        "{err}"
+    );
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
+async fn a_wallet_without_gas_ends_in_insufficient_funds() {
+    let (twin, mut target) = start(|_| {}).await;
+    // Fund users with a single wei: enough to pass the wallet step's
+    // threshold, never enough to pay for a transaction.
+    target.funding.amount = alloy::primitives::U256::from(1);
+    target.funding.threshold = alloy::primitives::U256::from(1);
+    let ctx = context(target, Mode::Direct).await;
+    let r = journey::run(&ctx, 4, Mode::Direct).await;
+    let (step, err) = r.error().expect("the journey fails");
+    assert_eq!(
+        (step, err.class().as_str()),
+        (Step::Register, "insufficient_funds"),
+        "{err}"
+    );
+    drop(ctx);
+    twin.stop().await;
+}
