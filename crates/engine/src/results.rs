@@ -85,26 +85,29 @@ pub struct EventTx {
     pub block: u64,
 }
 
-/// Appends lines to a file from a dedicated thread; flushes whenever the queue is empty.
-pub struct LineWriter {
-    tx: Option<mpsc::Sender<String>>,
+/// Appends JSON lines to a file from a dedicated thread, which also does the
+/// serialisation (keeping it off the async workers); flushes whenever the queue is empty.
+pub struct LineWriter<T: Serialize + Send + 'static> {
+    tx: Option<mpsc::Sender<T>>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-impl LineWriter {
-    pub fn open(path: &Path) -> std::io::Result<LineWriter> {
+impl<T: Serialize + Send + 'static> LineWriter<T> {
+    pub fn open(path: &Path) -> std::io::Result<LineWriter<T>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = mpsc::channel::<String>();
+        let (tx, rx) = mpsc::channel::<T>();
         let thread = std::thread::Builder::new()
-            .name("vana-load-events".into())
+            .name("vana-load-writer".into())
             .spawn(move || {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
-                while let Ok(line) = rx.recv() {
-                    w.write_all(line.as_bytes())?;
-                    w.write_all(b"\n")?;
-                    while let Ok(line) = rx.try_recv() {
-                        w.write_all(line.as_bytes())?;
-                        w.write_all(b"\n")?;
+                let put = |w: &mut BufWriter<File>, v: T| -> std::io::Result<()> {
+                    serde_json::to_writer(&mut *w, &v)?;
+                    w.write_all(b"\n")
+                };
+                while let Ok(v) = rx.recv() {
+                    put(&mut w, v)?;
+                    while let Ok(v) = rx.try_recv() {
+                        put(&mut w, v)?;
                     }
                     w.flush()?;
                 }
@@ -116,9 +119,10 @@ impl LineWriter {
         })
     }
 
-    pub fn send<T: Serialize>(&self, v: &T) {
-        if let (Some(tx), Ok(line)) = (&self.tx, serde_json::to_string(v)) {
-            let _ = tx.send(line);
+    /// Queues one line.
+    pub fn send(&self, v: T) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(v);
         }
     }
 
@@ -134,7 +138,7 @@ impl LineWriter {
     }
 }
 
-impl Drop for LineWriter {
+impl<T: Serialize + Send + 'static> Drop for LineWriter<T> {
     fn drop(&mut self) {
         let _ = self.close();
     }

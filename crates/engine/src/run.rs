@@ -209,7 +209,7 @@ struct Shared<F> {
     wall0_ms: i64,
     rec: Mutex<Recorder>,
     breakers: Mutex<Breakers>,
-    events: LineWriter,
+    events: LineWriter<Event>,
     prom: PromMetrics,
     sem: Arc<Semaphore>,
     cancel: CancellationToken,
@@ -284,7 +284,7 @@ impl<F: Flow> Drop for CancelGuard<F> {
         let ev = self
             .sh
             .event("flow_cancelled", self.user, &self.wallet, self.intended);
-        self.sh.events.send(&ev);
+        self.sh.events.send(ev);
     }
 }
 
@@ -317,7 +317,7 @@ async fn user_task<F: Flow>(
                     ev.error = Some("queue_timeout".into());
                     ev.delayed = Some(true);
                     ev.wait_ms = Some(ms(Instant::now() - intended));
-                    sh.events.send(&ev);
+                    sh.events.send(ev);
                     return;
                 }
             }
@@ -331,7 +331,7 @@ async fn user_task<F: Flow>(
     let mut ev = sh.event("flow_start", user, &wallet, intended);
     ev.wait_ms = Some(ms(wait));
     ev.delayed = Some(delayed);
-    sh.events.send(&ev);
+    sh.events.send(ev);
 
     let mut guard = CancelGuard {
         sh: sh.clone(),
@@ -410,7 +410,7 @@ async fn user_task<F: Flow>(
                 .map(|s| sh.cfg.component_of(s.name))
                 .collect();
             lock(&sh.breakers).success(comps);
-            sh.events.send(&ev);
+            sh.events.send(ev);
         }
         Some(err) => {
             sh.prom
@@ -423,7 +423,7 @@ async fn user_task<F: Flow>(
             ev.step = Some(err.step.to_string());
             ev.error = Some(err.class.clone());
             ev.message = Some(err.message.chars().take(500).collect());
-            sh.events.send(&ev);
+            sh.events.send(ev);
             let component = sh.cfg.component_of(err.step).to_string();
             let tripped = lock(&sh.breakers).failure(&component, end, at_s);
             if tripped {
@@ -522,7 +522,7 @@ async fn monitor<F: Flow>(
     let mut gauge_max = std::collections::BTreeMap::new();
     let (mut last_ok, mut last_t) = (0u64, sh.t0);
     let mut cps = 0.0;
-    let ts = match LineWriter::open(&ctx.out.join("timeseries.jsonl")) {
+    let ts = match LineWriter::<crate::metrics::Snapshot>::open(&ctx.out.join("timeseries.jsonl")) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!("cannot write timeseries.jsonl: {e}");
@@ -595,7 +595,7 @@ async fn monitor<F: Flow>(
                 (s, e2e_iv)
             };
             if let Some(w) = &ts {
-                w.send(&snap);
+                w.send(snap);
             }
             let start = last_snap.saturating_duration_since(sh.t0);
             if let Err(e) = append_hlog(
@@ -797,6 +797,62 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> EngineError 
     }
 }
 
+/// Dispatches every arrival on its absolute deadline, then drains in-flight journeys
+/// (after an abort, for at most `abortGraceSecs`, then cancels them).
+async fn dispatch<F: Flow>(sh: Arc<Shared<F>>, sched: Arc<Schedule>, todo: Vec<u64>, base: f64) {
+    let t0 = sh.t0;
+    // Dispatch on absolute deadlines.
+    let mut set = JoinSet::new();
+    for &user in &todo {
+        let intended = t0 + Duration::from_secs_f64((sched.offset(user as usize) - base).max(0.0));
+        tokio::select! {
+            biased;
+            _ = sh.cancel.cancelled() => break,
+            _ = sleep_until(intended) => {}
+        }
+        while set.try_join_next().is_some() {}
+        let admit = lock(&sh.breakers).admit(Instant::now());
+        match admit {
+            Admit::Shed(component) => {
+                let lag = Instant::now().saturating_duration_since(intended);
+                {
+                    let mut r = lock(&sh.rec);
+                    r.arrival(sh.secs_since_t0(intended), lag);
+                    r.dropped += 1;
+                    r.shed += 1;
+                }
+                sh.prom.arrivals.inc();
+                sh.prom.dropped.inc();
+                let mut ev = sh.event("flow_dropped", user, &sh.flow.wallet(user), intended);
+                ev.error = Some(format!("breaker({component})"));
+                sh.events.send(ev);
+            }
+            Admit::Yes => {
+                set.spawn(user_task(sh.clone(), user, intended, None));
+            }
+            Admit::Probe(c) => {
+                set.spawn(user_task(sh.clone(), user, intended, Some(c)));
+            }
+        }
+    }
+    // Drain: wait for in-flight journeys; after an abort, give them the grace period.
+    let grace = Duration::from_secs_f64(sh.cfg.abort_grace_secs);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = set.join_next() => if r.is_none() { break },
+            _ = sh.cancel.cancelled(), if deadline.is_none() => {
+                deadline = Some(Instant::now() + grace);
+            }
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+}
+
 /// Runs the whole load test: schedule, measurement, thresholds, live view,
 /// Prometheus, and the results directory. Returns `Err` (exit code 2) only when
 /// the run cannot start; a run that starts always writes its results.
@@ -920,55 +976,10 @@ pub async fn run<F: Flow>(
         done.clone(),
     ));
 
-    // Dispatch on absolute deadlines.
-    let mut set = JoinSet::new();
-    for &user in &todo {
-        let intended = t0 + Duration::from_secs_f64((sched.offset(user as usize) - base).max(0.0));
-        tokio::select! {
-            biased;
-            _ = sh.cancel.cancelled() => break,
-            _ = sleep_until(intended) => {}
-        }
-        while set.try_join_next().is_some() {}
-        let admit = lock(&sh.breakers).admit(Instant::now());
-        match admit {
-            Admit::Shed(component) => {
-                let lag = Instant::now().saturating_duration_since(intended);
-                {
-                    let mut r = lock(&sh.rec);
-                    r.arrival(sh.secs_since_t0(intended), lag);
-                    r.dropped += 1;
-                    r.shed += 1;
-                }
-                sh.prom.arrivals.inc();
-                sh.prom.dropped.inc();
-                let mut ev = sh.event("flow_dropped", user, &sh.flow.wallet(user), intended);
-                ev.error = Some(format!("breaker({component})"));
-                sh.events.send(&ev);
-            }
-            Admit::Yes => {
-                set.spawn(user_task(sh.clone(), user, intended, None));
-            }
-            Admit::Probe(c) => {
-                set.spawn(user_task(sh.clone(), user, intended, Some(c)));
-            }
-        }
-    }
-    // Drain: wait for in-flight journeys; after an abort, give them the grace period.
-    let grace = Duration::from_secs_f64(sh.cfg.abort_grace_secs);
-    let mut deadline: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            r = set.join_next() => if r.is_none() { break },
-            _ = sh.cancel.cancelled(), if deadline.is_none() => {
-                deadline = Some(Instant::now() + grace);
-            }
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                set.abort_all();
-                while set.join_next().await.is_some() {}
-                break;
-            }
-        }
+    // Dispatch runs as a task on a worker, so the journeys it spawns go to that
+    // worker's local queue and start promptly.
+    if let Err(e) = tokio::spawn(dispatch(sh.clone(), sched.clone(), todo, base)).await {
+        tracing::error!("dispatcher failed: {e}");
     }
     done.cancel();
     let gauge_max = mon.await.unwrap_or_default();
