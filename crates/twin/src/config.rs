@@ -322,11 +322,7 @@ impl TwinConfig {
 
     /// The sections still of the placeholder type.
     fn service_sections_mut(&mut self) -> [&mut ServiceSection; 3] {
-        [
-            &mut self.relayer,
-            &mut self.personal_server,
-            &mut self.tee,
-        ]
+        [&mut self.relayer, &mut self.personal_server, &mut self.tee]
     }
 }
 
