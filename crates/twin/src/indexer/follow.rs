@@ -31,6 +31,8 @@ use super::store::{self, Batch, KnownBlock};
 const FORK_SEARCH_LIMIT: usize = 256;
 /// Undo records older than this many blocks behind the head are pruned.
 const REORG_WINDOW: u64 = 4096;
+/// How many indexed blocks between two prunings.
+const PRUNE_EVERY: u64 = 256;
 
 /// What can go wrong in one poll (logged, then retried at the next poll).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct Follower {
     metrics: Metrics,
     /// Head numbers with the time each was first seen, for the ms lag.
     seen: VecDeque<(u64, Instant)>,
+    /// The head at the last pruning of the undo journal.
+    pruned_at: u64,
 }
 
 /// What one poll achieved.
@@ -103,6 +107,7 @@ impl Follower {
             writer,
             metrics,
             seen: VecDeque::new(),
+            pruned_at: 0,
         }
     }
 
@@ -209,6 +214,11 @@ impl Follower {
         }
         let to = target.min(from.saturating_add(self.settings.max_block_range.max(1) - 1));
         self.index_range(from, to).await?;
+        if to >= self.pruned_at + PRUNE_EVERY {
+            self.pruned_at = to;
+            let keep_from = to.saturating_sub(REORG_WINDOW);
+            self.db(move |c| store::prune(c, keep_from)).await?;
+        }
         self.metrics.indexed_block.set(to as i64);
         self.metrics.lag_blocks.set(head.saturating_sub(to) as i64);
         Ok(if to < target {
@@ -328,14 +338,7 @@ impl Follower {
             indexing_errors,
         };
         let had_events = !batch.events.is_empty();
-        self.db(move |c| {
-            store::apply(c, &batch)?;
-            if batch.head.number % 256 == 0 {
-                store::prune(c, batch.head.number.saturating_sub(REORG_WINDOW))?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.db(move |c| store::apply(c, &batch)).await?;
         if had_events {
             self.refresh_counts().await?;
         }

@@ -119,7 +119,7 @@ fn clear_all(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM blocks", [])?;
     tx.execute("DELETE FROM journal", [])?;
     tx.execute(
-        "DELETE FROM meta WHERE key IN ('head', 'has_indexing_errors')",
+        "DELETE FROM meta WHERE key IN ('head', 'has_indexing_errors', 'journal_floor')",
         [],
     )?;
     Ok(())
@@ -262,7 +262,17 @@ pub fn apply(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
 /// Undoes every block above `fork` (`None`: everything) and makes `fork` the head.
 pub fn revert_to(conn: &mut Connection, fork: Option<u64>) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    let Some(fork) = fork else {
+    // Below the pruned part of the journal the undo records are gone: start over.
+    let floor: u64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'journal_floor'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let Some(fork) = fork.filter(|f| *f + 1 >= floor) else {
         clear_all(&tx)?;
         return tx.commit();
     };
@@ -291,6 +301,10 @@ pub fn revert_to(conn: &mut Connection, fork: Option<u64>) -> rusqlite::Result<(
 /// longer be reorged on anvil's instant-finality chain at that depth).
 pub fn prune(conn: &Connection, keep_from: u64) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM journal WHERE block < ?1", [keep_from as i64])?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('journal_floor', ?1)",
+        [keep_from.to_string()],
+    )?;
     conn.execute(
         "DELETE FROM blocks WHERE number < ?1 AND number <> (SELECT MAX(number) FROM blocks WHERE number < ?1)",
         [keep_from as i64],
@@ -713,5 +727,35 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
             .unwrap();
         assert_eq!(users, 0, "the user created at block 2 is undone too");
+    }
+
+    #[test]
+    fn a_revert_below_the_pruned_journal_starts_over() {
+        let (_d, mut c) = db();
+        for n in 2..6u64 {
+            let ev = Event::FileAdded {
+                file_id: U256::from(n),
+                owner: Address::with_last_byte(9),
+                url: format!("ipfs://{n}"),
+            };
+            apply(
+                &mut c,
+                &Batch {
+                    head: kb(n),
+                    blocks: vec![],
+                    events: vec![(ctx(n), ev)],
+                    indexing_errors: 0,
+                },
+            )
+            .unwrap();
+        }
+        prune(&c, 4).unwrap();
+        // Undo records for blocks 4 and 5 remain: reverting to 3 is exact.
+        revert_to(&mut c, Some(3)).unwrap();
+        assert!(file_row(&c, "3").is_some() && file_row(&c, "4").is_none());
+        // Blocks 2..3 lost their undo records: reverting to 1 empties the store.
+        revert_to(&mut c, Some(1)).unwrap();
+        assert!(file_row(&c, "2").is_none() && file_row(&c, "3").is_none());
+        assert!(last_block(&c).unwrap().is_none());
     }
 }
