@@ -836,3 +836,68 @@ async fn restart_on_the_same_database_resumes() {
     .await;
     assert_eq!(d.user.unwrap().files[0].url, "ipfs://persisted");
 }
+
+/// Every answer describes one indexed block: the files it lists are exactly
+/// those added at or below its `_meta.block.number`, even while indexing runs.
+#[tokio::test]
+async fn answers_are_consistent_with_their_meta_while_indexing() {
+    let net = Net::start().await;
+    let idx = net
+        .spawn_indexer(Config {
+            poll_interval_ms: 5,
+            ..Config::default()
+        })
+        .await;
+    let user = net.users[0].clone();
+    let url = format!("{}{SUBGRAPH_PATH}", idx.url());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let (url, stop, user) = (url.clone(), stop.clone(), user.address());
+        readers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut samples = Vec::new();
+            while !stop.is_cancelled() {
+                let body = json!({"query": queries::GET_USER_FILES_PAGINATED,
+                    "variables": page(user, 1000, 0, "addedAtBlock", "asc")});
+                let v: GraphQlResponse<UserFilesData> = client
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let d = v.into_result().unwrap();
+                let blocks: Vec<u64> = d
+                    .user
+                    .map(|u| {
+                        u.files
+                            .iter()
+                            .map(|f| f.added_at_block.to_u64().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                samples.push((d.meta.block.number, blocks));
+            }
+            samples
+        }));
+    }
+    let mut added = Vec::new();
+    for i in 0..12 {
+        let (_, r) = net.add_file(&user, &format!("ipfs://c{i}")).await;
+        added.push(block_of(&r));
+    }
+    synced(&idx, *added.last().unwrap()).await;
+    stop.cancel();
+    let mut checked = 0;
+    for r in readers {
+        for (meta, blocks) in r.await.unwrap() {
+            let expected: Vec<u64> = added.iter().copied().filter(|b| *b <= meta).collect();
+            assert_eq!(blocks, expected, "answer at _meta {meta}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 12, "only {checked} answers");
+}
