@@ -150,6 +150,31 @@ impl ReceiptHub {
     }
 }
 
+/// A contract call to send: what it is (for the report), where, data, value.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub kind: &'a str,
+    pub to: Address,
+    pub input: Bytes,
+    pub value: U256,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(kind: &'a str, to: Address, input: impl Into<Bytes>) -> Self {
+        Call {
+            kind,
+            to,
+            input: input.into(),
+            value: U256::ZERO,
+        }
+    }
+
+    pub fn value(mut self, value: U256) -> Self {
+        self.value = value;
+        self
+    }
+}
+
 /// Providers (one per endpoint) and the receipt hub.
 #[derive(Clone)]
 pub struct Chain {
@@ -228,12 +253,15 @@ impl Chain {
         &self,
         user: u64,
         signer: &PrivateKeySigner,
-        kind: &str,
-        to: Address,
-        input: Bytes,
-        value: U256,
+        call: Call<'_>,
         limit: Duration,
     ) -> Result<(TransactionReceipt, TxRecord), JourneyError> {
+        let Call {
+            kind,
+            to,
+            input,
+            value,
+        } = call;
         let from = signer.address();
         let wallet = EthereumWallet::from(signer.clone());
         let (hash, sent_at) =

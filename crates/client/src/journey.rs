@@ -29,7 +29,7 @@ const JOB_CANCELED: u8 = 3;
 use protocol::crypto::{UserKey, ecies};
 use serde::Serialize;
 
-use crate::chain::{TxRecord, find_event};
+use crate::chain::{Call, TxRecord, find_event};
 use crate::context::Context;
 use crate::errors::{ErrorKind, JourneyError, with_timeout};
 use crate::steps::Step;
@@ -478,10 +478,7 @@ async fn register(
                 .send(
                     st.user,
                     &st.signer,
-                    "addFileWithPermissionsAndSchema",
-                    registry_addr,
-                    input.into(),
-                    U256::ZERO,
+                    Call::new("addFileWithPermissionsAndSchema", registry_addr, input),
                     limit,
                 )
                 .await?;
@@ -517,10 +514,7 @@ async fn register(
                 .send(
                     st.user,
                     &st.signer,
-                    "addPermission",
-                    ctx.target.contracts.permissions,
-                    input.into(),
-                    U256::ZERO,
+                    Call::new("addPermission", ctx.target.contracts.permissions, input),
                     limit,
                 )
                 .await?;
@@ -586,10 +580,7 @@ async fn proof(
         .send(
             st.user,
             &st.signer,
-            "requestContributionProof",
-            pool_addr,
-            input.into(),
-            ctx.facts.tee_fee,
+            Call::new("requestContributionProof", pool_addr, input).value(ctx.facts.tee_fee),
             limit,
         )
         .await?;
@@ -634,7 +625,7 @@ async fn proof(
             .await
             .map_err(|e| JourneyError::from_contract(&e))?;
         // JobStatus{None, Submitted, Completed, Canceled}.
-        match u8::from(j.status) {
+        match j.status {
             JOB_COMPLETED => break,
             JOB_CANCELED => {
                 return Err(JourneyError::new(
@@ -704,10 +695,7 @@ async fn claim(
         .send(
             st.user,
             &st.signer,
-            "requestReward",
-            dlp_addr,
-            input.into(),
-            U256::ZERO,
+            Call::new("requestReward", dlp_addr, input),
             limit,
         )
         .await?;
