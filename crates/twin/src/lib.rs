@@ -10,6 +10,7 @@ pub mod config;
 pub mod fetch;
 pub mod indexer;
 pub mod inference;
+pub mod keys;
 pub mod personal_server;
 pub mod relayer;
 pub mod service;
@@ -40,7 +41,12 @@ pub enum TwinError {
     )]
     PortInUse { addr: SocketAddr },
     #[error("chain: {0}")]
-    Chain(String),
+    Chain(#[from] chain::ChainError),
+    #[error("chain.host/chain.port: cannot listen on {addr}: {source}")]
+    ChainListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -99,6 +105,21 @@ impl Twin {
         &self.manifest
     }
 
+    /// The deployment: every address and the wiring facts (app, grantee id,
+    /// TEE key and fee, DLP id, proof instruction, …).
+    pub fn deployment(&self) -> &chain::Deployment {
+        &self
+            .chain
+            .as_ref()
+            .expect("the chain runs until stop() consumes the twin")
+            .deployment
+    }
+
+    /// The anvil process id.
+    pub fn anvil_pid(&self) -> Option<u32> {
+        self.chain.as_ref().and_then(|c| c.pid())
+    }
+
     /// The anvil binary this twin runs, and where it was found.
     pub fn anvil(&self) -> &FoundAnvil {
         &self.anvil_path
@@ -124,6 +145,16 @@ impl Twin {
         }
         if config.inference.enabled {
             let handle = inference::spawn(config.inference.clone()).await?;
+            self.add_service(handle);
+        }
+        if config.relayer.enabled {
+            let handle = relayer::spawn(
+                config.relayer.clone(),
+                &self.manifest.rpc_url,
+                config.chain.mnemonic.expose(),
+                &self.manifest.contracts,
+            )
+            .await?;
             self.add_service(handle);
         }
         if config.indexer.enabled {
@@ -176,40 +207,69 @@ fn check_port_free(chain: &ChainConfig) -> Result<(), TwinError> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(TwinError::PortInUse { addr }),
-        Err(e) => Err(TwinError::Chain(format!("cannot listen on {addr}: {e}"))),
+        Err(e) => Err(TwinError::ChainListen { addr, source: e }),
     }
 }
 
-/// INTEGRATION POINT (chain): the only place that calls `twin::chain`.
+/// The only place that calls `twin::chain`: anvil with the twin's chain
+/// settings, then the deployment.
 mod chain_glue {
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     use alloy::primitives::Address;
 
     use crate::TwinError;
+    use crate::chain::{AnvilConfig, AnvilProcess, DeployConfig, Deployment, deploy};
     use crate::config::ChainConfig;
     use crate::tools::FoundAnvil;
 
-    /// A running, deployed chain.
+    /// A running, deployed chain. Dropping it kills anvil.
     pub struct RunningChain {
         pub rpc_url: String,
         pub deployer_block: u64,
         pub contracts: BTreeMap<String, Address>,
+        pub deployment: Deployment,
+        anvil: AnvilProcess,
     }
 
     impl RunningChain {
-        pub async fn stop(self) {}
+        /// SIGTERM, then SIGKILL after a grace period; waits for the exit.
+        pub async fn stop(self) {
+            self.anvil.stop().await;
+        }
+
+        pub fn pid(&self) -> Option<u32> {
+            self.anvil.pid()
+        }
     }
 
-    /// Spawns anvil and deploys the contracts. `twin::chain` (the anvil
-    /// process and the deployment) is still being written; until it exposes
-    /// `AnvilProcess::spawn` and `deploy`, the twin cannot start.
+    /// Spawns anvil and deploys the contracts; on a deployment error anvil
+    /// is killed (dropped) before the error is returned.
     pub async fn start(
-        _config: &ChainConfig,
-        _anvil: &FoundAnvil,
+        config: &ChainConfig,
+        anvil: &FoundAnvil,
     ) -> Result<RunningChain, TwinError> {
-        Err(TwinError::Chain(
-            "twin::chain (anvil process and deployment) is not implemented yet".into(),
-        ))
+        let anvil_config = AnvilConfig {
+            anvil_path: anvil.path.clone(),
+            host: config.host,
+            port: config.port,
+            chain_id: config.chain_id,
+            mnemonic: config.mnemonic.expose().to_string(),
+            block_time: config.block_time.map(Duration::from_secs_f64),
+            gas_limit: Some(config.block_gas_limit),
+            ..AnvilConfig::default()
+        };
+        let process = AnvilProcess::spawn(&anvil_config).await?;
+        let rpc_url = process.rpc_url();
+        let deployment =
+            deploy(&rpc_url, config.mnemonic.expose(), &DeployConfig::default()).await?;
+        Ok(RunningChain {
+            rpc_url,
+            deployer_block: deployment.deployer_block,
+            contracts: deployment.contracts(),
+            deployment,
+            anvil: process,
+        })
     }
 }
