@@ -606,7 +606,9 @@ async fn monitor<F: Flow>(
             ) {
                 tracing::warn!("cannot append intervals.hlog: {e}");
             }
-            live.interval(&state);
+            if !finished {
+                live.interval(&state);
+            }
             last_snap = now;
             while next_snap <= now {
                 next_snap += interval;
