@@ -259,6 +259,15 @@ pub async fn fund(
         .await
         .map_err(|e| JourneyError::from_transport(&e))?;
 
+    // Receipts come from one block follower, not a poll per transaction.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_guard = stop.clone().drop_guard();
+    let hub = crate::chain::ReceiptHub::start(
+        alloy::providers::DynProvider::new(provider.clone()),
+        Duration::from_millis(250),
+        stop,
+    )
+    .await?;
     // Send every batch, pipelined, then wait for all receipts.
     let mut pending = Vec::new();
     for batch in needy.chunks(funding.batch_size.max(1)) {
@@ -285,7 +294,7 @@ pub async fn fund(
             .send_transaction(tx)
             .await
             .map_err(|e| JourneyError::from_transport(&e))?;
-        pending.push((batch.len(), value, p));
+        pending.push((batch.len(), value, *p.tx_hash()));
         nonce += 1;
     }
     let transactions = pending.len();
@@ -293,11 +302,7 @@ pub async fn fund(
     let mut value_sent = U256::ZERO;
     let mut gas_used = 0;
     for (n, value, p) in pending {
-        let receipt = p
-            .with_timeout(Some(Duration::from_secs(120)))
-            .get_receipt()
-            .await
-            .map_err(|e| JourneyError::rpc(format!("BatchFunder.topUp receipt: {e}")))?;
+        let receipt = hub.wait(p, Duration::from_secs(120)).await?;
         if !receipt.status() {
             return Err(JourneyError::new(
                 ErrorKind::Revert("topUp".into()),
