@@ -285,9 +285,14 @@ impl TwinConfig {
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
-    /// Applies `VANA_LOAD_MNEMONIC` if set and non-empty.
+    /// Applies `VANA_LOAD_MNEMONIC` if set and non-empty (it overrides the file).
     pub fn apply_env(&mut self) {
-        if let Ok(m) = std::env::var(MNEMONIC_ENV)
+        self.apply_mnemonic_override(std::env::var(MNEMONIC_ENV).ok());
+    }
+
+    /// The override rule of [`TwinConfig::apply_env`], on an explicit value.
+    pub fn apply_mnemonic_override(&mut self, value: Option<String>) {
+        if let Some(m) = value
             && !m.trim().is_empty()
         {
             self.chain.mnemonic = Mnemonic::new(&m);
@@ -443,6 +448,20 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("abandon"), "{dbg}");
         assert!(dbg.contains("<redacted>"), "{dbg}");
+    }
+
+    #[test]
+    fn env_mnemonic_overrides_the_file_unless_empty() {
+        let phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+        let mut c =
+            TwinConfig::from_toml_str(&format!("[chain]\nmnemonic = \"{phrase}\"\n"), "t").unwrap();
+        assert_eq!(c.chain.mnemonic.expose(), phrase);
+        c.apply_mnemonic_override(Some("   ".into()));
+        assert_eq!(c.chain.mnemonic.expose(), phrase);
+        c.apply_mnemonic_override(None);
+        assert_eq!(c.chain.mnemonic.expose(), phrase);
+        c.apply_mnemonic_override(Some(format!(" {DEFAULT_MNEMONIC}\n")));
+        assert!(c.chain.mnemonic.is_default());
     }
 
     #[test]
