@@ -422,7 +422,12 @@ async fn user_task<F: Flow>(
                 .inc();
             ev.step = Some(err.step.to_string());
             ev.error = Some(err.class.clone());
-            ev.message = Some(err.message.chars().take(500).collect());
+            ev.message = Some(
+                crate::results::redact_secrets(&err.message)
+                    .chars()
+                    .take(500)
+                    .collect(),
+            );
             sh.events.send(ev);
             let component = sh.cfg.component_of(err.step).to_string();
             let tripped = lock(&sh.breakers).failure(&component, end, at_s);
