@@ -52,7 +52,7 @@ process.stdin.on("end", async () => {
 "#;
 
 fn eccrypto(jobs: &[Value]) -> Vec<Result<String, String>> {
-    require_tool("node", "apt-get install nodejs");
+    let node = require_tool("node", "apt-get install nodejs");
     let pkg = require_npm_package("eccrypto");
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("peer.cjs");
@@ -61,7 +61,7 @@ fn eccrypto(jobs: &[Value]) -> Vec<Result<String, String>> {
     fs::write(&jobs_file, serde_json::to_vec(jobs).unwrap()).unwrap();
     let results_file = dir.path().join("results.json");
     run_ok(
-        Command::new("node")
+        Command::new(node)
             .arg(&script)
             .env("ECCRYPTO_DIR", pkg)
             .env("RESULTS_FILE", &results_file)

@@ -32,16 +32,17 @@ const password = process.env.VANA_TEST_PASSWORD;
 "#;
 
 struct Peer {
+    node: std::path::PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl Peer {
     fn new() -> Self {
-        require_tool("node", "apt-get install nodejs");
+        let node = require_tool("node", "apt-get install nodejs");
         require_npm_package("openpgp");
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("peer.cjs"), SCRIPT).unwrap();
-        Self { dir }
+        Self { node, dir }
     }
 
     fn run(&self, mode: &str, password: &str, input: &[u8]) -> Result<Vec<u8>, String> {
@@ -49,7 +50,7 @@ impl Peer {
         let out = self.dir.path().join("out.bin");
         fs::write(&inp, input).unwrap();
         let _ = fs::remove_file(&out);
-        let res = Command::new("node")
+        let res = Command::new(&self.node)
             .arg(self.dir.path().join("peer.cjs"))
             .args([Path::new(mode), &inp, &out])
             .env("OPENPGP_DIR", require_npm_package("openpgp"))

@@ -238,6 +238,42 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_leading_zero_stripped_x_of_eccrypto_browser() {
+        let sk = key(8);
+        let pk = sk.public_key();
+        // An ephemeral key whose shared X starts with a zero byte.
+        let eph = (1u8..=255)
+            .flat_map(|a| (1u8..=255).map(move |b| (a, b)))
+            .map(|(a, b)| {
+                let mut e = [0x21u8; 32];
+                e[30] = a;
+                e[31] = b;
+                SecretKey::from_slice(&e).unwrap()
+            })
+            .find(|e| {
+                diffie_hellman(e.to_nonzero_scalar(), pk.as_affine()).raw_secret_bytes()[0] == 0
+            })
+            .unwrap();
+        let x = diffie_hellman(eph.to_nonzero_scalar(), pk.as_affine());
+        let x = x.raw_secret_bytes();
+        let (enc_key, mac_key) = kdf(&x[1..]); // what eccrypto's browser build hashes
+        let iv = [3u8; 16];
+        let mut wire = iv.to_vec();
+        wire.extend_from_slice(eph.public_key().to_encoded_point(false).as_bytes());
+        wire.extend(
+            cbc::Encryptor::<Aes256>::new(&enc_key.into(), &iv.into())
+                .encrypt_padded_vec_mut::<Pkcs7>(b"K"),
+        );
+        let tag = mac(&mac_key, &wire);
+        wire.extend_from_slice(&tag);
+        assert_eq!(decrypt(&sk.to_bytes(), &hex::encode(&wire)).unwrap(), b"K");
+        // Our own encryption keeps the full 32-byte X for the same ephemeral key.
+        let ours = encrypt_with(&pk, &eph, &iv, b"K");
+        assert_ne!(ours, wire);
+        assert_eq!(decrypt(&sk.to_bytes(), &hex::encode(&ours)).unwrap(), b"K");
+    }
+
+    #[test]
     fn wrong_key_and_tampering_fail_the_mac() {
         let sk = key(4);
         let wire = encrypt(&sk.public_key().to_sec1_bytes(), b"secret").unwrap(); // compressed form
