@@ -8,72 +8,59 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder, RootProvider};
+use alloy::providers::{Provider, RootProvider};
 use alloy::signers::local::PrivateKeySigner;
 use protocol::api::relayer::{DirectResult, RelayResponse};
-use protocol::contracts::{DataPortabilityGrantees, DataPortabilityPermissions};
+use protocol::contracts::DataPortabilityPermissions;
 use protocol::eip712;
 use protocol::keys;
 use serde_json::{Value, json};
 use vana_load_twin as twin;
 
+use twin::chain::{AnvilConfig, AnvilProcess, DeployConfig, deploy};
 use twin::relayer::{Config, relayer_addresses, spawn};
 use twin::service::ServiceHandle;
 
 const MNEMONIC: &str = keys::DEFAULT_TEST_MNEMONIC;
 
-/// A chain with the contracts deployed and an app grantee registered.
+/// Anvil with the contracts deployed by `twin::chain` (the app is grantee 1).
 struct Chain {
-    _anvil: support::Anvil,
+    _anvil: AnvilProcess,
     rpc_url: String,
     chain_id: u64,
     contracts: BTreeMap<String, Address>,
     grantee_id: U256,
 }
 
-async fn chain() -> Chain {
-    let anvil = support::Anvil::start().await;
-    let rpc_url = anvil.rpc_url.clone();
-    let contracts = support::deploy(&rpc_url).await;
-    let rpc: RootProvider = RootProvider::new_http(rpc_url.parse().unwrap());
-    let chain_id = rpc.get_chain_id().await.unwrap();
-    // The app registers itself as a grantee (owner == grantee needs no role).
-    let app = keys::derive_signer(MNEMONIC, keys::APP_INDEX).unwrap();
-    let wallet = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(app.clone()))
-        .connect_http(rpc_url.parse().unwrap());
-    let grantees = DataPortabilityGrantees::new(contracts["DataPortabilityGrantees"], &wallet);
-    let existing = grantees
-        .granteeAddressToId(app.address())
-        .call()
+async fn chain_with(block_time: Option<Duration>) -> Chain {
+    let cfg = AnvilConfig {
+        anvil_path: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        )
+        .into(),
+        block_time,
+        // Only the deployer and app are funded by anvil: the relayer funds its own keys.
+        accounts: 2,
+        ..Default::default()
+    };
+    let anvil = AnvilProcess::spawn(&cfg).await.unwrap();
+    let rpc_url = anvil.rpc_url();
+    let d = deploy(&rpc_url, MNEMONIC, &DeployConfig::default())
         .await
         .unwrap();
-    let grantee_id = if existing > U256::ZERO {
-        existing
-    } else {
-        grantees
-            .registerGrantee(app.address(), app.address(), "0x04".into())
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        grantees
-            .granteeAddressToId(app.address())
-            .call()
-            .await
-            .unwrap()
-    };
     Chain {
         _anvil: anvil,
         rpc_url,
-        chain_id,
-        contracts,
-        grantee_id,
+        chain_id: d.chain_id,
+        contracts: d.contracts(),
+        grantee_id: U256::from(d.grantee_id),
     }
+}
+
+async fn chain() -> Chain {
+    chain_with(None).await
 }
 
 impl Chain {
@@ -148,8 +135,14 @@ fn file_addition(url: &str, owner: Address) -> Value {
     })
 }
 
+/// One client (one connection pool) for the whole test, like a real caller.
+fn http() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
 async fn post(h: &ServiceHandle, body: &Value, query: &str) -> (u16, RelayResponse) {
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{}/api/relay{query}", h.url()))
         .json(body)
         .send()
@@ -462,21 +455,20 @@ async fn a_stuck_transaction_is_bumped_and_replaced() {
 /// The acceptance soak: 50 users each add a file (direct) and then grant a
 /// permission on it (signed): 100 relayed transactions over 4 keys, all
 /// confirmed, no nonce gap. Prints requests/s and p50/p99 confirm latency.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_100_relayed_transactions_over_4_keys() {
-    let c = chain().await;
+async fn soak(block_time: Option<Duration>, window: usize) {
+    let c = chain_with(block_time).await;
     let h = c
         .relayer(Config {
             keys: 4,
-            window: 8,
+            window,
             ..Config::default()
         })
         .await;
     let before = c.key_nonces(4).await;
     let users: Vec<PrivateKeySigner> = (0..50).map(|i| user(100 + i)).collect();
-    let started = Instant::now();
     let c = std::sync::Arc::new(c);
     let h = std::sync::Arc::new(h);
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, u) in users.into_iter().enumerate() {
         let c = c.clone();
@@ -514,147 +506,29 @@ async fn soak_100_relayed_transactions_over_4_keys() {
         "all keys used"
     );
     println!(
-        "relayer soak: 100 tx over 4 keys in {:.2} s = {:.1} tx/s; confirm latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "relayer soak ({}; 4 keys, window {window}): 100 tx in {:.2} s = {:.1} tx/s; request→confirmed latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; relayer_confirm_latency_seconds mean {:.0} ms",
+        match block_time {
+            None => "automine".to_string(),
+            Some(b) => format!("{} ms blocks", b.as_millis()),
+        },
         elapsed.as_secs_f64(),
         100.0 / elapsed.as_secs_f64(),
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         lat.last().unwrap().as_secs_f64() * 1e3,
+        metric(&h, "relayer_confirm_latency_seconds_sum").await * 1e3
+            / metric(&h, "relayer_confirm_latency_seconds_count").await,
     );
     assert_eq!(metric(&h, "relayer_pending_transactions").await, 0.0);
+    assert_eq!(metric(&h, "relayer_nonce_fills_total").await, 0.0);
 }
 
-/// Anvil and the four contracts the relayer calls, deployed behind proxies
-/// with the roles the Permissions contract needs.
-mod support {
-    use super::*;
-    use alloy::sol_types::SolCall;
-    use protocol::contracts::{DataPortabilityServers, DataRegistry, ERC1967Proxy};
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_100_relayed_transactions_over_4_keys_automine() {
+    soak(None, 16).await;
+}
 
-    pub struct Anvil {
-        child: std::process::Child,
-        pub rpc_url: String,
-    }
-
-    impl Drop for Anvil {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Anvil {
-        pub async fn start() -> Anvil {
-            let bin = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-            );
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = std::process::Command::new(bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--chain-id", "14800", "--silent"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let rpc_url = format!("http://127.0.0.1:{port}");
-            let rpc: RootProvider = RootProvider::new_http(rpc_url.parse().unwrap());
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while rpc.get_chain_id().await.is_err() {
-                assert!(Instant::now() < deadline, "anvil did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Anvil { child, rpc_url }
-        }
-    }
-
-    pub async fn deploy(rpc_url: &str) -> BTreeMap<String, Address> {
-        let admin = keys::derive_signer(MNEMONIC, keys::DEPLOYER_INDEX).unwrap();
-        let me = admin.address();
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(admin))
-            .connect_http(rpc_url.parse().unwrap());
-        let fwd = Address::ZERO;
-        let registry_impl = DataRegistry::deploy(&p).await.unwrap();
-        let registry = *ERC1967Proxy::deploy(
-            &p,
-            *registry_impl.address(),
-            DataRegistry::initializeCall::new((fwd, me))
-                .abi_encode()
-                .into(),
-        )
-        .await
-        .unwrap()
-        .address();
-        let grantees_impl = DataPortabilityGrantees::deploy(&p).await.unwrap();
-        let grantees = *ERC1967Proxy::deploy(
-            &p,
-            *grantees_impl.address(),
-            DataPortabilityGrantees::initializeCall::new((fwd, me))
-                .abi_encode()
-                .into(),
-        )
-        .await
-        .unwrap()
-        .address();
-        let servers_impl = DataPortabilityServers::deploy(&p).await.unwrap();
-        let servers = *ERC1967Proxy::deploy(
-            &p,
-            *servers_impl.address(),
-            DataPortabilityServers::initializeCall::new((fwd, me))
-                .abi_encode()
-                .into(),
-        )
-        .await
-        .unwrap()
-        .address();
-        let perms_impl = DataPortabilityPermissions::deploy(&p).await.unwrap();
-        let permissions = *ERC1967Proxy::deploy(
-            &p,
-            *perms_impl.address(),
-            DataPortabilityPermissions::initializeCall::new((fwd, me, registry, servers, grantees))
-                .abi_encode()
-                .into(),
-        )
-        .await
-        .unwrap()
-        .address();
-        let reg = DataRegistry::new(registry, &p);
-        let role = reg.DATA_PORTABILITY_ROLE().call().await.unwrap();
-        reg.grantRole(role, permissions)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        let g = DataPortabilityGrantees::new(grantees, &p);
-        let role = g.PERMISSION_MANAGER_ROLE().call().await.unwrap();
-        g.grantRole(role, permissions)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        let s = DataPortabilityServers::new(servers, &p);
-        let role = s.PERMISSION_MANAGER_ROLE().call().await.unwrap();
-        s.grantRole(role, permissions)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        BTreeMap::from([
-            ("DataRegistry".to_string(), registry),
-            ("DataPortabilityGrantees".to_string(), grantees),
-            ("DataPortabilityServers".to_string(), servers),
-            ("DataPortabilityPermissions".to_string(), permissions),
-        ])
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_100_relayed_transactions_over_4_keys_1s_blocks() {
+    soak(Some(Duration::from_secs(1)), 16).await;
 }

@@ -123,7 +123,7 @@ pub enum RelayResponse {
     Confirmed {
         hash: B256,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        receipt: Option<RelayReceipt>,
+        receipt: Option<Box<RelayReceipt>>,
     },
     /// The SDK's legacy success shape (`{type:"signed", hash}`); accepted on input.
     Signed { hash: B256 },

@@ -203,6 +203,9 @@ impl Config {
     }
 }
 
+/// Target, selector and calldata length.
+type GasKey = (Address, [u8; 4], usize);
+
 /// Gas limits, measured once per (target, selector, calldata length) with
 /// `eth_estimateGas` plus the margin, then fixed. Calldata of the same length
 /// stores the same number of words, so its gas differs only by slot
@@ -210,7 +213,7 @@ impl Config {
 /// reported as the contract error before any nonce is reserved.
 #[derive(Debug)]
 pub struct GasTable {
-    limits: Mutex<HashMap<(Address, [u8; 4], usize), u64>>,
+    limits: Mutex<HashMap<GasKey, Arc<tokio::sync::OnceCell<u64>>>>,
     margin_percent: u64,
 }
 
@@ -222,7 +225,8 @@ impl GasTable {
         }
     }
 
-    /// The limit for `input` to `to`, measuring it the first time.
+    /// The limit for `input` to `to`, measuring it the first time (concurrent
+    /// first requests of one shape share a single estimate).
     pub async fn limit(
         &self,
         rpc: &RootProvider,
@@ -234,29 +238,30 @@ impl GasTable {
             .get(..4)
             .and_then(|s| s.try_into().ok())
             .unwrap_or([0; 4]);
-        let key = (to, sel, input.len());
-        if let Some(l) = self.lock().get(&key) {
-            return Ok(*l);
-        }
-        let req = TransactionRequest::default()
-            .from(from)
-            .to(to)
-            .input(input.clone().into());
-        let est = rpc.estimate_gas(req).await.map_err(|e| {
-            match e.as_error_resp().and_then(|p| p.as_revert_data()) {
-                Some(data) if !data.is_empty() => {
-                    format!("revert({})", protocol::contracts::describe_revert(&data))
+        let cell = self
+            .limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((to, sel, input.len()))
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let req = TransactionRequest::default()
+                .from(from)
+                .to(to)
+                .input(input.clone().into());
+            let est = rpc.estimate_gas(req).await.map_err(|e| {
+                match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                    Some(data) if !data.is_empty() => {
+                        format!("revert({})", protocol::contracts::describe_revert(&data))
+                    }
+                    _ => format!("gas estimate failed: {e}"),
                 }
-                _ => format!("gas estimate failed: {e}"),
-            }
-        })?;
-        let limit = est + est * self.margin_percent / 100;
-        self.lock().insert(key, limit);
-        Ok(limit)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Address, [u8; 4], usize), u64>> {
-        self.limits.lock().unwrap_or_else(|e| e.into_inner())
+            })?;
+            Ok(est + est * self.margin_percent / 100)
+        })
+        .await
+        .copied()
     }
 }
 
@@ -823,4 +828,53 @@ impl Relayer {
 /// `revert(<error>)` text of revert data.
 pub(crate) fn describe_revert(data: &[u8]) -> String {
     protocol::contracts::describe_revert(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_toml() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.addr().to_string(), "127.0.0.1:0");
+        assert_eq!((c.keys, c.wait), (4, WaitMode::Confirmed));
+        c.validate().unwrap();
+        let c: Config =
+            toml::from_str("keys = 8\nwindow = 4\nwait = \"pending\"\nbump_after_ms = 500")
+                .unwrap();
+        assert_eq!((c.keys, c.window, c.wait), (8, 4, WaitMode::Pending));
+        let err = toml::from_str::<Config>("keyz = 1").unwrap_err();
+        assert!(err.to_string().contains("keyz"), "{err}");
+        let bad = Config {
+            keys: 91,
+            ..Config::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("relayer.keys")
+        );
+        let bad = Config {
+            window: 0,
+            ..Config::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("relayer.window")
+        );
+    }
+
+    #[test]
+    fn relayer_keys_are_the_reserved_hd_range() {
+        let m = keys::DEFAULT_TEST_MNEMONIC;
+        let a = relayer_addresses(m, 2).unwrap();
+        assert_eq!(a[0], keys::derive_signer(m, 10).unwrap().address());
+        assert_eq!(a[1], keys::derive_signer(m, 11).unwrap().address());
+        assert_ne!(a[0], keys::derive_signer(m, 0).unwrap().address());
+    }
 }

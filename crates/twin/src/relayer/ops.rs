@@ -38,7 +38,7 @@ impl OpStatus {
             OpStatus::Submitted(hash) => RelayResponse::Submitted { hash: *hash },
             OpStatus::Confirmed(r) => RelayResponse::Confirmed {
                 hash: r.transaction_hash,
-                receipt: with_receipt.then(|| (**r).clone()),
+                receipt: with_receipt.then(|| r.clone()),
             },
             OpStatus::Failed(e) => RelayResponse::Error { error: e.clone() },
         }
@@ -86,10 +86,13 @@ impl OpEntry {
     }
 }
 
+/// Operations by id, and their ids oldest first.
+type Ops = (HashMap<String, Arc<OpEntry>>, VecDeque<String>);
+
 /// The operations, by id, bounded.
 #[derive(Debug)]
 pub struct OpStore {
-    inner: Mutex<(HashMap<String, Arc<OpEntry>>, VecDeque<String>)>,
+    inner: Mutex<Ops>,
     capacity: usize,
 }
 

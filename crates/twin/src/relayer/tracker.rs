@@ -389,14 +389,12 @@ impl Tracker {
                 ),
             )
             .await;
-        if let Ok(v) = traced {
-            if let Some(out) = v.get("output").and_then(|o| o.as_str()) {
-                if let Ok(bytes) = alloy::hex::decode(out) {
-                    if !bytes.is_empty() {
-                        return super::describe_revert(&bytes);
-                    }
-                }
-            }
+        if let Ok(v) = traced
+            && let Some(out) = v.get("output").and_then(|o| o.as_str())
+            && let Ok(bytes) = alloy::hex::decode(out)
+            && !bytes.is_empty()
+        {
+            return super::describe_revert(&bytes);
         }
         let call = TransactionRequest::default()
             .from(from)
@@ -406,10 +404,10 @@ impl Tracker {
         let block = r.block_number.unwrap_or_default();
         match self.rpc.call(call).block(BlockId::number(block)).await {
             Err(e) => {
-                if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
-                    if !data.is_empty() {
-                        return super::describe_revert(&data);
-                    }
+                if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data())
+                    && !data.is_empty()
+                {
+                    return super::describe_revert(&data);
                 }
                 format!("no revert data: {e}")
             }
