@@ -181,3 +181,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     print!("{}", report.render(&cfg));
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        p: ProfileArgs,
+    }
+
+    #[test]
+    fn plan_flags_map_onto_the_config() {
+        // The plan's `npm run load-test:custom -- --concurrent=500 --total=10000`.
+        let cli = Cli::parse_from([
+            "x",
+            "--profile",
+            "burst",
+            "--concurrent=500",
+            "--total=10000",
+            "--time-scale",
+            "0.1",
+            "--threshold",
+            "!rate(errors) < 0.02",
+            "--threshold",
+            "p99(register) < 10s",
+        ]);
+        let c = cli.p.load().unwrap();
+        assert_eq!(
+            (c.total_users, c.max_concurrent_users, c.time_scale),
+            (10_000, 500, 0.1)
+        );
+        assert!(c.thresholds[0].abort_on_fail && c.thresholds[0].expr == "rate(errors) < 0.02");
+        assert!(!c.thresholds[1].abort_on_fail);
+        let bad = Cli::parse_from(["x", "--profile", "burst", "--total", "20000"]);
+        assert!(bad.p.load().unwrap_err().to_string().contains("totalUsers"));
+    }
+}
