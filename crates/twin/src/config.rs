@@ -258,13 +258,13 @@ pub struct TwinConfig {
     /// `[inference]`: the Replicate-style inference backend.
     pub inference: crate::inference::Config,
     /// `[relayer]`: the SDK's relayer protocol.
-    pub relayer: ServiceSection,
+    pub relayer: crate::relayer::Config,
     /// `[indexer]`: the subgraph.
     pub indexer: crate::indexer::Config,
     /// `[personal_server]`: the personal server.
-    pub personal_server: ServiceSection,
+    pub personal_server: crate::personal_server::Config,
     /// `[tee]`: the TEE that proves contributions.
-    pub tee: ServiceSection,
+    pub tee: crate::tee::Config,
 }
 
 impl TwinConfig {
@@ -307,9 +307,9 @@ impl TwinConfig {
         c.storage.port = 0;
         c.inference.port = 0;
         c.indexer.port = 0;
-        for s in c.service_sections_mut() {
-            s.port = 0;
-        }
+        c.relayer.port = 0;
+        c.personal_server.port = 0;
+        c.tee.port = 0;
         c
     }
 
@@ -318,16 +318,11 @@ impl TwinConfig {
         self.chain.validate()?;
         self.storage.validate()?;
         self.inference.validate()?;
-        self.relayer.validate("relayer")?;
+        self.relayer.validate()?;
         self.indexer.validate()?;
-        self.personal_server.validate("personal_server")?;
-        self.tee.validate("tee")?;
+        self.personal_server.validate()?;
+        self.tee.validate()?;
         Ok(())
-    }
-
-    /// The sections still of the placeholder type.
-    fn service_sections_mut(&mut self) -> [&mut ServiceSection; 3] {
-        [&mut self.relayer, &mut self.personal_server, &mut self.tee]
     }
 }
 
@@ -469,11 +464,7 @@ mod tests {
         let c = TwinConfig::ephemeral();
         assert_eq!(c.chain.port, 0);
         assert_eq!((c.storage.port, c.inference.port), (0, 0));
-        assert_eq!(c.indexer.port, 0);
-        assert!(
-            [&c.relayer, &c.personal_server, &c.tee]
-                .iter()
-                .all(|s| s.port == 0)
-        );
+        assert_eq!((c.indexer.port, c.relayer.port), (0, 0));
+        assert_eq!((c.personal_server.port, c.tee.port), (0, 0));
     }
 }
