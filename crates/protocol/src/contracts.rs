@@ -109,6 +109,22 @@ same_type!(Proof, tee_pool::IDataRegistry::Proof);
 same_type!(ProofData, tee_pool::IDataRegistry::ProofData);
 same_type!(Permission, permissions::IDataRegistry::Permission);
 
+/// The message a TEE signs for a proof (vana-wire §1.4): `keccak256(abi.encodePacked(url,
+/// score, dlpId, metadata, proofUrl, instruction))`, signed as an EIP-191 `personal_sign`
+/// message (the DLP applies `toEthSignedMessageHash` and recovers).
+pub fn proof_message_hash(file_url: &str, data: &ProofData) -> alloy::primitives::B256 {
+    let packed = (
+        file_url.to_owned(),
+        data.score,
+        data.dlpId,
+        data.metadata.clone(),
+        data.proofUrl.clone(),
+        data.instruction.clone(),
+    )
+        .abi_encode_packed();
+    alloy::primitives::keccak256(packed)
+}
+
 // ------------------------------------------------------------------ revert decoding
 
 /// The ABI of every deployable contract, as committed.
