@@ -901,3 +901,38 @@ async fn answers_are_consistent_with_their_meta_while_indexing() {
     }
     assert!(checked > 12, "only {checked} answers");
 }
+
+/// `Twin::start` runs the indexer from the deployer block: the grantee the
+/// deployment registers is served at the manifest's indexer URL.
+#[tokio::test]
+async fn twin_start_serves_the_subgraph() {
+    let twin = twin::Twin::start(twin::TwinConfig::ephemeral())
+        .await
+        .unwrap();
+    let url = format!(
+        "{}{SUBGRAPH_PATH}",
+        twin.manifest().service("indexer").unwrap().url
+    );
+    let expected = lower(twin.deployment().app_address);
+    let id = twin.deployment().grantee_id;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = client
+            .post(&url)
+            .json(&json!({"query": format!("{{ grantee(id: \"{id}\") {{ address owner {{ id }} }} }}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !v["data"]["grantee"].is_null() {
+            assert_eq!(v["data"]["grantee"]["address"], expected, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "grantee never indexed: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    twin.stop().await;
+}
