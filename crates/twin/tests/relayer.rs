@@ -286,6 +286,29 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     assert_eq!(resp.status().as_u16(), 400);
     let r: RelayResponse = resp.json().await.unwrap();
     assert!(matches!(r, RelayResponse::Error { ref error } if error.contains("malformed")));
+    let (status, r) = post(&h, &json!({"type":"bogus"}), "").await;
+    assert_eq!(status, 400, "{r:?}");
+    // Signed for another contract: refused here, not reverted on chain.
+    let msg = eip712::permission::Permission {
+        nonce: U256::ZERO,
+        granteeId: c.grantee_id,
+        grant: "http://127.0.0.1:1/g".into(),
+        fileIds: vec![],
+    };
+    let elsewhere = eip712::permissions_domain(c.chain_id, Address::repeat_byte(9));
+    let body = json!({
+        "type": "signed",
+        "operation": "submitAddPermission",
+        "typedData": eip712::typed_data_json(&msg, &elsewhere).unwrap(),
+        "signature": eip712::sign(&bob, &msg, &elsewhere).unwrap().to_string(),
+        "expectedUserAddress": bob.address(),
+    });
+    let (status, r) = post(&h, &body, "").await;
+    assert_eq!(status, 400);
+    assert!(
+        matches!(r, RelayResponse::Error { ref error } if error.contains("verifyingContract")),
+        "{r:?}"
+    );
     let (status, r) = post(
         &h,
         &json!({"type":"status_check","operationId":"op_nope"}),
