@@ -70,7 +70,10 @@ fn start_twin() -> (TwinProcess, protocol::manifest::Manifest) {
     let proc = TwinProcess { child, dir };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !manifest.exists() {
-        assert!(Instant::now() < deadline, "the twin did not write its manifest within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "the twin did not write its manifest within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let m = protocol::manifest::Manifest::load(&manifest).unwrap();
@@ -78,16 +81,27 @@ fn start_twin() -> (TwinProcess, protocol::manifest::Manifest) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (_twin, manifest) = start_twin();
-    let mut target = Target::from_manifest(&manifest, Secret::new(client::target::DEFAULT_TEST_MNEMONIC)).unwrap();
+    let mut target = Target::from_manifest(
+        &manifest,
+        Secret::new(client::target::DEFAULT_TEST_MNEMONIC),
+    )
+    .unwrap();
     target.poll.infer_initial = Duration::from_millis(50);
     target.poll.infer_max = Duration::from_millis(200);
-    let ctx: Arc<Context> = rt.block_on(Context::new(target, RunOptions::default())).expect("context");
+    let ctx: Arc<Context> = rt
+        .block_on(Context::new(target, RunOptions::default()))
+        .expect("context");
     let next_user = AtomicU64::new(0);
 
     let mut g = c.benchmark_group("client");
-    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     g.bench_function("journey_cpu", |b| {
         b.iter_custom(|iters| {
             let start = cpu_time();

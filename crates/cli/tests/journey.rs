@@ -1,9 +1,11 @@
 //! Journeys of the virtual user (`client`) against a twin started in the test.
 //!
-//! Wallet funding runs against the twin's chain alone. The journeys need the
-//! twin's relayer, personal server and TEE as well: while `Twin::start` does
-//! not start them yet, those tests are `#[ignore]`d with that reason (run
-//! them with `cargo test -p vana-load --test journey -- --ignored`).
+//! Every test starts its own twin (ports chosen by the OS, inference time
+//! scaled by 0.01) and covers: funding (batched, idempotent, resumable), a
+//! full journey in relayer and in direct mode, 20 concurrent journeys with
+//! distinct wallets and no nonce error, and three injected failures that
+//! must end in their error class (failed inference, indexer lag beyond the
+//! index step's deadline, a wallet without gas).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,7 +135,6 @@ async fn funding_is_batched_idempotent_and_resumable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn relayer_journey_runs_all_eleven_steps() {
     let (twin, target) = start(|_| {}).await;
     let ctx = context(target, Mode::Relayer).await;
@@ -146,7 +147,6 @@ async fn relayer_journey_runs_all_eleven_steps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn direct_journey_runs_all_eleven_steps() {
     let (twin, target) = start(|_| {}).await;
     let ctx = context(target, Mode::Direct).await;
@@ -166,7 +166,6 @@ async fn direct_journey_runs_all_eleven_steps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn twenty_concurrent_journeys_with_distinct_wallets() {
     let (twin, target) = start(|_| {}).await;
     let ctx = context(target, Mode::Relayer).await;
@@ -203,7 +202,6 @@ async fn twenty_concurrent_journeys_with_distinct_wallets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn failed_inference_ends_in_inference_failed() {
     let (twin, target) = start(|c| c.inference.fail_rate = 1.0).await;
     let ctx = context(target, Mode::Relayer).await;
@@ -220,7 +218,6 @@ async fn failed_inference_ends_in_inference_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn indexer_lag_beyond_the_timeout_ends_in_indexer_lag() {
     let (twin, mut target) = start(|c| c.indexer.lag_ms = 10_000).await;
     target.timeouts.set(Step::Index, Duration::from_secs(1));
@@ -237,7 +234,6 @@ async fn indexer_lag_beyond_the_timeout_ends_in_indexer_lag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the twin's relayer, personal server and TEE started by Twin::start"]
 async fn a_wallet_without_gas_ends_in_insufficient_funds() {
     let (twin, mut target) = start(|_| {}).await;
     // Fund users with a single wei: enough to pass the wallet step's

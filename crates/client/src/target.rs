@@ -651,7 +651,9 @@ impl Target {
             relayer_url: opt_url("relayer", protocol::api::relayer::RELAY_PATH)?,
             personal_server_url: opt_url("personal_server", "")?,
             subgraph_url: opt_url("indexer", protocol::api::subgraph::SUBGRAPH_PATH)?,
-            tee_url: None,
+            // The twin's TEE URL is known from the manifest; chain discovery
+            // (`tees(addr).url`) is used when the manifest has none.
+            tee_url: opt_url("tee", "")?,
             proof_url: Some(TWIN_PROOF_URL.into()),
             schema_id: 0,
             mnemonic: Some(mnemonic),
@@ -678,7 +680,7 @@ impl Target {
                     .map(|m| m.var.as_str())
                     .collect();
                 missing.push(if vars.is_empty() {
-                    format!("{field} is not set in the target file")
+                    format!("{field} is not set (in the target file or twin manifest)")
                 } else {
                     format!("{field} needs env {}", vars.join(", "))
                 });

@@ -63,7 +63,7 @@ async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<Exit
     };
     let ctx = Context::new(target, opts)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("setting up the journey")?;
     if !args.json {
         eprintln!(
