@@ -10,6 +10,7 @@ pub mod config;
 pub mod fetch;
 pub mod indexer;
 pub mod inference;
+pub mod keys;
 pub mod personal_server;
 pub mod relayer;
 pub mod service;
