@@ -10,7 +10,6 @@ pub mod config;
 pub mod fetch;
 pub mod indexer;
 pub mod inference;
-pub mod keys;
 pub mod personal_server;
 pub mod relayer;
 pub mod service;
@@ -168,6 +167,59 @@ impl Twin {
             })?;
             let handle =
                 indexer::spawn(config.indexer.clone(), &self.manifest.rpc_url, &contracts).await?;
+            self.add_service(handle);
+        }
+        self.start_personal_server_and_tee(config).await
+    }
+
+    /// The personal server and the TEE read files through the twin's storage
+    /// gateway; the personal server dispatches to the inference backend.
+    async fn start_personal_server_and_tee(&mut self, config: &TwinConfig) -> Result<(), TwinError> {
+        let service_url = |name: &str| self.manifest.services.get(name).map(|s| s.url.clone());
+        let gateway = service_url(storage::NAME).unwrap_or_default();
+        let deployment = self
+            .chain
+            .as_ref()
+            .map(|c| c.deployment.clone())
+            .ok_or_else(|| TwinError::Chain(chain::ChainError::Config("the chain is not running".into())))?;
+        if config.personal_server.enabled {
+            let inference_url = service_url(inference::NAME).ok_or_else(|| ServiceError::Setup {
+                service: "personal_server",
+                message: "needs the inference backend: enable [inference]".into(),
+            })?;
+            let upstreams = personal_server::Upstreams {
+                rpc_url: self.manifest.rpc_url.clone(),
+                permissions: deployment.data_portability_permissions,
+                grantees: deployment.data_portability_grantees,
+                data_registry: deployment.data_registry,
+                inference_url,
+                ipfs_gateway: gateway.clone(),
+            };
+            let mut ps_config = config.personal_server.clone();
+            if let (true, Some(token)) = (ps_config.replicate_token.is_empty(), &config.inference.token) {
+                ps_config.replicate_token = token.expose().to_owned();
+            }
+            let handle = personal_server::spawn(ps_config, upstreams).await?;
+            self.add_service(handle);
+        }
+        if config.tee.enabled {
+            let tee_key = protocol::keys::derive_signer(config.chain.mnemonic.expose(), protocol::keys::FIRST_TEE_INDEX)
+                .map_err(|e| TwinError::Chain(chain::ChainError::Config(format!("TEE key: {e}"))))?;
+            let upstreams = tee::Upstreams {
+                rpc_url: self.manifest.rpc_url.clone(),
+                tee_pool: deployment.tee_pool,
+                data_registry: deployment.data_registry,
+                dlp: deployment.data_liquidity_pool,
+                ipfs_gateway: gateway,
+            };
+            let handle = tee::spawn(config.tee.clone(), upstreams, tee_key).await?;
+            chain::set_tee_url(
+                &self.manifest.rpc_url,
+                config.chain.mnemonic.expose(),
+                &deployment,
+                &handle.url(),
+            )
+            .await?;
             self.add_service(handle);
         }
         Ok(())

@@ -48,13 +48,18 @@ pub const DEFAULT_SERVER_MNEMONIC: &str =
     "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
 /// Personal-server settings (the `[personal_server]` section of the twin config).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub bind: SocketAddr,
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `127.0.0.1`.
+    pub host: std::net::IpAddr,
+    /// Default 0: any free port (the manifest lists the URL).
+    pub port: u16,
     /// Mnemonic of the per-user server keys (`WALLET_MNEMONIC` on the hosted server).
     pub server_mnemonic: String,
-    /// Bearer token sent to the inference backend.
+    /// Bearer token sent to the inference backend (empty: the twin's inference token).
     pub replicate_token: String,
     /// `owner/name` of the model the predictions run.
     pub model: String,
@@ -69,9 +74,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            enabled: true,
+            host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: 0,
             server_mnemonic: DEFAULT_SERVER_MNEMONIC.into(),
-            replicate_token: "r8_twin".into(),
+            replicate_token: String::new(),
             model: "deepseek-ai/deepseek-v3".into(),
             max_tokens: 16384,
             max_download_bytes: DEFAULT_MAX_BYTES,
@@ -81,10 +88,39 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks the section; errors name the field.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        protocol::keys::validate_mnemonic(&self.server_mnemonic)
+            .map_err(|e| ConfigError::invalid("personal_server.server_mnemonic", e.to_string()))?;
+        if self.model.split('/').count() != 2 {
+            return Err(ConfigError::invalid(
+                "personal_server.model",
+                "must be owner/name",
+            ));
+        }
+        if self.max_download_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "personal_server.max_download_bytes",
+                "must be positive",
+            ));
+        }
+        if self.max_request_chars < 2 {
+            return Err(ConfigError::invalid(
+                "personal_server.max_request_chars",
+                "must be at least 2",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("bind", &self.bind)
+            .field("host", &self.host)
+            .field("port", &self.port)
             .field("server_mnemonic", &"<redacted>")
             .field("replicate_token", &"<redacted>")
             .field("model", &self.model)
@@ -117,7 +153,7 @@ struct AppState {
     provider: DynProvider,
     http: reqwest::Client,
     fetcher: Fetcher,
-    server_keys: crate::keys::ServerKeys,
+    server_keys: crypto::ServerKeyring,
     /// Prediction id → when the operation was created (for `started_at`).
     created: Mutex<HashMap<String, String>>,
     metrics: Metrics,
@@ -134,7 +170,7 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         .parse()
         .map_err(|e| setup(format!("invalid rpc url {:?}: {e}", upstreams.rpc_url)))?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
-    let server_keys = crate::keys::ServerKeys::new(&config.server_mnemonic)
+    let server_keys = crypto::ServerKeyring::new(&config.server_mnemonic)
         .map_err(|e| setup(format!("server_mnemonic: {e}")))?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -161,7 +197,7 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         "Time to validate, decrypt and dispatch an operation",
         metrics.pipeline_seconds.clone(),
     );
-    let bind = config.bind;
+    let bind = SocketAddr::new(config.host, config.port);
     let state = Arc::new(AppState {
         config,
         upstreams,
@@ -255,7 +291,7 @@ async fn identity(State(state): State<Arc<AppState>>, Query(q): Query<IdentityQu
             )
             .field("address")
         })?;
-        let key = state.server_keys.for_user(user);
+        let key = server_key(&state, user)?;
         Ok::<_, ApiError>(Identity::new(
             raw,
             key.address().to_checksum(None),
@@ -389,7 +425,7 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
     }
 
     // 4. The files, decrypted with the per-user server key.
-    let server_key = state.server_keys.for_user(permission.grantor);
+    let server_key = server_key(state, permission.grantor)?;
     let registry = DataRegistry::new(state.upstreams.data_registry, &state.provider);
     let mut files = Vec::with_capacity(permission.fileIds.len());
     for file_id in &permission.fileIds {
@@ -691,10 +727,9 @@ async fn cancel_operation(State(state): State<Arc<AppState>>, Path(id): Path<Str
     response
 }
 
-/// The per-user server key the hosted server would use for `user`, for tests
-/// and clients that need to predict it.
-pub fn server_key_for(server_mnemonic: &str, user: Address) -> Result<PrivateKeySigner, String> {
-    crate::keys::ServerKeys::new(server_mnemonic)
-        .map(|k| k.for_user(user))
-        .map_err(|e| e.to_string())
+fn server_key(state: &AppState, user: Address) -> Result<PrivateKeySigner, ApiError> {
+    state
+        .server_keys
+        .signer_for(user)
+        .map_err(|e| ApiError::new(ErrorCode::Operation, format!("server key for {user}: {e}")))
 }

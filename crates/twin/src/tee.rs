@@ -40,10 +40,15 @@ use crate::fetch::{DEFAULT_MAX_BYTES, Fetcher};
 use crate::service::{ServiceError, ServiceHandle, serve};
 
 /// TEE settings (the `[tee]` section of the twin config).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub bind: SocketAddr,
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `127.0.0.1`.
+    pub host: std::net::IpAddr,
+    /// Default 0: any free port (the manifest lists the URL).
+    pub port: u16,
     /// Proofs computed at once.
     pub workers: usize,
     /// Jobs accepted but not yet started before `RunProof` answers 429.
@@ -59,13 +64,35 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            enabled: true,
+            host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: 0,
             workers: 16,
             max_queue: 10_000,
             service_time_ms: 250,
             poll_interval_ms: 200,
             metadata: r#"{"source":"vana-load-twin"}"#.into(),
         }
+    }
+}
+
+impl Config {
+    /// Checks the section; errors name the field.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if self.workers == 0 {
+            return Err(ConfigError::invalid("tee.workers", "must be at least 1"));
+        }
+        if self.max_queue == 0 {
+            return Err(ConfigError::invalid("tee.max_queue", "must be at least 1"));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "tee.poll_interval_ms",
+                "must be positive",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -207,7 +234,13 @@ pub async fn spawn(
     let router = Router::new()
         .route("/RunProof", post(run_proof))
         .with_state(state);
-    let handle = serve("tee", config.bind, router, Arc::new(registry)).await?;
+    let handle = serve(
+        "tee",
+        SocketAddr::new(config.host, config.port),
+        router,
+        Arc::new(registry),
+    )
+    .await?;
     Ok(handle.with_guard(stop.drop_guard()))
 }
 
