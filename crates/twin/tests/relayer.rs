@@ -555,3 +555,80 @@ async fn soak_100_relayed_transactions_over_4_keys_automine() {
 async fn soak_100_relayed_transactions_over_4_keys_1s_blocks() {
     soak(Some(Duration::from_secs(1)), 16).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_answers_busy_and_an_outside_nonce_use_is_resynchronised() {
+    let c = chain().await;
+    let h = c
+        .relayer(Config {
+            keys: 1,
+            window: 1,
+            max_wait_ms: 200,
+            ..Config::default()
+        })
+        .await;
+    let rpc = c.rpc();
+    let owner = user(5).address();
+    let _: () = rpc
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let url = format!("{}/api/relay", h.url());
+    let first = tokio::spawn(async move {
+        http()
+            .post(url)
+            .json(&file_addition("ipfs://busy-0001", owner))
+            .send()
+            .await
+            .unwrap()
+            .json::<RelayResponse>()
+            .await
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&h, "relayer_key_in_flight").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never got a slot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, r) = post(&h, &file_addition("ipfs://busy-0002", owner), "").await;
+    assert_eq!(status, 503, "{r:?}");
+    assert!(
+        matches!(r, RelayResponse::Error { ref error } if error.starts_with("relayer busy")),
+        "{r:?}"
+    );
+    let _: String = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
+    let _: () = rpc
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(r, RelayResponse::Direct { .. }), "{r:?}");
+
+    // Someone else uses the relayer key: the next submission meets "nonce too
+    // low", resynchronises from the node and still confirms.
+    let key = keys::derive_signer(MNEMONIC, twin::relayer::RELAYER_INDEX_START).unwrap();
+    let wallet = alloy::providers::ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(key.clone()))
+        .connect_http(c.rpc_url.parse().unwrap());
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .to(key.address())
+        .value(U256::ZERO);
+    wallet
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let id = add_file(&h, "ipfs://busy-0003", owner).await;
+    assert!(id >= 1);
+    let n = c.key_nonces(1).await[0];
+    assert_eq!(n.0, n.1);
+    h.stop().await;
+}
