@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::chain::{Call, TxRecord, find_event};
 use crate::context::Context;
+use crate::data::DataSize;
 use crate::errors::{ErrorKind, JourneyError, with_timeout};
 use crate::steps::Step;
 
@@ -131,6 +132,7 @@ impl JourneyReport {
 /// Per-journey working state.
 struct State {
     user: u64,
+    size: DataSize,
     signer: PrivateKeySigner,
     data: Vec<u8>,
     key: Option<UserKey>,
@@ -142,7 +144,13 @@ struct State {
 }
 
 /// Runs one journey for user `user` (HD index `offset + user`).
+/// Runs user `user`'s journey with the context's data size.
 pub async fn run(ctx: &Arc<Context>, user: u64, mode: Mode) -> JourneyReport {
+    run_sized(ctx, user, mode, ctx.opts.data_size).await
+}
+
+/// Runs user `user`'s journey with a synthetic dataset of `size`.
+pub async fn run_sized(ctx: &Arc<Context>, user: u64, mode: Mode, size: DataSize) -> JourneyReport {
     let mut report = JourneyReport {
         user_index: user,
         ..Default::default()
@@ -165,6 +173,7 @@ pub async fn run(ctx: &Arc<Context>, user: u64, mode: Mode) -> JourneyReport {
     report.address = signer.address();
     let mut st = State {
         user,
+        size,
         signer,
         data: Vec::new(),
         key: None,
@@ -223,7 +232,7 @@ async fn run_step(
             Ok(())
         }
         Step::Data => {
-            st.data = ctx.data.bytes(st.user, ctx.opts.data_size);
+            st.data = ctx.data.bytes(st.user, st.size);
             Ok(())
         }
         Step::Encrypt => {

@@ -1,8 +1,286 @@
+//! `vana-load run`: the load test. With no arguments it runs the `smoke`
+//! profile against a local twin that it starts and stops itself.
+//!
+//! Setup (resolving the target, starting the twin, funding every planned
+//! user's wallet through the batch funder) happens before the engine's clock
+//! starts, so it never dilutes the measured throughput. The engine then drives
+//! [`JourneyFlow`] — the client's eleven-step journey — on the profile's open
+//! arrival schedule and writes the results directory.
+//!
+//! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
+//! 2 on a usage or setup error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use client::context::{Context, RunOptions as ClientOptions};
+use client::data::DataSize;
+use client::journey::{self, JourneyReport, Mode};
+use client::steps::Step;
+use engine::config::{LoadTestConfig, TxMode};
+use engine::{Flow, FlowError, FlowResult, GaugeSource, LiveMode, StepSample, TxSample};
+
+use super::plan::ProfileArgs;
+use super::target_arg::TargetArgs;
+use super::wallets;
 
 #[derive(clap::Args, Debug, Default)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Results directory (default `runs/<UTC timestamp>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Serve the engine's Prometheus metrics on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Live view: auto (dashboard on a terminal, plain lines otherwise), tui, plain or off.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "tui", "plain", "off"])]
+    pub live: String,
+    /// Continue the interrupted run in `--out`.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Skip funding the users' wallets before the run (they must already hold funds).
+    #[arg(long)]
+    pub no_fund: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if args.profile.profile.is_none() {
+        args.profile.profile = Some("smoke".into());
+    }
+    let config = args.profile.load()?;
+    if config.enable_debug_logs {
+        tracing::info!(
+            "debug logs enabled by the profile (set RUST_LOG=debug for the client's own)"
+        );
+    }
+    let resolved = args.target.resolve().await?;
+    let result = run_on(&args, config, &resolved).await;
+    resolved.stop().await;
+    result
+}
+
+async fn run_on(
+    args: &Args,
+    config: LoadTestConfig,
+    resolved: &super::target_arg::ResolvedTarget,
+) -> anyhow::Result<ExitCode> {
+    let mut target = resolved.target.clone();
+    for (step, secs) in &config.step_timeouts {
+        let step: Step = step
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("stepTimeouts: {e}"))?;
+        target.timeouts.set(step, Duration::from_secs_f64(*secs));
+    }
+    let users =
+        u32::try_from(config.total_users).context("totalUsers does not fit a wallet index")?;
+    if !args.no_fund && !args.resume {
+        wallets::fund_users(&target, users, &config.wallet_funding_amount)
+            .await
+            .context("funding the users' wallets before the run")?;
+    }
+    let gauge_sources = resolved
+        .metrics_urls()
+        .into_iter()
+        .map(|(name, url)| GaugeSource { name, url })
+        .collect();
+    let mode = match config.tx_mode {
+        TxMode::Relayer => Mode::Relayer,
+        TxMode::Direct => Mode::Direct,
+    };
+    let run_id = format!(
+        "run-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let opts = ClientOptions {
+        run_seed: config.seed,
+        test_run_id: run_id.clone(),
+        data_size: DataSize::Small,
+        relayer: mode == Mode::Relayer,
+    };
+    let ctx = Context::new(target, opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("connecting the virtual users to the target")?;
+    let flow = Arc::new(JourneyFlow {
+        ctx,
+        mode,
+        mix: config.data_mix,
+        seed: config.seed,
+    });
+    let live = match args.live.as_str() {
+        "tui" => LiveMode::Tui,
+        "plain" => LiveMode::Plain,
+        "off" => LiveMode::Off,
+        _ => LiveMode::Auto,
+    };
+    let options = engine::RunOptions {
+        out_dir: args.out.clone(),
+        metrics_addr: args.metrics_addr,
+        gauge_sources,
+        live,
+        run_id: Some(run_id),
+        resume: args.resume,
+        handle_ctrl_c: true,
+    };
+    let outcome = match engine::run(config, flow, options).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+    };
+    let s = &outcome.summary;
+    println!(
+        "{}: {} of {} users succeeded, {} failed, {} delayed, {} dropped; e2e p95 {}",
+        s.verdict.to_uppercase(),
+        s.users.succeeded,
+        s.users.planned,
+        s.users.failed,
+        s.users.delayed,
+        s.users.dropped,
+        s.e2e_ms
+            .p95
+            .map_or_else(|| "-".to_owned(), |ms| format!("{:.1} s", ms / 1000.0))
+    );
+    if let Some(why) = &outcome.aborted {
+        println!("aborted: {why}");
+    }
+    println!("results: {}", outcome.out_dir.display());
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// The client's journey as an engine [`Flow`].
+pub struct JourneyFlow {
+    ctx: Arc<Context>,
+    mode: Mode,
+    mix: engine::config::DataMix,
+    seed: u64,
+}
+
+impl JourneyFlow {
+    /// The user's data size, drawn from the profile's mix, deterministic per (seed, user).
+    fn size(&self, user: u64) -> DataSize {
+        let u = uniform(self.seed, user);
+        match self.mix.pick(u) {
+            "medium" => DataSize::Medium,
+            "large" => DataSize::Large,
+            _ => DataSize::Small,
+        }
+    }
+}
+
+/// A uniform draw in [0, 1) from (seed, user): splitmix64.
+fn uniform(seed: u64, user: u64) -> f64 {
+    let mut z = seed ^ user.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Flow for JourneyFlow {
+    async fn run(&self, user: u64, _run_id: &str) -> FlowResult {
+        let report = journey::run_sized(&self.ctx, user, self.mode, self.size(user)).await;
+        to_flow_result(&report)
+    }
+
+    fn wallet(&self, user: u64) -> String {
+        u32::try_from(user)
+            .ok()
+            .and_then(|u| self.ctx.users.user(u).ok())
+            .map(|s| s.address().to_string())
+            .unwrap_or_else(|| format!("user-{user}"))
+    }
+}
+
+/// Transaction kinds as the engine's static names.
+fn tx_kind(kind: &str) -> &'static str {
+    const KINDS: [&str; 6] = [
+        "fund",
+        "addServerFilesAndPermissions(relayed)",
+        "addFileWithPermissionsAndSchema",
+        "addPermission",
+        "requestContributionProof",
+        "requestReward",
+    ];
+    KINDS.into_iter().find(|k| *k == kind).unwrap_or("other")
+}
+
+fn to_flow_result(report: &JourneyReport) -> FlowResult {
+    let steps = report
+        .steps
+        .iter()
+        .map(|s| StepSample {
+            name: s.name.name(),
+            duration: s.duration,
+            ok: s.ok,
+            error_class: s.error.as_ref().map(|e| e.class()),
+        })
+        .collect();
+    let error = report.error().map(|(step, e)| FlowError {
+        step: step.name(),
+        class: e.class(),
+        message: e.message.clone(),
+    });
+    // A journey that stopped early without an error step still failed.
+    let error = error.or_else(|| {
+        (!report.ok()).then(|| FlowError {
+            step: report.steps.last().map_or("wallet", |s| s.name.name()),
+            class: "incomplete".into(),
+            message: format!("{} of {} steps ran", report.steps.len(), Step::ALL.len()),
+        })
+    });
+    let txs = report
+        .txs
+        .iter()
+        .map(|t| TxSample {
+            kind: tx_kind(&t.kind),
+            gas_used: t.gas_used,
+            fee_wei: t.fee_wei,
+            confirm: t.confirm,
+            block: t.block,
+        })
+        .collect();
+    FlowResult { steps, error, txs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_mix_draws_are_deterministic_and_follow_the_mix() {
+        let mix = engine::config::DataMix::default();
+        let mut counts = [0u32; 3];
+        for user in 0..10_000 {
+            let u = uniform(7, user);
+            assert!((0.0..1.0).contains(&u));
+            assert_eq!(u, uniform(7, user));
+            match mix.pick(u) {
+                "small" => counts[0] += 1,
+                "medium" => counts[1] += 1,
+                _ => counts[2] += 1,
+            }
+        }
+        // 60/30/10 within a few percent.
+        assert!((5700..6300).contains(&counts[0]), "{counts:?}");
+        assert!((2700..3300).contains(&counts[1]), "{counts:?}");
+        assert!((800..1200).contains(&counts[2]), "{counts:?}");
+    }
+
+    #[test]
+    fn unknown_tx_kinds_are_grouped() {
+        assert_eq!(tx_kind("requestReward"), "requestReward");
+        assert_eq!(tx_kind("somethingNew"), "other");
+    }
 }

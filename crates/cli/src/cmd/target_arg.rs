@@ -28,12 +28,19 @@ pub struct ResolvedTarget {
     pub target: Target,
     twin: Option<twin::Twin>,
     local: bool,
+    /// The twin's services' Prometheus endpoints (name, URL), when the target is a twin.
+    metrics: Vec<(String, String)>,
 }
 
 impl ResolvedTarget {
     /// Whether the target is a twin (started here or from `--manifest`).
     pub fn is_twin(&self) -> bool {
         self.local
+    }
+
+    /// `(service, /metrics URL)` of each twin service; empty for a real network.
+    pub fn metrics_urls(&self) -> Vec<(String, String)> {
+        self.metrics.clone()
     }
 
     /// Stops the twin if this process started it.
@@ -64,6 +71,7 @@ impl TargetArgs {
                 target,
                 twin: None,
                 local: true,
+                metrics: metrics_of(&m),
             });
         }
         if self.target == "local" {
@@ -85,10 +93,12 @@ impl TargetArgs {
                     return Err(e.into());
                 }
             };
+            let metrics = metrics_of(twin.manifest());
             return Ok(ResolvedTarget {
                 target,
                 twin: Some(twin),
                 local: true,
+                metrics,
             });
         }
         let path = shipped_target_path(&self.target).ok_or_else(|| {
@@ -102,6 +112,14 @@ impl TargetArgs {
             target,
             twin: None,
             local: false,
+            metrics: Vec::new(),
         })
     }
+}
+
+fn metrics_of(m: &protocol::manifest::Manifest) -> Vec<(String, String)> {
+    m.services
+        .iter()
+        .map(|(name, s)| (name.clone(), s.metrics_url.clone()))
+        .collect()
 }

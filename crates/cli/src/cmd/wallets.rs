@@ -52,6 +52,23 @@ async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
+/// Funds users `0..count` of `target` to `amount` VANA (those below half of
+/// it), as `wallets prepare` does; `vana-load run` calls it before its clock starts.
+pub async fn fund_users(
+    target: &client::target::Target,
+    count: u32,
+    amount: &str,
+) -> anyhow::Result<()> {
+    let args = PrepareArgs {
+        count,
+        target: TargetArgs::default(),
+        amount: Some(amount.to_owned()),
+        threshold: None,
+        batch_size: None,
+    };
+    prepare_on(&args, target).await.map(|_| ())
+}
+
 async fn prepare_on(
     args: &PrepareArgs,
     target: &client::target::Target,
