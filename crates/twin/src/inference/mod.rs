@@ -58,7 +58,8 @@ pub struct Config {
     pub token: Option<Secret>,
     /// Models served (`owner/name`); others get 404. Default `["deepseek-ai/deepseek-v3"]`.
     pub models: Vec<String>,
-    /// Concurrent predictions (the "GPUs"). Default 4.
+    /// Concurrent predictions (the "GPUs"). Default 32: enough for the plan's burst
+    /// peak (about 1.4 journeys/s at 4 s each) with room to spare.
     pub workers: usize,
     /// Predictions allowed to wait for a worker; beyond it, 429. Default 1000.
     pub max_queue: usize,
@@ -84,7 +85,7 @@ impl Default for Config {
             port: 0,
             token: Some(Secret::new(DEFAULT_TOKEN)),
             models: vec![DEFAULT_MODEL.to_string()],
-            workers: 4,
+            workers: 32,
             max_queue: 1000,
             service_time: ServiceTime::default(),
             time_scale: 1.0,
