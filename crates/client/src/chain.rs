@@ -41,6 +41,17 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 type Waiters = HashMap<B256, Vec<oneshot::Sender<TransactionReceipt>>>;
 
+fn deliver(waiters: &Mutex<Waiters>, receipts: Vec<TransactionReceipt>) {
+    let mut w = waiters.lock().expect("poisoned");
+    for r in receipts {
+        if let Some(senders) = w.remove(&r.transaction_hash) {
+            for s in senders {
+                let _ = s.send(r.clone());
+            }
+        }
+    }
+}
+
 /// Delivers receipts to whoever waits for a transaction hash, from one task
 /// that follows new blocks on one endpoint.
 #[derive(Clone)]
@@ -84,18 +95,22 @@ impl ReceiptHub {
                     let any_waiting = !waiters.lock().expect("poisoned").is_empty();
                     if any_waiting {
                         match provider.get_block_receipts(BlockId::number(next)).await {
-                            Ok(Some(receipts)) => {
-                                let mut w = waiters.lock().expect("poisoned");
-                                for r in receipts {
-                                    if let Some(senders) = w.remove(&r.transaction_hash) {
-                                        for s in senders {
-                                            let _ = s.send(r.clone());
-                                        }
+                            Ok(Some(receipts)) => deliver(&waiters, receipts),
+                            // Not served yet: retry this block on the next tick.
+                            Ok(None) => break,
+                            // A node without eth_getBlockReceipts: ask for
+                            // the waited-for receipts one by one instead.
+                            Err(_) => {
+                                let hashes: Vec<B256> =
+                                    waiters.lock().expect("poisoned").keys().copied().collect();
+                                let mut found = Vec::new();
+                                for h in hashes {
+                                    if let Ok(Some(r)) = provider.get_transaction_receipt(h).await {
+                                        found.push(r);
                                     }
                                 }
+                                deliver(&waiters, found);
                             }
-                            // Retry this block on the next tick.
-                            Ok(None) | Err(_) => break,
                         }
                     }
                     last = next;

@@ -34,6 +34,9 @@ pub struct Args {
     /// Seed of the synthetic data.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+    /// Override a step's deadline, e.g. `--timeout index=30` (seconds; repeatable).
+    #[arg(long = "timeout", value_name = "STEP=SECS")]
+    pub timeouts: Vec<String>,
     /// Write the JSON report here as well.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -47,7 +50,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<ExitCode> {
-    let target = resolved.target.clone();
+    let mut target = resolved.target.clone();
+    for t in &args.timeouts {
+        let (step, secs) = t
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--timeout {t:?}: expected STEP=SECS, e.g. index=30"))?;
+        let step: client::steps::Step = step
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--timeout: {e}"))?;
+        let secs: f64 = secs
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s > 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--timeout {t:?}: {secs:?} is not a positive number of seconds")
+            })?;
+        target
+            .timeouts
+            .set(step, std::time::Duration::from_secs_f64(secs));
+    }
     let user = args.user.unwrap_or_else(|| {
         if resolved.is_twin() {
             0
