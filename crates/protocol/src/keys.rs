@@ -21,6 +21,15 @@ pub const FIRST_TEE_INDEX: u32 = 2;
 pub const RELAYER_INDICES: Range<u32> = 10..100;
 /// User wallets start here.
 pub const USER_INDEX_OFFSET: u32 = 1000;
+// The role ranges do not overlap (checked at compile time).
+const _: () = assert!(
+    DEPLOYER_INDEX < APP_INDEX
+        && APP_INDEX < TEE_INDICES.start
+        && FIRST_TEE_INDEX == TEE_INDICES.start
+        && TEE_INDICES.end <= RELAYER_INDICES.start
+        && RELAYER_INDICES.end <= USER_INDEX_OFFSET
+);
+
 /// Anvil's default test mnemonic (the default of every test network here).
 pub const DEFAULT_TEST_MNEMONIC: &str =
     "test test test test test test test test test test test junk";
@@ -179,13 +188,5 @@ mod tests {
         let acct = HdAccount::new(DEFAULT_TEST_MNEMONIC).unwrap();
         assert!(matches!(acct.signer(0x8000_0000), Err(KeyError::Index(_))));
         assert_eq!(format!("{acct:?}"), "HdAccount(<redacted>)");
-    }
-
-    #[test]
-    fn role_ranges_do_not_overlap() {
-        assert!(APP_INDEX < TEE_INDICES.start && TEE_INDICES.contains(&FIRST_TEE_INDEX));
-        assert!(
-            TEE_INDICES.end <= RELAYER_INDICES.start && RELAYER_INDICES.end <= USER_INDEX_OFFSET
-        );
     }
 }

@@ -840,11 +840,7 @@ async fn anvil_startup_errors_are_named() {
 fn alive(pid: u32) -> bool {
     // Zombie processes count as gone.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.split_whitespace()
-                .nth(2)
-                .is_some_and(|state| state == "Z")
-        })
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
         .unwrap_or(false)
 }
 

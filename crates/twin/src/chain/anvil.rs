@@ -115,12 +115,10 @@ impl AnvilConfig {
     fn validate(&self) -> Result<(), ChainError> {
         protocol::keys::validate_mnemonic(&self.mnemonic)
             .map_err(|_| ChainError::MalformedMnemonic)?;
-        if let Some(bt) = self.block_time {
-            if bt.is_zero() {
-                return Err(ChainError::Config(
-                    "block_time must be positive (None = automine)".into(),
-                ));
-            }
+        if self.block_time.is_some_and(|bt| bt.is_zero()) {
+            return Err(ChainError::Config(
+                "block_time must be positive (None = automine)".into(),
+            ));
         }
         if self.gas_limit == Some(0) {
             return Err(ChainError::Config("gas_limit must be positive".into()));
@@ -229,10 +227,12 @@ impl AnvilProcess {
             let mut tx = Some(tx);
             // Drain everything (anvil logs every transaction); never log it (it holds keys).
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.trim().strip_prefix("Listening on ") {
-                    if let (Some(tx), Ok(addr)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
-                        let _ = tx.send(addr);
-                    }
+                let listening = line.trim().strip_prefix("Listening on ");
+                if let Some(addr) =
+                    listening.and_then(|rest| rest.trim().parse::<SocketAddr>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
             }
         });
