@@ -135,9 +135,9 @@ impl Twin {
     }
 
     async fn start_services(&mut self, config: &TwinConfig) -> Result<(), TwinError> {
-        // Dependency order: what a later service calls is started first.
-        // INTEGRATION POINT (services): relayer, indexer, personal server and
-        // TEE are added here as their modules gain a `spawn`.
+        // Dependency order: what a later service calls is started first
+        // (storage and inference before the personal server and the TEE).
+        // A new service adds its `spawn` here and its section to `TwinConfig`.
         if config.storage.enabled {
             let handle = storage::spawn(config.storage.clone()).await?;
             self.add_service(handle);
@@ -174,19 +174,25 @@ impl Twin {
 
     /// The personal server and the TEE read files through the twin's storage
     /// gateway; the personal server dispatches to the inference backend.
-    async fn start_personal_server_and_tee(&mut self, config: &TwinConfig) -> Result<(), TwinError> {
+    async fn start_personal_server_and_tee(
+        &mut self,
+        config: &TwinConfig,
+    ) -> Result<(), TwinError> {
         let service_url = |name: &str| self.manifest.services.get(name).map(|s| s.url.clone());
         let gateway = service_url(storage::NAME).unwrap_or_default();
         let deployment = self
             .chain
             .as_ref()
             .map(|c| c.deployment.clone())
-            .ok_or_else(|| TwinError::Chain(chain::ChainError::Config("the chain is not running".into())))?;
-        if config.personal_server.enabled {
-            let inference_url = service_url(inference::NAME).ok_or_else(|| ServiceError::Setup {
-                service: "personal_server",
-                message: "needs the inference backend: enable [inference]".into(),
+            .ok_or_else(|| {
+                TwinError::Chain(chain::ChainError::Config("the chain is not running".into()))
             })?;
+        if config.personal_server.enabled {
+            let inference_url =
+                service_url(inference::NAME).ok_or_else(|| ServiceError::Setup {
+                    service: "personal_server",
+                    message: "needs the inference backend: enable [inference]".into(),
+                })?;
             let upstreams = personal_server::Upstreams {
                 rpc_url: self.manifest.rpc_url.clone(),
                 permissions: deployment.data_portability_permissions,
@@ -196,15 +202,21 @@ impl Twin {
                 ipfs_gateway: gateway.clone(),
             };
             let mut ps_config = config.personal_server.clone();
-            if let (true, Some(token)) = (ps_config.replicate_token.is_empty(), &config.inference.token) {
+            if let (true, Some(token)) = (
+                ps_config.replicate_token.is_empty(),
+                &config.inference.token,
+            ) {
                 ps_config.replicate_token = token.expose().to_owned();
             }
             let handle = personal_server::spawn(ps_config, upstreams).await?;
             self.add_service(handle);
         }
         if config.tee.enabled {
-            let tee_key = protocol::keys::derive_signer(config.chain.mnemonic.expose(), protocol::keys::FIRST_TEE_INDEX)
-                .map_err(|e| TwinError::Chain(chain::ChainError::Config(format!("TEE key: {e}"))))?;
+            let tee_key = protocol::keys::derive_signer(
+                config.chain.mnemonic.expose(),
+                protocol::keys::FIRST_TEE_INDEX,
+            )
+            .map_err(|e| TwinError::Chain(chain::ChainError::Config(format!("TEE key: {e}"))))?;
             let upstreams = tee::Upstreams {
                 rpc_url: self.manifest.rpc_url.clone(),
                 tee_pool: deployment.tee_pool,
