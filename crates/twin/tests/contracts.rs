@@ -881,3 +881,39 @@ async fn anvil_stops_cleanly_and_dies_on_drop() {
     }
     panic!("anvil {pid} survived its handle");
 }
+
+#[tokio::test]
+async fn deploys_in_a_few_blocks_with_interval_mining() {
+    let cfg = AnvilConfig {
+        block_time: Some(Duration::from_secs(1)),
+        ..anvil_config()
+    };
+    let anvil = AnvilProcess::spawn(&cfg).await.unwrap();
+    let started = std::time::Instant::now();
+    let dep = deploy(
+        &anvil.rpc_url(),
+        DEFAULT_TEST_MNEMONIC,
+        &DeployConfig::default(),
+    )
+    .await
+    .unwrap();
+    let provider = ProviderBuilder::new().connect_http(anvil.rpc_url().parse().unwrap());
+    let last = provider.get_block_number().await.unwrap();
+    // 25 transactions pipelined: a handful of 1 s blocks, not one block per transaction.
+    assert!(
+        last - dep.deployer_block <= 4,
+        "deployment spanned blocks {}..={last}",
+        dep.deployer_block
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let grantees = DataPortabilityGrantees::new(dep.data_portability_grantees, &provider);
+    assert_eq!(
+        grantees.granteesCount().call().await.unwrap(),
+        U256::from(1)
+    );
+    anvil.stop().await;
+}
