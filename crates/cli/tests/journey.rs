@@ -141,7 +141,20 @@ async fn relayer_journey_runs_all_eleven_steps() {
     let r = journey::run(&ctx, 0, Mode::Relayer).await;
     assert_all_ok(&r);
     // The user paid nothing for registration: the relayed transaction is the relayer's.
-    assert!(r.txs.iter().any(|t| t.kind.contains("relayed")));
+    let relayed = r
+        .txs
+        .iter()
+        .find(|t| t.kind.contains("relayed"))
+        .expect("a relayed transaction");
+    // The indexer's head has passed the registration block.
+    let meta = ctx.subgraph.meta().await.unwrap();
+    assert!(
+        meta.block.number >= relayed.block,
+        "{} < {}",
+        meta.block.number,
+        relayed.block
+    );
+    assert!(!meta.has_indexing_errors);
     drop(ctx);
     twin.stop().await;
 }

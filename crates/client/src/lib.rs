@@ -1,11 +1,19 @@
 //! The virtual Vana user.
 //!
 //! - [`target`]: where the user goes (a TOML file or a twin manifest): RPC
-//!   endpoints, contracts, service URLs and key sources.
+//!   endpoints, contracts, service URLs, key sources, funding, timeouts.
 //! - [`data`]: deterministic synthetic user data in the plan's three sizes.
+//! - [`wallets`]: HD-derived user wallets and their batch funding.
 //! - [`errors`]: the error taxonomy and the bounded retry policy.
+//! - [`steps`]: the eleven step names and their deadlines.
+//! - [`chain`]: providers, locally signed transactions, the shared receipt follower.
+//! - [`services`]: storage, relayer, personal server, subgraph and TEE clients.
+//! - [`context`]: a run's shared clients, keys and static facts.
+//! - [`journey`]: the journey itself and its report.
 //!
 //! The client knows nothing of the twin: everything it needs is in a [`target::Target`].
+//! Typical use: `let ctx = Context::new(target, RunOptions::default()).await?;`
+//! then `journey::run(&ctx, user_index, Mode::Relayer).await` per user.
 
 pub mod chain;
 pub mod context;

@@ -2,7 +2,8 @@
 //! SDK's query documents.
 
 use protocol::api::subgraph::{
-    GraphQlRequest, GraphQlResponse, UserFilesData, UserPageVariables, queries,
+    GraphQlRequest, GraphQlResponse, Meta, SubgraphMetaData, UserFilesData, UserPageVariables,
+    queries,
 };
 
 use super::{body, snippet};
@@ -22,6 +23,47 @@ impl SubgraphClient {
         }
     }
 
+    /// `GetSubgraphMeta`: the indexing head.
+    pub async fn meta(&self) -> Result<Meta, JourneyError> {
+        let req: GraphQlRequest = GraphQlRequest {
+            query: queries::GET_SUBGRAPH_META.to_string(),
+            variables: None,
+            operation_name: Some("GetSubgraphMeta".into()),
+        };
+        let d: SubgraphMetaData = self.query(&req).await?;
+        Ok(d.meta)
+    }
+
+    async fn query<V: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        req: &GraphQlRequest<V>,
+    ) -> Result<T, JourneyError> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| JourneyError::from_http(Service::Indexer, &self.url, &e))?;
+        let (status, b) = body(Service::Indexer, &self.url, resp).await?;
+        if status != 200 {
+            return Err(JourneyError::rpc(format!(
+                "subgraph {}: {status}: {}",
+                self.url,
+                snippet(&b)
+            )));
+        }
+        let r: GraphQlResponse<T> = serde_json::from_slice(&b).map_err(|e| {
+            JourneyError::rpc(format!(
+                "subgraph {}: unexpected body ({e}): {}",
+                self.url,
+                snippet(&b)
+            ))
+        })?;
+        r.into_result()
+            .map_err(|e| JourneyError::rpc(format!("subgraph {}: {e}", self.url)))
+    }
+
     /// `GetUserFilesPaginated` for `user` (newest first, one page), with `_meta`.
     pub async fn user_files(
         &self,
@@ -39,29 +81,6 @@ impl SubgraphClient {
             variables: Some(vars),
             operation_name: Some("GetUserFilesPaginated".into()),
         };
-        let resp = self
-            .http
-            .post(&self.url)
-            .json(&req)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Indexer, &self.url, &e))?;
-        let (status, b) = body(Service::Indexer, &self.url, resp).await?;
-        if status != 200 {
-            return Err(JourneyError::rpc(format!(
-                "subgraph {}: {status}: {}",
-                self.url,
-                snippet(&b)
-            )));
-        }
-        let r: GraphQlResponse<UserFilesData> = serde_json::from_slice(&b).map_err(|e| {
-            JourneyError::rpc(format!(
-                "subgraph {}: unexpected body ({e}): {}",
-                self.url,
-                snippet(&b)
-            ))
-        })?;
-        r.into_result()
-            .map_err(|e| JourneyError::rpc(format!("subgraph {}: {e}", self.url)))
+        self.query(&req).await
     }
 }
