@@ -1070,6 +1070,10 @@ pub async fn run<F: Flow>(
         }
         Err(_) => tracing::debug!("events writer still shared; it flushes when dropped"),
     }
+    // report.html, and the bottleneck/capacity analysis added to summary.json.
+    if let Err(e) = crate::report::write_report(&out, &crate::report::ReportOptions::default()) {
+        tracing::warn!("cannot write report.html: {e}");
+    }
     Ok(RunOutcome {
         summary,
         details,

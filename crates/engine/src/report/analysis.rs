@@ -1,0 +1,548 @@
+//! Bottleneck analysis: which step's latency grows with load, and which
+//! component saturates first (its step latency climbs with in-flight, its queue
+//! gauge rises while completions stay flat, its errors begin), with the numbers.
+//!
+//! It works from the results alone (journal + time series), whatever the flow.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::data::RunData;
+use super::fmt::{ms as fmt_ms, num, secs};
+use super::timeline::{Timeline, correlation};
+
+/// How one step's median service time changes between low and high load.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepGrowth {
+    pub step: String,
+    pub component: String,
+    /// Mean journeys in flight in the low- and high-load bins.
+    pub low_in_flight: f64,
+    pub high_in_flight: f64,
+    /// Median of the per-bin step medians (ms) in the low- and high-load bins.
+    pub low_p50_ms: f64,
+    pub high_p50_ms: f64,
+    pub ratio: f64,
+    pub added_ms: f64,
+    /// Pearson correlation of per-bin step median with in-flight.
+    pub correlation: f64,
+    /// Whether this counts as growth with load (r ≥ 0.5, ×1.5, and a material added time).
+    pub grows: bool,
+    /// First time (s) the step median got halfway from its low-load value to its high-load value.
+    pub onset_s: Option<f64>,
+}
+
+/// A queue-like gauge of a component (relayer pending, inference queue, indexer lag).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GaugeSignal {
+    pub gauge: String,
+    pub first: f64,
+    pub max: f64,
+    pub rising: bool,
+    pub onset_s: Option<f64>,
+    /// Mean completions/s in the bins after the onset, and the arrivals/s then.
+    pub completions_per_s_after: Option<f64>,
+    pub arrivals_per_s_after: Option<f64>,
+}
+
+/// What the run says about one component.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComponentSignal {
+    pub component: String,
+    pub steps: Vec<String>,
+    pub saturated: bool,
+    pub onset_s: Option<f64>,
+    /// Largest added median latency among its steps (ms) when they grow with load.
+    pub latency_growth_ms: f64,
+    pub queue: Option<GaugeSignal>,
+    pub errors: u64,
+    pub first_error_s: Option<f64>,
+    /// Journeys/s through the component: at saturation, else the best observed (a lower bound).
+    pub throughput_per_s: f64,
+    pub knob: String,
+    pub evidence: Vec<String>,
+}
+
+/// `summary.json`'s `bottleneck` object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Bottleneck {
+    /// The component that saturates first, if any did.
+    pub component: Option<String>,
+    /// The step whose latency grows most with load (if any grew).
+    pub step: Option<String>,
+    /// The knob that would raise the limit.
+    pub knob: Option<String>,
+    /// Plain sentences, most important first.
+    pub sentences: Vec<String>,
+    pub in_flight_cap: u64,
+    pub in_flight_max: u64,
+    /// First time the in-flight count reached the cap.
+    pub cap_reached_s: Option<f64>,
+    pub delayed: u64,
+    pub dropped: u64,
+    /// Every step, most added latency first.
+    pub steps: Vec<StepGrowth>,
+    pub components: Vec<ComponentSignal>,
+}
+
+/// The knob that raises a component's capacity.
+pub fn knob_of(component: &str) -> String {
+    match component {
+        "relayer" => "relayer keys (each key sends its transactions in nonce order; more keys send in parallel)".into(),
+        "inference" => "inference workers (GPUs serving predictions)".into(),
+        "personal_server" => "personal server workers/replicas".into(),
+        "chain" => "RPC endpoints and block gas (chain throughput)".into(),
+        "indexer" => "indexer poll interval and RPC endpoints".into(),
+        "storage" => "storage upload concurrency/bandwidth".into(),
+        "tee" => "TEE instances (more TEE keys answering proofs)".into(),
+        "client" => "load-generator CPU (more engine machines)".into(),
+        other => format!("capacity of `{other}`"),
+    }
+}
+
+/// Gauges the report charts, by the metric names the twin exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GaugeKind {
+    RelayerPending,
+    InferenceQueue,
+    IndexerLag,
+    StorageBytes,
+}
+
+impl GaugeKind {
+    pub const ALL: [GaugeKind; 4] = [
+        GaugeKind::RelayerPending,
+        GaugeKind::InferenceQueue,
+        GaugeKind::IndexerLag,
+        GaugeKind::StorageBytes,
+    ];
+    pub fn classify(source: &str, metric: &str) -> Option<GaugeKind> {
+        let name = metric.split('{').next().unwrap_or(metric);
+        let both = format!("{source} {name}");
+        if name.contains("queue_depth") {
+            Some(GaugeKind::InferenceQueue)
+        } else if name.contains("pending") && both.contains("relayer") {
+            Some(GaugeKind::RelayerPending)
+        } else if name.contains("lag_blocks") {
+            Some(GaugeKind::IndexerLag)
+        } else if name.contains("quota_used_bytes") {
+            Some(GaugeKind::StorageBytes)
+        } else {
+            None
+        }
+    }
+    pub fn title(self) -> &'static str {
+        match self {
+            GaugeKind::RelayerPending => "Relayer pending transactions",
+            GaugeKind::InferenceQueue => "Inference queue depth",
+            GaugeKind::IndexerLag => "Indexer lag (blocks)",
+            GaugeKind::StorageBytes => "Storage bytes used",
+        }
+    }
+    pub fn id(self) -> &'static str {
+        match self {
+            GaugeKind::RelayerPending => "relayer-pending",
+            GaugeKind::InferenceQueue => "inference-queue",
+            GaugeKind::IndexerLag => "indexer-lag",
+            GaugeKind::StorageBytes => "storage-bytes",
+        }
+    }
+    pub fn component(self) -> &'static str {
+        match self {
+            GaugeKind::RelayerPending => "relayer",
+            GaugeKind::InferenceQueue => "inference",
+            GaugeKind::IndexerLag => "indexer",
+            GaugeKind::StorageBytes => "storage",
+        }
+    }
+    fn is_queue(self) -> bool {
+        self != GaugeKind::StorageBytes
+    }
+}
+
+/// Each gauge kind's series over time (summed over sources and labels).
+pub fn gauge_series(data: &RunData) -> BTreeMap<GaugeKind, Vec<(f64, f64)>> {
+    let mut out: BTreeMap<GaugeKind, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in &data.series {
+        let mut at: BTreeMap<GaugeKind, f64> = BTreeMap::new();
+        for (src, m) in &p.gauges {
+            for (k, v) in m {
+                if let Some(kind) = GaugeKind::classify(src, k) {
+                    *at.entry(kind).or_default() += v;
+                }
+            }
+        }
+        for (k, v) in at {
+            out.entry(k).or_default().push((p.t_s, v));
+        }
+    }
+    out
+}
+
+fn step_growth(data: &RunData, tl: &Timeline, step: &str, min_abs_ms: f64) -> Option<StepGrowth> {
+    let p50 = tl.step_p50.get(step)?;
+    let pts: Vec<(usize, f64, f64)> = p50
+        .iter()
+        .enumerate()
+        .filter_map(|(i, y)| y.map(|y| (i, tl.in_flight[i], y)))
+        .collect();
+    if pts.len() < 4 {
+        return None;
+    }
+    let xs: Vec<f64> = pts.iter().map(|p| p.1).collect();
+    let ys: Vec<f64> = pts.iter().map(|p| p.2).collect();
+    let r = correlation(&xs, &ys);
+    let mut by_load = pts.clone();
+    by_load.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let third = (by_load.len() / 3).max(1);
+    let med = |v: &[(usize, f64, f64)], f: fn(&(usize, f64, f64)) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        let n = x.len();
+        if n % 2 == 1 {
+            x[n / 2]
+        } else {
+            (x[n / 2 - 1] + x[n / 2]) / 2.0
+        }
+    };
+    let low = &by_load[..third];
+    let high = &by_load[by_load.len() - third..];
+    let (low_p50, high_p50) = (med(low, |p| p.2), med(high, |p| p.2));
+    let (low_if, high_if) = (
+        low.iter().map(|p| p.1).sum::<f64>() / low.len() as f64,
+        high.iter().map(|p| p.1).sum::<f64>() / high.len() as f64,
+    );
+    let added = high_p50 - low_p50;
+    let ratio = if low_p50 > 0.0 {
+        high_p50 / low_p50
+    } else {
+        1.0
+    };
+    let grows = r >= 0.5 && ratio >= 1.5 && added >= min_abs_ms;
+    let half = low_p50 + added / 2.0;
+    let onset_s = grows
+        .then(|| pts.iter().find(|p| p.2 >= half).map(|p| tl.bins.mid(p.0)))
+        .flatten();
+    Some(StepGrowth {
+        step: step.to_string(),
+        component: data.component_of(step).to_string(),
+        low_in_flight: low_if,
+        high_in_flight: high_if,
+        low_p50_ms: low_p50,
+        high_p50_ms: high_p50,
+        ratio,
+        added_ms: added,
+        correlation: r,
+        grows,
+        onset_s,
+    })
+}
+
+fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> GaugeSignal {
+    let first = pts.first().map_or(0.0, |p| p.1);
+    let max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+    let rising = kind.is_queue() && max >= 3.0 && max >= 3.0 * (first + 1.0);
+    let level = (0.25 * max).max(2.0);
+    let onset_s = rising
+        .then(|| pts.iter().find(|p| p.1 >= level).map(|p| p.0))
+        .flatten();
+    let (mut cps, mut aps) = (None, None);
+    if let (Some(t), Some(tl)) = (onset_s, tl) {
+        let from = tl.bins.index(t);
+        // Bins after the onset while arrivals are still coming.
+        let idx: Vec<usize> = (from..tl.bins.n)
+            .filter(|&i| tl.arrivals_per_s[i] > 0.0)
+            .collect();
+        if !idx.is_empty() {
+            let n = idx.len() as f64;
+            cps = Some(idx.iter().map(|&i| tl.completions_per_s[i]).sum::<f64>() / n);
+            aps = Some(idx.iter().map(|&i| tl.arrivals_per_s[i]).sum::<f64>() / n);
+        }
+    }
+    GaugeSignal {
+        gauge: kind.title().to_string(),
+        first,
+        max,
+        rising,
+        onset_s,
+        completions_per_s_after: cps,
+        arrivals_per_s_after: aps,
+    }
+}
+
+/// Analyses a run. `tl` is the run's timeline (None when the journal is empty).
+pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
+    let cap = data.config.max_concurrent_users;
+    let in_flight_max = data.series.iter().map(|p| p.in_flight).max().unwrap_or(0);
+    let cap_reached_s = data
+        .series
+        .iter()
+        .find(|p| cap > 0 && p.in_flight >= cap)
+        .map(|p| p.t_s);
+    let mut b = Bottleneck {
+        in_flight_cap: cap,
+        in_flight_max,
+        cap_reached_s,
+        delayed: data.summary.users.delayed,
+        dropped: data.summary.users.dropped,
+        ..Default::default()
+    };
+    let e2e_p50 = data.summary.e2e_ms.p50.unwrap_or(0.0);
+    let min_abs = (0.05 * e2e_p50).max(5.0);
+    let steps = data.step_order();
+    if let Some(tl) = tl {
+        b.steps = steps
+            .iter()
+            .filter_map(|s| step_growth(data, tl, s, min_abs))
+            .collect();
+        b.steps.sort_by(|a, b| b.added_ms.total_cmp(&a.added_ms));
+    }
+    // Components in journey order.
+    let mut comps: Vec<String> = Vec::new();
+    for s in &steps {
+        let c = data.component_of(s).to_string();
+        if !comps.contains(&c) {
+            comps.push(c);
+        }
+    }
+    let gauges = gauge_series(data);
+    for c in &comps {
+        let csteps: Vec<String> = steps
+            .iter()
+            .filter(|s| data.component_of(s) == c)
+            .cloned()
+            .collect();
+        let growth: Vec<&StepGrowth> = b
+            .steps
+            .iter()
+            .filter(|g| g.grows && &g.component == c)
+            .collect();
+        let queue = gauges
+            .iter()
+            .find(|(k, _)| k.is_queue() && k.component() == c)
+            .map(|(k, pts)| gauge_signal(*k, pts, tl));
+        let errors: u64 = csteps
+            .iter()
+            .filter_map(|s| data.summary.steps.get(s))
+            .map(|s| s.errors)
+            .sum();
+        let first_error_s = tl.and_then(|tl| {
+            csteps
+                .iter()
+                .filter_map(|s| tl.first_failure.get(s).map(|f| f.0))
+                .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))))
+        });
+        let throughput = tl.map_or(0.0, |tl| {
+            csteps
+                .iter()
+                .filter_map(|s| tl.step_rate.get(s))
+                .map(|r| Timeline::smooth(r).into_iter().fold(0.0, f64::max))
+                .fold(f64::INFINITY, f64::min)
+        });
+        let throughput = if throughput.is_finite() {
+            throughput
+        } else {
+            0.0
+        };
+        let finished = data.summary.users.succeeded + data.summary.users.failed;
+        let error_onset = errors >= 3 && errors as f64 >= 0.01 * finished as f64;
+        let mut evidence = Vec::new();
+        for g in &growth {
+            evidence.push(format!(
+                "`{}` median rose from {} at {} journeys in flight to {} at {} in flight (×{}, r = {:.2})",
+                g.step,
+                fmt_ms(g.low_p50_ms),
+                num(g.low_in_flight),
+                fmt_ms(g.high_p50_ms),
+                num(g.high_in_flight),
+                num(g.ratio),
+                g.correlation
+            ));
+        }
+        if let Some(q) = queue.as_ref().filter(|q| q.rising) {
+            let mut s = format!(
+                "{} rose from {} to {} (from t = {})",
+                q.gauge.to_lowercase(),
+                num(q.first),
+                num(q.max),
+                secs(q.onset_s.unwrap_or(0.0))
+            );
+            if let (Some(c), Some(a)) = (q.completions_per_s_after, q.arrivals_per_s_after) {
+                s.push_str(&format!(
+                    " while completions stayed at {}/s against {}/s arriving",
+                    num(c),
+                    num(a)
+                ));
+            }
+            evidence.push(s);
+        }
+        if error_onset {
+            evidence.push(format!(
+                "{errors} failed steps, the first at t = {}",
+                secs(first_error_s.unwrap_or(0.0))
+            ));
+        }
+        let saturated = !growth.is_empty() || queue.as_ref().is_some_and(|q| q.rising);
+        let onset_s = growth
+            .iter()
+            .filter_map(|g| g.onset_s)
+            .chain(queue.as_ref().and_then(|q| q.onset_s))
+            .chain(if error_onset { first_error_s } else { None })
+            .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))));
+        b.components.push(ComponentSignal {
+            component: c.clone(),
+            steps: csteps,
+            saturated,
+            onset_s,
+            latency_growth_ms: growth.iter().map(|g| g.added_ms).fold(0.0, f64::max),
+            queue,
+            errors,
+            first_error_s,
+            throughput_per_s: throughput,
+            knob: knob_of(c),
+            evidence,
+        });
+    }
+    // The component that saturates first: earliest onset among saturated ones
+    // (within one bin, the larger latency growth wins); error onset only if none saturated.
+    let width = tl.map_or(0.0, |t| t.bins.width);
+    let pick = |cands: Vec<&ComponentSignal>| -> Option<String> {
+        let first = cands
+            .iter()
+            .filter_map(|c| c.onset_s)
+            .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))))?;
+        cands
+            .into_iter()
+            .filter(|c| c.onset_s.is_some_and(|t| t <= first + width))
+            .max_by(|a, b| {
+                a.latency_growth_ms.total_cmp(&b.latency_growth_ms).then(
+                    b.onset_s
+                        .unwrap_or(0.0)
+                        .total_cmp(&a.onset_s.unwrap_or(0.0)),
+                )
+            })
+            .map(|c| c.component.clone())
+    };
+    b.component = pick(b.components.iter().filter(|c| c.saturated).collect()).or_else(|| {
+        pick(
+            b.components
+                .iter()
+                .filter(|c| !c.evidence.is_empty())
+                .collect(),
+        )
+    });
+    b.step = b.steps.iter().find(|g| g.grows).map(|g| g.step.clone());
+    b.knob = b.component.as_deref().map(knob_of);
+    b.sentences = sentences(&b, data);
+    b
+}
+
+fn sentences(b: &Bottleneck, data: &RunData) -> Vec<String> {
+    let mut out = Vec::new();
+    match &b.component {
+        Some(c) => {
+            let sig = b.components.iter().find(|s| &s.component == c);
+            let mut s = format!(
+                "The bottleneck is the {} ({}): it saturates first, from t = {}.",
+                component_name(c),
+                c,
+                secs(sig.and_then(|s| s.onset_s).unwrap_or(0.0))
+            );
+            if let Some(sig) = sig {
+                for e in &sig.evidence {
+                    s.push_str(&format!(" {}.", capitalise(e)));
+                }
+                s.push_str(&format!(
+                    " It passed at most {} journeys/s. Raise {}.",
+                    num(sig.throughput_per_s),
+                    sig.knob
+                ));
+            }
+            out.push(s);
+        }
+        None => {
+            let top = b.steps.first();
+            let mut s =
+                "No component saturated: no step's latency grew with load and no queue gauge rose."
+                    .to_string();
+            if let Some(g) = top {
+                s.push_str(&format!(
+                    " The largest change was `{}` ({} → {}, r = {:.2}), within noise.",
+                    g.step,
+                    fmt_ms(g.low_p50_ms),
+                    fmt_ms(g.high_p50_ms),
+                    g.correlation
+                ));
+            }
+            s.push_str(" Measured capacity is therefore a lower bound.");
+            out.push(s);
+        }
+    }
+    if let Some(g) = b.steps.iter().find(|g| g.grows) {
+        out.push(format!(
+            "The step whose latency grows most with load is `{}` ({}): its median went from {} at {} journeys in flight to {} at {} (+{}, ×{}; correlation with in-flight r = {:.2}).",
+            g.step,
+            g.component,
+            fmt_ms(g.low_p50_ms),
+            num(g.low_in_flight),
+            fmt_ms(g.high_p50_ms),
+            num(g.high_in_flight),
+            fmt_ms(g.added_ms),
+            num(g.ratio),
+            g.correlation
+        ));
+    }
+    match b.cap_reached_s {
+        Some(t) => out.push(format!(
+            "Journeys in flight reached the cap of {} at t = {}; {} arrivals waited for a slot and {} were dropped.",
+            b.in_flight_cap,
+            secs(t),
+            b.delayed,
+            b.dropped
+        )),
+        None if !data.series.is_empty() => out.push(format!(
+            "Journeys in flight peaked at {} of the cap of {}; {} arrivals waited for a slot, {} were dropped.",
+            b.in_flight_max, b.in_flight_cap, b.delayed, b.dropped
+        )),
+        None => {}
+    }
+    let mut errs: Vec<&ComponentSignal> = b
+        .components
+        .iter()
+        .filter(|c| c.errors > 0 && c.first_error_s.is_some())
+        .collect();
+    errs.sort_by(|a, b| {
+        a.first_error_s
+            .unwrap_or(0.0)
+            .total_cmp(&b.first_error_s.unwrap_or(0.0))
+    });
+    if let Some(c) = errs.first() {
+        out.push(format!(
+            "Errors began at t = {} in the {} ({} failed steps in all).",
+            secs(c.first_error_s.unwrap_or(0.0)),
+            component_name(&c.component),
+            c.errors
+        ));
+    }
+    out
+}
+
+/// A reader-facing name of a component.
+pub fn component_name(c: &str) -> String {
+    match c {
+        "inference" => "inference backend".into(),
+        "personal_server" => "personal server".into(),
+        "tee" => "TEE (proof of contribution)".into(),
+        "chain" => "chain (RPC and blocks)".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,240 @@
+//! Reads a results directory back for the report: `summary.json`,
+//! `details.json`, `config.json`, `run.json`, `timeseries.jsonl`,
+//! `events.jsonl` and `histograms.hlog`. Only `summary.json` is required;
+//! every other file may be missing (an interrupted or partial run) and the
+//! report then says what it could not show.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+use crate::config::LoadTestConfig;
+use crate::results::{Event, Summary};
+
+/// A report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {what}: {message}")]
+    Parse {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
+    #[error("{0} is not a results directory (no summary.json)")]
+    NotResults(PathBuf),
+}
+
+/// One row of `timeseries.jsonl` (the fields the report reads).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Point {
+    pub t_s: f64,
+    pub phase: String,
+    pub planned_arrivals: u64,
+    pub arrivals: u64,
+    pub in_flight: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub delayed: u64,
+    pub dropped: u64,
+    pub completions_per_s: f64,
+    pub arrivals_per_s: f64,
+    pub interval_failures: u64,
+    pub tx_per_s: f64,
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p95_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+    pub errors: BTreeMap<String, u64>,
+    pub breakers_open: Vec<String>,
+    pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// Everything a results directory holds, parsed.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub dir: PathBuf,
+    pub summary: Summary,
+    /// `summary.json` as written (keeps fields added later, e.g. `bottleneck`).
+    pub summary_raw: serde_json::Value,
+    /// `details.json` (`Null` when absent).
+    pub details: serde_json::Value,
+    /// `run.json` (`Null` when absent).
+    pub run: serde_json::Value,
+    /// `config.json` parsed; the defaults when absent or unreadable.
+    pub config: LoadTestConfig,
+    pub series: Vec<Point>,
+    /// `flow_complete` and `flow_failed` events (the others are counted in the summary).
+    pub journeys: Vec<Event>,
+    /// Tagged histograms of `histograms.hlog` (microseconds).
+    pub hists: BTreeMap<String, Histogram<u64>>,
+    /// Lines of `events.jsonl` / `timeseries.jsonl` that did not parse.
+    pub bad_lines: usize,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>, ReportError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| ReportError::Parse {
+                path: path.to_path_buf(),
+                what: "JSON file",
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads the JSON lines of `path` that parse as `T`; returns them and the count of bad lines.
+fn read_lines<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, usize), ReportError> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let (mut out, mut bad) = (Vec::new(), 0);
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(io(path))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<T>(&line) {
+            Ok(v) if keep(&v) => out.push(v),
+            Ok(_) => {}
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((out, bad))
+}
+
+impl RunData {
+    /// Loads the results directory `dir`.
+    pub fn load(dir: &Path) -> Result<RunData, ReportError> {
+        let sp = dir.join("summary.json");
+        let summary_raw = read_json(&sp)?.ok_or_else(|| ReportError::NotResults(dir.into()))?;
+        let summary: Summary =
+            serde_json::from_value(summary_raw.clone()).map_err(|e| ReportError::Parse {
+                path: sp.clone(),
+                what: "summary.json",
+                message: e.to_string(),
+            })?;
+        let details = read_json(&dir.join("details.json"))?.unwrap_or_default();
+        let run = read_json(&dir.join("run.json"))?.unwrap_or_default();
+        let config = read_json(&dir.join("config.json"))?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let (series, bad1) = read_lines::<Point>(&dir.join("timeseries.jsonl"), |_| true)?;
+        let (journeys, bad2) = read_lines::<Event>(&dir.join("events.jsonl"), |e| {
+            e.event == "flow_complete" || e.event == "flow_failed"
+        })?;
+        let hp = dir.join("histograms.hlog");
+        let hists = if hp.exists() {
+            crate::results::read_hlog(&hp)
+                .map_err(io(&hp))?
+                .into_iter()
+                .filter_map(|(tag, h)| tag.map(|t| (t, h)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            summary,
+            summary_raw,
+            details,
+            run,
+            config,
+            series,
+            journeys,
+            hists,
+            bad_lines: bad1 + bad2,
+        })
+    }
+
+    /// Profile name (run.json, else config).
+    pub fn profile(&self) -> String {
+        self.run
+            .get("profile")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.config.profile.clone())
+    }
+
+    /// What the run was aimed at: `run.json`'s `target` when present, else the
+    /// (redacted) RPC endpoints and the transaction mode.
+    pub fn target(&self) -> String {
+        if let Some(t) = self.run.get("target").and_then(|v| v.as_str()) {
+            return t.to_string();
+        }
+        // Hosts only: the report references no URL.
+        let hosts: Vec<&str> = self
+            .config
+            .rpc_endpoints
+            .iter()
+            .map(|u| u.split_once("://").map_or(u.as_str(), |(_, r)| r))
+            .collect();
+        format!(
+            "{} ({:?} transactions)",
+            hosts.join(", "),
+            self.config.tx_mode
+        )
+        .replace("Relayer", "relayer")
+        .replace("Direct", "direct")
+    }
+
+    pub fn run_id(&self) -> String {
+        self.run
+            .get("run_id")
+            .or_else(|| self.details.get("run_id"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string()
+    }
+
+    /// The component a step belongs to (the run's `stepComponents`).
+    pub fn component_of<'a>(&'a self, step: &'a str) -> &'a str {
+        self.config.component_of(step)
+    }
+
+    /// Steps in journey order: the known eleven first, then any others.
+    pub fn step_order(&self) -> Vec<String> {
+        let mut v: Vec<String> = crate::config::STEPS
+            .iter()
+            .filter(|s| self.summary.steps.contains_key(**s))
+            .map(|s| s.to_string())
+            .collect();
+        let mut seen: Vec<String> = Vec::new();
+        for e in &self.journeys {
+            for s in &e.steps {
+                if !v.contains(&s.name) && !seen.contains(&s.name) {
+                    seen.push(s.name.clone());
+                }
+            }
+        }
+        for k in self.summary.steps.keys() {
+            if !v.contains(k) && !seen.contains(k) {
+                seen.push(k.clone());
+            }
+        }
+        v.extend(seen);
+        v
+    }
+}

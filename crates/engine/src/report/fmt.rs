@@ -1,0 +1,126 @@
+//! Number formatting and HTML escaping shared by the report renderers.
+
+/// A latency in milliseconds, readable: `850 ms`, `2.41 s`, `3.2 min`.
+pub fn ms(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a >= 120_000.0 {
+        format!("{:.1} min", v / 60_000.0)
+    } else if a >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else if a >= 10.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// An optional latency in milliseconds.
+pub fn oms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), ms)
+}
+
+/// Seconds since the schedule start: `t`-style `12.5 s` or `3.1 min`.
+pub fn secs(v: f64) -> String {
+    if v >= 600.0 {
+        format!("{:.1} min", v / 60.0)
+    } else {
+        format!("{v:.1} s")
+    }
+}
+
+/// A number with about three significant digits and thousands separators.
+pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        group(v.round() as i128)
+    } else if a >= 100.0 || v == v.round() {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// An integer with thousands separators.
+pub fn group(v: i128) -> String {
+    let s = v.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0 { format!("-{out}") } else { out }
+}
+
+/// A percentage from a ratio: `1.5 %`.
+pub fn pct(r: f64) -> String {
+    format!("{:.1} %", r * 100.0)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Hides secrets in an error message shown in a report: bearer tokens and JWTs
+/// (as the engine does), 64-hex-digit strings (private keys look like that),
+/// and credentials in URLs.
+pub fn redact(msg: &str) -> String {
+    let base = crate::results::redact_secrets(msg);
+    base.split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                return crate::config::redact_url(w);
+            }
+            let hex: String = w
+                .trim_start_matches("0x")
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .collect();
+            if hex.len() >= 64 {
+                "<redacted>".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(ms(850.0), "850 ms");
+        assert_eq!(ms(2410.0), "2.41 s");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(esc("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
+        let k = format!("key 0x{} failed", "ab".repeat(32));
+        assert_eq!(redact(&k), "key <redacted> failed");
+        assert!(redact("Authorization: Bearer abc.def").contains("<redacted>"));
+    }
+}

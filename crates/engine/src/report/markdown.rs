@@ -1,0 +1,101 @@
+//! The Markdown summary of a run, fit for a CI job summary
+//! (`$GITHUB_STEP_SUMMARY`): verdict, criteria, end-to-end and per-step
+//! latency, bottleneck and capacity sentences, top errors.
+
+use std::fmt::Write;
+
+use super::Analysis;
+use super::data::RunData;
+use super::fmt::{group, num, oms, pct};
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the summary.
+pub fn render(d: &RunData, a: &Analysis) -> String {
+    let s = &d.summary;
+    let mut o = String::new();
+    let icon = if s.verdict == "pass" { "✅" } else { "❌" };
+    let _ = writeln!(
+        o,
+        "## {icon} vana-load: {} — profile `{}`, target `{}`\n",
+        s.verdict.to_uppercase(),
+        d.profile(),
+        cell(&d.target())
+    );
+    let u = &s.users;
+    let finished = u.succeeded + u.failed;
+    let _ = writeln!(
+        o,
+        "{} of {} users succeeded, {} failed, {} delayed, {} dropped; error rate {}; {} journeys/s (peak {}/s).\n",
+        group(u.succeeded as i128),
+        group(u.planned as i128),
+        u.failed,
+        u.delayed,
+        u.dropped,
+        if finished > 0 {
+            pct(u.failed as f64 / finished as f64)
+        } else {
+            "–".into()
+        },
+        num(s.throughput.flows_per_s),
+        num(s.throughput.peak_flows_per_s)
+    );
+    o.push_str("| criterion | target | actual | result |\n|---|---|---|---|\n");
+    for c in &s.criteria {
+        let actual = match &c.actual {
+            serde_json::Value::String(x) => x.clone(),
+            v => v.to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            cell(&c.name),
+            cell(&c.target),
+            cell(&actual),
+            if c.pass { "pass" } else { "**fail**" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n**E2E**: p50 {}, p95 {}, p99 {}, max {}\n",
+        oms(s.e2e_ms.p50),
+        oms(s.e2e_ms.p95),
+        oms(s.e2e_ms.p99),
+        oms(s.e2e_ms.max)
+    );
+    o.push_str("| step | component | count | errors | p50 | p95 | p99 |\n|---|---|---:|---:|---:|---:|---:|\n");
+    for st in d.step_order() {
+        if let Some(x) = s.steps.get(&st) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                st,
+                d.component_of(&st),
+                x.count,
+                x.errors,
+                oms(x.p50_ms),
+                oms(x.p95_ms),
+                oms(x.p99_ms)
+            );
+        }
+    }
+    o.push_str("\n### Bottleneck\n\n");
+    for line in &a.bottleneck.sentences {
+        let _ = writeln!(o, "- {line}");
+    }
+    o.push_str("\n### Capacity\n\n");
+    for line in &a.capacity.sentences {
+        let _ = writeln!(o, "- {line}");
+    }
+    if !s.errors.is_empty() {
+        o.push_str("\n### Top errors\n\n| class | count |\n|---|---:|\n");
+        let mut e: Vec<_> = s.errors.iter().collect();
+        e.sort_by_key(|x| std::cmp::Reverse(*x.1));
+        for (k, v) in e.iter().take(10) {
+            let _ = writeln!(o, "| `{}` | {} |", cell(k), v);
+        }
+    }
+    o
+}

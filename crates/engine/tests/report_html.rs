@@ -1,0 +1,315 @@
+//! `report.html` from a recorded run: every section and chart is present with
+//! data, nothing references an external URL, secrets are redacted, and
+//! headless Chromium actually draws the charts (pixels checked in a screenshot).
+//! Also the Markdown summary and the fields added to `summary.json`.
+//!
+//! The run is synthetic (two "inference workers" saturate, 1 in 25 journeys
+//! fails at `proof`, every journey sends three transactions) with the twin's
+//! four gauges served on 127.0.0.1.
+//! Set `REPORT_SCREENSHOT_OUT=docs/report.png` to keep the screenshot.
+
+mod report_support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use report_support::{Scenario, run_blocking};
+use scraper::{Html, Selector};
+use vana_load_engine::report::{ReportOptions, markdown_report, svg::PALETTE};
+
+fn fixture() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sc = Scenario::saturating("infer_wait", 2, 40);
+        sc.fail_every = 25;
+        run_blocking(sc, dir.path());
+        dir
+    })
+    .path()
+}
+
+fn html() -> String {
+    std::fs::read_to_string(fixture().join("report.html")).expect("engine::run wrote report.html")
+}
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+#[test]
+fn every_section_and_chart_is_present_with_data() {
+    let doc = Html::parse_document(&html());
+    for id in [
+        "header",
+        "verdict",
+        "criteria",
+        "over-time",
+        "bottleneck",
+        "step-growth",
+        "components",
+        "capacity",
+        "capacity-table",
+        "steps",
+        "step-table",
+        "chain",
+        "tx-table",
+        "errors",
+        "error-table",
+    ] {
+        assert!(
+            doc.select(&sel(&format!("#{id}"))).next().is_some(),
+            "missing #{id}"
+        );
+    }
+    // The verdict, target and profile in the header.
+    let verdict: String = doc
+        .select(&sel("#verdict"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(verdict == "PASS" || verdict == "FAIL");
+    let target: String = doc.select(&sel("#target")).next().unwrap().text().collect();
+    assert!(target.contains("127.0.0.1:8545"), "{target}");
+    // Criteria: the four default rows, each with a pass/fail cell.
+    let rows = doc.select(&sel("#criteria tr")).count();
+    assert_eq!(rows, 1 + 4);
+    let mut charts = vec![
+        "chart-arrivals".to_string(),
+        "chart-inflight".into(),
+        "chart-completions".into(),
+        "chart-e2e".into(),
+        "chart-errors".into(),
+        "chart-step-load".into(),
+        "chart-gauge-relayer-pending".into(),
+        "chart-gauge-inference-queue".into(),
+        "chart-gauge-indexer-lag".into(),
+        "chart-gauge-storage-bytes".into(),
+        "chart-breakdown".into(),
+        "chart-tx-per-block".into(),
+        "chart-gas".into(),
+        "chart-confirm".into(),
+        "chart-fees".into(),
+    ];
+    for step in vana_load_engine::config::STEPS {
+        charts.push(format!("chart-hist-{step}"));
+    }
+    for id in &charts {
+        let svg = doc
+            .select(&sel(&format!("svg#{id}")))
+            .next()
+            .unwrap_or_else(|| panic!("missing chart {id}"));
+        let n: u64 = svg.value().attr("data-points").unwrap().parse().unwrap();
+        assert!(n > 0, "chart {id} has no data");
+        let marks = svg
+            .select(&sel("polyline.series, circle, rect.bar, rect.seg"))
+            .count();
+        assert!(marks > 0, "chart {id} drew nothing");
+    }
+    // The breakdown has a median and a p95 journey, each with the eleven steps.
+    let segs = doc.select(&sel("svg#chart-breakdown rect.seg")).count();
+    assert!(segs >= 22, "{segs} segments");
+    // Errors: the injected class with first/last seen and a redacted sample.
+    let errs: String = doc
+        .select(&sel("#error-table"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(errs.contains("tee_timeout"), "{errs}");
+    assert!(!html().contains("s3cr3t-token-value"));
+    // The chain table has the three kinds.
+    let txt: String = doc
+        .select(&sel("#tx-table"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    for k in ["register", "proof", "claim"] {
+        assert!(txt.contains(k));
+    }
+}
+
+#[test]
+fn no_external_url_is_referenced() {
+    let page = html();
+    let doc = Html::parse_document(&page);
+    for el in doc.select(&sel("*")) {
+        for (name, value) in el.value().attrs() {
+            let v = value.trim().to_ascii_lowercase();
+            if matches!(
+                name,
+                "src" | "href" | "xlink:href" | "action" | "srcset" | "poster" | "data"
+            ) {
+                assert!(
+                    !(v.starts_with("http:") || v.starts_with("https:") || v.starts_with("//")),
+                    "{name}=\"{value}\" on <{}>",
+                    el.value().name()
+                );
+            }
+        }
+    }
+    for needle in [
+        "http://",
+        "https://",
+        "<script src",
+        "<link",
+        "@import",
+        "url(",
+    ] {
+        assert!(!page.contains(needle), "report contains {needle}");
+    }
+}
+
+#[test]
+fn summary_json_gains_bottleneck_and_capacity() {
+    let raw: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().join("summary.json")).unwrap()).unwrap();
+    // The engine's fields are still there.
+    for k in [
+        "users",
+        "e2e_ms",
+        "steps",
+        "errors",
+        "throughput",
+        "criteria",
+        "verdict",
+    ] {
+        assert!(raw.get(k).is_some(), "{k}");
+    }
+    let b = &raw["bottleneck"];
+    assert_eq!(b["component"], "inference");
+    assert!(!b["sentences"].as_array().unwrap().is_empty());
+    let c = &raw["capacity"];
+    assert!(c["users_per_day"].as_f64().unwrap() > 0.0);
+    // 600k + 220k + 90k gas per successful journey, at 1 gwei.
+    let gas = c["cost"]["gas_per_journey"].as_f64().unwrap();
+    assert!((gas - 910_000.0).abs() < 1.0, "{gas}");
+    assert!((c["cost"]["fee_vana_per_journey"].as_f64().unwrap() - 0.00091).abs() < 1e-9);
+    // Real-network ceiling with the defaults: 30M gas / 6 s / 910k gas per journey.
+    let real = c["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["label"] == "real network")
+        .unwrap();
+    let jps = real["journeys_per_s"].as_f64().unwrap();
+    assert!((jps - 30e6 / 6.0 / 910_000.0).abs() < 1e-6, "{jps}");
+    // The summary still parses as the engine's Summary.
+    let _: vana_load_engine::Summary = serde_json::from_value(raw).unwrap();
+}
+
+#[test]
+fn markdown_summary_for_ci() {
+    let md = markdown_report(fixture(), &ReportOptions::default()).unwrap();
+    assert!(md.starts_with("## "));
+    assert!(md.contains("| criterion | target | actual | result |"));
+    assert!(md.contains("| infer_wait | inference |"));
+    assert!(md.contains("### Bottleneck"));
+    assert!(md.contains("inference backend"));
+    assert!(md.contains("### Capacity"));
+    assert!(md.contains("`tee_timeout`"));
+}
+
+fn chromium() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/chromium");
+    assert!(
+        p.exists(),
+        "headless Chromium is needed for this test: install it with `apt-get update && apt-get install -y chromium`"
+    );
+    p
+}
+
+/// Screenshots the report in headless Chromium and decodes the PNG.
+fn screenshot(page: &Path, out: &Path) -> (u32, u32, Vec<u8>) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", out.display()))
+        .arg("--window-size=1280,2400")
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish the screenshot in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let f = std::fs::File::open(out).expect("chromium wrote the screenshot");
+    let mut dec = png::Decoder::new(std::io::BufReader::new(f));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let ch = info.color_type.samples();
+    // Normalise to RGB.
+    let rgb: Vec<u8> = buf[..info.buffer_size()]
+        .chunks(ch)
+        .flat_map(|p| {
+            if ch >= 3 {
+                [p[0], p[1], p[2]]
+            } else {
+                [p[0], p[0], p[0]]
+            }
+        })
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+fn hex(c: &str) -> [u8; 3] {
+    let v = u32::from_str_radix(c.trim_start_matches('#'), 16).unwrap();
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8]
+}
+
+#[test]
+fn chromium_draws_the_charts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png_path = tmp.path().join("report.png");
+    let (w, h, rgb) = screenshot(&fixture().join("report.html"), &png_path);
+    assert_eq!((w, h), (1280, 2400));
+    // Pixels in the charts' series colours, per 300-px band of the page.
+    let colours: Vec<[u8; 3]> = PALETTE[..5].iter().map(|c| hex(c)).collect();
+    let mut per_band = vec![0u32; (h as usize).div_ceil(300)];
+    let mut per_colour = vec![0u32; colours.len()];
+    for (i, px) in rgb.chunks(3).enumerate() {
+        let y = i / w as usize;
+        for (k, c) in colours.iter().enumerate() {
+            let d: i32 = (0..3).map(|j| (px[j] as i32 - c[j] as i32).abs()).sum();
+            if d < 30 {
+                per_band[y / 300] += 1;
+                per_colour[k] += 1;
+            }
+        }
+    }
+    // The page's first 2400 px hold the over-time charts and the gauges: every
+    // series colour drew, and the chart bands are far from blank.
+    if let Ok(keep) = std::env::var("REPORT_SCREENSHOT_OUT") {
+        std::fs::copy(&png_path, keep).unwrap();
+    }
+    for (k, n) in per_colour.iter().enumerate() {
+        assert!(*n > 100, "colour {} drew only {n} pixels", PALETTE[k]);
+    }
+    let drawn_bands = per_band.iter().filter(|n| **n > 500).count();
+    assert!(drawn_bands >= 4, "chart pixels per band: {per_band:?}");
+}
