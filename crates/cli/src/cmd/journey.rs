@@ -43,6 +43,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Bad flags fail before a twin is started.
+    parse_timeouts(&args.timeouts)?;
     let resolved = args.target.resolve().await?;
     let result = run_with(&args, &resolved).await;
     resolved.stop().await;
@@ -51,23 +53,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<ExitCode> {
     let mut target = resolved.target.clone();
-    for t in &args.timeouts {
-        let (step, secs) = t
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--timeout {t:?}: expected STEP=SECS, e.g. index=30"))?;
-        let step: client::steps::Step = step
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--timeout: {e}"))?;
-        let secs: f64 = secs
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s > 0.0)
-            .ok_or_else(|| {
-                anyhow::anyhow!("--timeout {t:?}: {secs:?} is not a positive number of seconds")
-            })?;
-        target
-            .timeouts
-            .set(step, std::time::Duration::from_secs_f64(secs));
+    for (step, limit) in parse_timeouts(&args.timeouts)? {
+        target.timeouts.set(step, limit);
     }
     let user = args.user.unwrap_or_else(|| {
         if resolved.is_twin() {
@@ -108,6 +95,30 @@ async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<Exit
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `STEP=SECS` pairs of `--timeout`.
+fn parse_timeouts(
+    raw: &[String],
+) -> anyhow::Result<Vec<(client::steps::Step, std::time::Duration)>> {
+    let mut out = Vec::new();
+    for t in raw {
+        let (step, secs) = t
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--timeout {t:?}: expected STEP=SECS, e.g. index=30"))?;
+        let step: client::steps::Step = step
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--timeout: {e}"))?;
+        let secs: f64 = secs
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s > 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--timeout {t:?}: {secs:?} is not a positive number of seconds")
+            })?;
+        out.push((step, std::time::Duration::from_secs_f64(secs)));
+    }
+    Ok(out)
 }
 
 fn now_nanos() -> u128 {
