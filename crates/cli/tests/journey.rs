@@ -264,3 +264,46 @@ async fn a_wallet_without_gas_ends_in_insufficient_funds() {
     drop(ctx);
     twin.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_upload_ends_in_storage_413() {
+    let (twin, target) = start(|c| c.storage.max_upload_bytes = 256).await;
+    let ctx = context(target, Mode::Relayer).await;
+    let r = journey::run(&ctx, 5, Mode::Relayer).await;
+    let (step, err) = r.error().expect("the journey fails");
+    assert_eq!(
+        (step, err.class().as_str()),
+        (Step::Upload, "storage_413"),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    drop(ctx);
+    twin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinata_uploads_round_trip_through_the_gateway() {
+    use client::services::{http_client, storage::StorageClient};
+    use client::target::StorageKind;
+    let (twin, target) = start(|_| {}).await;
+    let mut cfg = target.storage.clone();
+    cfg.kind = StorageKind::Pinata;
+    cfg.jwt = Some(Secret::new(twin::storage::DEFAULT_JWT));
+    let storage = StorageClient::new(http_client(), cfg.clone());
+    let bytes = b"vana-load pinata round trip".to_vec();
+    let url = storage
+        .upload("t.bin", bytes.clone(), "application/octet-stream")
+        .await
+        .unwrap();
+    assert!(url.starts_with("ipfs://"), "{url}");
+    assert_eq!(storage.fetch(&url).await.unwrap(), bytes);
+    // A wrong JWT is refused with the storage class of its status.
+    cfg.jwt = Some(Secret::new("not-the-jwt"));
+    let bad = StorageClient::new(http_client(), cfg);
+    let err = bad
+        .upload("t.bin", bytes, "application/octet-stream")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "storage_401", "{err}");
+    twin.stop().await;
+}

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::chain::{Call, TxRecord, find_event};
 use crate::context::Context;
 use crate::data::DataSize;
-use crate::errors::{ErrorKind, JourneyError, with_timeout};
+use crate::errors::{ErrorKind, JourneyError, RetryPolicy, with_timeout};
 use crate::steps::Step;
 
 /// How the file and permission are registered.
@@ -261,14 +261,20 @@ async fn run_step(
             });
             let grant_bytes = serde_json::to_vec(&grant).expect("json");
             let (file_name, grant_name) = (format!("upload-{ms}.enc"), format!("grant-{ms}.json"));
+            // Content-addressed uploads are idempotent: retry transient failures.
+            let enc = std::mem::take(&mut st.encrypted);
+            let retry = RetryPolicy::default();
             let (file_url, grant_url) = tokio::try_join!(
-                ctx.storage.upload(
+                retry.run(|_| ctx.storage.upload(
                     &file_name,
-                    std::mem::take(&mut st.encrypted),
+                    enc.clone(),
                     "application/octet-stream"
-                ),
-                ctx.storage
-                    .upload(&grant_name, grant_bytes, "application/json"),
+                )),
+                retry.run(|_| ctx.storage.upload(
+                    &grant_name,
+                    grant_bytes.clone(),
+                    "application/json"
+                )),
             )?;
             r.file_url = Some(file_url);
             st.grant_url = grant_url;
@@ -362,7 +368,9 @@ async fn register(
         .as_str()
         .to_string();
     let file_url = r.file_url.clone().unwrap_or_default();
-    let identity = ctx.server.identity(r.address).await?;
+    let identity = RetryPolicy::default()
+        .run(|_| ctx.server.identity(r.address))
+        .await?;
     let server_addr: Address = identity.personal_server.address.parse().map_err(|_| {
         JourneyError::new(
             ErrorKind::Server("identity".into()),
@@ -623,7 +631,9 @@ async fn proof(
         secrets: Default::default(),
         validate_permissions: None,
     };
-    ctx.tee.run_proof(&tee.url, &req).await?;
+    RetryPolicy::default()
+        .run(|_| ctx.tee.run_proof(&tee.url, &req))
+        .await?;
     // Wait for the job to complete, checking once per new block.
     let pool = TeePoolPhala::new(pool_addr, ctx.chain.provider(st.user).clone());
     let mut heads = ctx.chain.receipts.subscribe();
