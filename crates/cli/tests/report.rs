@@ -1,0 +1,182 @@
+//! `vana-load report` end to end on real results directories written by the
+//! engine (synthetic flows of known timing): HTML and Markdown output, chain
+//! flags, `report compare` exit codes (0 same, 1 regressed beyond the
+//! tolerance, 2 bad input), and clear errors for a missing directory.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::config::{Preset, STEPS};
+use engine::{Flow, FlowResult, LiveMode, RunOptions, StepSample, TxSample};
+
+/// Eleven steps of `base` ms; `register` takes `register_ms`.
+struct Fixed {
+    base: u64,
+    register_ms: u64,
+}
+
+impl Flow for Fixed {
+    async fn run(&self, user: u64, _run_id: &str) -> FlowResult {
+        let mut steps = Vec::new();
+        for name in STEPS {
+            let ms = if name == "register" {
+                self.register_ms
+            } else {
+                self.base
+            };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            steps.push(StepSample::ok(name, Duration::from_millis(ms)));
+        }
+        FlowResult {
+            steps,
+            error: None,
+            txs: vec![TxSample {
+                kind: "register",
+                gas_used: 500_000,
+                fee_wei: 500_000 * 2_000_000_000,
+                confirm: Duration::from_millis(self.register_ms),
+                block: 10 + user / 4,
+            }],
+        }
+    }
+}
+
+fn make_run(dir: &Path, register_ms: u64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut cfg = Preset::Smoke.config();
+        cfg.total_users = 40;
+        cfg.ramp_up_minutes = 0.5 / 60.0;
+        cfg.sustain_minutes = 1.0 / 60.0;
+        cfg.ramp_down_minutes = 0.5 / 60.0;
+        cfg.test_duration_minutes = 2.0 / 60.0;
+        cfg.metrics_interval = 0.2;
+        engine::run(
+            cfg,
+            Arc::new(Fixed {
+                base: 3,
+                register_ms,
+            }),
+            RunOptions {
+                out_dir: Some(dir.to_path_buf()),
+                live: LiveMode::Off,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    });
+}
+
+fn vana_load(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vana-load"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn report_renders_html_and_markdown_and_compare_gates_regressions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    make_run(&a, 10);
+    make_run(&b, 60);
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    // HTML: regenerated in place, with the twin's chain settings.
+    std::fs::remove_file(a.join("report.html")).unwrap();
+    let (code, out, err) = vana_load(&[
+        "report",
+        a_s,
+        "--twin-block-gas-limit",
+        "30000000",
+        "--twin-block-time",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("report: "), "{out}");
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(html.contains("Chain ceiling (twin)"));
+    assert!(html.contains("id=\"chart-e2e\""));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
+    let chain = summary["capacity"]["chain"].as_array().unwrap();
+    let twin = chain.iter().find(|c| c["label"] == "twin").unwrap();
+    // 30M gas per 1 s block / 500k gas per journey = 60 journeys/s.
+    assert!((twin["journeys_per_s"].as_f64().unwrap() - 60.0).abs() < 1e-9);
+
+    // Real-network flags change the ceiling: 15M / 3 s / 500k = 10 journeys/s.
+    let (code, md, _) = vana_load(&[
+        "report",
+        a_s,
+        "--format",
+        "markdown",
+        "--block-gas-limit",
+        "15000000",
+        "--block-time",
+        "3",
+    ]);
+    assert_eq!(code, 0);
+    assert!(md.starts_with("## "), "{md}");
+    assert!(md.contains("| criterion | target | actual | result |"));
+    assert!(md.contains("= 10 journeys/s"), "{md}");
+
+    // Same run: no regression.
+    let (code, out, _) = vana_load(&["report", "compare", a_s, a_s]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no regression"));
+
+    // B's register is 6x slower: a regression at 10 %, with an HTML diff.
+    let diff = tmp.path().join("diff.html");
+    let (code, out, err) = vana_load(&[
+        "report",
+        "compare",
+        a_s,
+        b_s,
+        "--tolerance",
+        "0.1",
+        "--out",
+        diff.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("register p50"), "{out}");
+    assert!(out.contains("REGRESSED"));
+    let h = std::fs::read_to_string(&diff).unwrap();
+    assert!(h.contains("B regressed against A"));
+    assert!(h.contains("register p95"));
+
+    // …but not at a 10,000 % tolerance (the slowdown is about 500 %).
+    let (code, out, _) = vana_load(&["report", "compare", a_s, b_s, "--tolerance", "100"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(b.join("compare.html").exists());
+
+    // B back against A: faster is not a regression.
+    let (code, _, _) = vana_load(&["report", "compare", b_s, a_s]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2() {
+    let (code, _, err) = vana_load(&["report", "/nonexistent/run"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/run"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = vana_load(&["report", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a results directory"), "{err}");
+    let p = tmp.path().to_str().unwrap();
+    let (code, _, err) = vana_load(&["report", "compare", p, p, "--tolerance", "-1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--tolerance"), "{err}");
+    let (code, _, err) = vana_load(&["report", p, "--twin-block-time", "1"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = vana_load(&["report"]);
+    assert_eq!(code, 2);
+}
