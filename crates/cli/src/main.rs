@@ -46,14 +46,19 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    let command = cli.command.unwrap_or(Command::Run(cmd::run::Args::default()));
+    let command = cli
+        .command
+        .unwrap_or(Command::Run(cmd::run::Args::default()));
     let result = runtime.block_on(async move {
         match command {
             Command::Run(args) => cmd::run::run(args).await,

@@ -659,27 +659,38 @@ async fn proof(
         }
     }
     // The proof index from DataRegistry.ProofAdded(fileId indexed, …, proofIndex, …).
+    // A node may answer `eth_call` from a new block before its logs are
+    // queryable (seen on anvil under load), so a missing log is looked for
+    // again on the next few blocks before it counts as an error.
     let filter = Filter::new()
         .address(ctx.target.contracts.data_registry)
         .event_signature(DataRegistry::ProofAdded::SIGNATURE_HASH)
         .topic1(file_id)
         .from_block(rc.block_number.unwrap_or_default());
-    let logs = ctx
-        .chain
-        .provider(st.user)
-        .get_logs(&filter)
-        .await
-        .map_err(|e| JourneyError::from_transport(&e))?;
-    let added = logs
-        .iter()
-        .rev()
-        .find_map(|l| l.log_decode::<DataRegistry::ProofAdded>().ok())
-        .ok_or_else(|| {
-            JourneyError::rpc(format!(
+    let mut attempts = 0;
+    let added = loop {
+        let logs = ctx
+            .chain
+            .provider(st.user)
+            .get_logs(&filter)
+            .await
+            .map_err(|e| JourneyError::from_transport(&e))?;
+        if let Some(added) = logs
+            .iter()
+            .rev()
+            .find_map(|l| l.log_decode::<DataRegistry::ProofAdded>().ok())
+        {
+            break added;
+        }
+        attempts += 1;
+        if attempts > 10 {
+            return Err(JourneyError::rpc(format!(
                 "job {} completed but no ProofAdded for file {file_id}",
                 st.job_id
-            ))
-        })?;
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+    };
     r.proof_index = Some(u64_of(added.inner.data.proofIndex, "proofIndex")?);
     Ok(())
 }
