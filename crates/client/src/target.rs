@@ -296,6 +296,51 @@ struct FileTarget {
     journey: FileJourney,
     #[serde(default)]
     timeouts: BTreeMap<String, f64>,
+    #[serde(default)]
+    poll: FilePoll,
+}
+
+/// `[poll]`, in milliseconds; absent fields keep [`PollConfig::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePoll {
+    block_ms: Option<u64>,
+    index_ms: Option<u64>,
+    infer_initial_ms: Option<u64>,
+    infer_fast_phase_ms: Option<u64>,
+    infer_max_ms: Option<u64>,
+}
+
+impl FilePoll {
+    fn resolve(&self) -> Result<PollConfig, String> {
+        let mut p = PollConfig::default();
+        for (field, v, slot) in [
+            ("poll.block_ms", self.block_ms, &mut p.block),
+            ("poll.index_ms", self.index_ms, &mut p.index),
+            (
+                "poll.infer_initial_ms",
+                self.infer_initial_ms,
+                &mut p.infer_initial,
+            ),
+            (
+                "poll.infer_fast_phase_ms",
+                self.infer_fast_phase_ms,
+                &mut p.infer_fast_phase,
+            ),
+            ("poll.infer_max_ms", self.infer_max_ms, &mut p.infer_max),
+        ] {
+            if let Some(ms) = v {
+                if ms == 0 && field != "poll.infer_fast_phase_ms" {
+                    return Err(format!("{field}: must be positive"));
+                }
+                *slot = Duration::from_millis(ms);
+            }
+        }
+        if p.infer_max < p.infer_initial {
+            return Err("poll.infer_max_ms: must not be below poll.infer_initial_ms".into());
+        }
+        Ok(p)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -591,7 +636,7 @@ impl Target {
             app_key,
             funding,
             timeouts,
-            poll: PollConfig::default(),
+            poll: f.poll.resolve()?,
             missing_env: missing,
         })
     }
@@ -954,6 +999,29 @@ mod tests {
             p.infer_delay(Duration::from_secs(60), 30),
             Duration::from_secs(5)
         );
+    }
+
+    #[test]
+    fn poll_section_overrides_and_validates() {
+        let text = MOKSHA
+            .replace("index_ms = 2000", "index_ms = 500")
+            .replace("block_ms = 1000", "block_ms = 250");
+        let t = Target::from_toml_str(&text, &env_of(&[])).unwrap();
+        assert_eq!(t.poll.index, Duration::from_millis(500));
+        assert_eq!(t.poll.block, Duration::from_millis(250));
+        assert_eq!(t.poll.infer_max, Duration::from_secs(5));
+        let e = Target::from_toml_str(
+            &MOKSHA.replace("block_ms = 1000", "block_ms = 0"),
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(e.contains("poll.block_ms"), "{e}");
+        let e = Target::from_toml_str(
+            &MOKSHA.replace("index_ms = 2000", "index_msx = 2000"),
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(e.contains("index_msx"), "{e}");
     }
 
     #[test]
