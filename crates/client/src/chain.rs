@@ -3,6 +3,7 @@
 //! stream (a single task follows the head and fetches each block's receipts;
 //! nobody polls per transaction).
 
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,6 +53,9 @@ fn deliver(waiters: &Mutex<Waiters>, receipts: Vec<TransactionReceipt>) {
     }
 }
 
+/// Blocks whose receipts the hub fetches at once.
+const RECEIPT_FETCH_CONCURRENCY: usize = 16;
+
 /// Delivers receipts to whoever waits for a transaction hash, from one task
 /// that follows new blocks on one endpoint.
 #[derive(Clone)]
@@ -90,27 +94,41 @@ impl ReceiptHub {
                 let Ok(n) = provider.get_block_number().await else {
                     continue;
                 };
-                while last < n {
-                    let next = last + 1;
-                    let any_waiting = !waiters.lock().expect("poisoned").is_empty();
-                    if any_waiting {
-                        match provider.get_block_receipts(BlockId::number(next)).await {
-                            Ok(Some(receipts)) => deliver(&waiters, receipts),
-                            // Not served yet: retry this block on the next tick.
-                            Ok(None) => break,
-                            // A node without eth_getBlockReceipts: ask for
-                            // the waited-for receipts one by one instead.
-                            Err(_) => {
-                                let hashes: Vec<B256> =
-                                    waiters.lock().expect("poisoned").keys().copied().collect();
-                                let mut found = Vec::new();
-                                for h in hashes {
-                                    if let Ok(Some(r)) = provider.get_transaction_receipt(h).await {
-                                        found.push(r);
-                                    }
+                // Blocks are fetched concurrently (an automining node makes one
+                // block per transaction, faster than one round trip each) and
+                // handled in order; a block not served yet ends this tick.
+                let mut blocks = futures::stream::iter(last + 1..=n)
+                    .map(|b| {
+                        let provider = provider.clone();
+                        let any_waiting = !waiters.lock().expect("poisoned").is_empty();
+                        async move {
+                            let receipts = if any_waiting {
+                                Some(provider.get_block_receipts(BlockId::number(b)).await)
+                            } else {
+                                None
+                            };
+                            (b, receipts)
+                        }
+                    })
+                    .buffered(RECEIPT_FETCH_CONCURRENCY);
+                while let Some((next, receipts)) = blocks.next().await {
+                    match receipts {
+                        None => {}
+                        Some(Ok(Some(receipts))) => deliver(&waiters, receipts),
+                        // Not served yet: retry this block on the next tick.
+                        Some(Ok(None)) => break,
+                        // A node without eth_getBlockReceipts: ask for the
+                        // waited-for receipts one by one instead.
+                        Some(Err(_)) => {
+                            let hashes: Vec<B256> =
+                                waiters.lock().expect("poisoned").keys().copied().collect();
+                            let mut found = Vec::new();
+                            for h in hashes {
+                                if let Ok(Some(r)) = provider.get_transaction_receipt(h).await {
+                                    found.push(r);
                                 }
-                                deliver(&waiters, found);
                             }
+                            deliver(&waiters, found);
                         }
                     }
                     last = next;
