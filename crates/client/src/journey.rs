@@ -381,14 +381,14 @@ async fn register(
     let server_key = ecies::encrypt(&hex_key(&server_pk, "server public key")?, key.as_bytes())
         .map_err(|e| JourneyError::crypto(format!("ECIES to server: {e}")))?;
     let mut perms = vec![(server_addr, server_key)];
+    // The DLP's file permission (K wrapped to `DataLiquidityPool.publicKey()`),
+    // as the SDK's DLP flow adds it. A DLP whose key is not a secp256k1 point
+    // gets none: the TEE receives K through RunProof either way.
     if let Some(dlp) = ctx.target.contracts.dlp
-        && !ctx.facts.dlp_public_key.is_empty()
+        && let Some(k) = hex_key(&ctx.facts.dlp_public_key, "DLP public key")
+            .ok()
+            .and_then(|pk| ecies::encrypt(&pk, key.as_bytes()).ok())
     {
-        let k = ecies::encrypt(
-            &hex_key(&ctx.facts.dlp_public_key, "DLP public key")?,
-            key.as_bytes(),
-        )
-        .map_err(|e| JourneyError::crypto(format!("ECIES to DLP: {e}")))?;
         perms.push((dlp, k));
     }
     let p = ctx.chain.provider(st.user).clone();
