@@ -127,10 +127,10 @@ impl ProfileArgs {
         };
         let env = ConfigPatch::from_env(|k| std::env::var(k).ok())?;
         let mut cfg = LoadTestConfig::layered(preset, file.as_ref(), &env, &self.to_patch()?)?;
-        if let Some(p) = &file {
-            if p.profile.is_none() {
-                cfg.profile = name.to_string();
-            }
+        if let Some(p) = &file
+            && p.profile.is_none()
+        {
+            cfg.profile = name.to_string();
         }
         Ok(cfg)
     }
