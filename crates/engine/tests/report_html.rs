@@ -305,7 +305,8 @@ fn chromium_draws_the_charts() {
     // The page's first 2400 px hold the over-time charts and the gauges: every
     // series colour drew, and the chart bands are far from blank.
     if let Ok(keep) = std::env::var("REPORT_SCREENSHOT_OUT") {
-        std::fs::copy(&png_path, keep).unwrap();
+        std::fs::copy(&png_path, &keep).unwrap();
+        std::fs::copy(fixture().join("report.html"), format!("{keep}.html")).unwrap();
     }
     for (k, n) in per_colour.iter().enumerate() {
         assert!(*n > 100, "colour {} drew only {n} pixels", PALETTE[k]);

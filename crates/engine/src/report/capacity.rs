@@ -236,7 +236,7 @@ fn sentences(c: &Capacity, twin_unknown: bool) -> Vec<String> {
     };
     if c.lower_bound {
         out.push(format!(
-            "Nothing saturated, so capacity is at least the best observed {} journeys/s through the {who}: ≥ {} users/day, {verdict}. The run did not find the ceiling; run a higher load to find it.",
+            "Nothing saturated, so capacity is at least the best observed {} journeys/s: ≥ {} users/day, {verdict}. The run did not find the ceiling; run a higher load to find it.",
             num(c.journeys_per_s),
             group(c.users_per_day as i128)
         ));
@@ -264,9 +264,9 @@ fn sentences(c: &Capacity, twin_unknown: bool) -> Vec<String> {
             "A journey sends {} transactions using {} gas in all and pays {} VANA in fees; 100,000 users use {} gas and pay {} VANA.",
             num(c.cost.txs_per_journey),
             group(c.cost.gas_per_journey as i128),
-            num(c.cost.fee_vana_per_journey),
+            super::fmt::vana(c.cost.fee_vana_per_journey),
             group(c.cost.gas_per_100k_users as i128),
-            num(c.cost.fee_vana_per_100k_users)
+            super::fmt::vana(c.cost.fee_vana_per_100k_users)
         ));
         for ce in &c.chain {
             out.push(format!(

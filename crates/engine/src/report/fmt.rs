@@ -63,6 +63,20 @@ pub fn group(v: i128) -> String {
     if v < 0 { format!("-{out}") } else { out }
 }
 
+/// An amount of VANA: up to 6 decimals for small amounts, trailing zeros trimmed.
+pub fn vana(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        return num(v);
+    }
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "0" || s == "-0" {
+        format!("{v:.2e}")
+    } else {
+        s.to_string()
+    }
+}
+
 /// A percentage from a ratio: `1.5 %`.
 pub fn pct(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
@@ -107,6 +121,8 @@ pub fn redact(msg: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+        // The engine redacts before writing; a second pass must not nest the marker.
+        .replace("<<redacted>>", "<redacted>")
 }
 
 #[cfg(test)]
@@ -122,5 +138,9 @@ mod tests {
         let k = format!("key 0x{} failed", "ab".repeat(32));
         assert_eq!(redact(&k), "key <redacted> failed");
         assert!(redact("Authorization: Bearer abc.def").contains("<redacted>"));
+        let once = crate::results::redact_secrets("Authorization: Bearer abc.def");
+        assert_eq!(redact(&once), "Authorization: Bearer <redacted>");
+        assert_eq!(vana(0.00091), "0.00091");
+        assert_eq!(vana(91.0), "91");
     }
 }

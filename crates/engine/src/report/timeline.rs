@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::data::RunData;
+use super::data::{Point, RunData};
 
 /// Equal-width time bins, in seconds since the schedule start.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,6 +173,59 @@ impl Timeline {
             step_errors: errors,
             first_failure,
         })
+    }
+
+    /// Time-series points rebuilt from the journal, one per bin (for runs whose
+    /// `timeseries.jsonl` is too coarse: fewer snapshots than bins). Planned
+    /// arrivals come from the run's schedule; gauges stay empty.
+    pub fn points(&self, data: &RunData) -> Vec<Point> {
+        let n = self.bins.n;
+        let sched = crate::schedule::Schedule::from_config(&data.config);
+        let mut e2e: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut errors: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); n];
+        let mut intended: Vec<f64> = Vec::with_capacity(data.journeys.len());
+        for e in &data.journeys {
+            let i0 = e.intended_ms / 1000.0;
+            intended.push(i0);
+            let end = i0 + e.duration_ms.unwrap_or(0.0) / 1000.0;
+            let i = self.bins.index(end);
+            if e.event == "flow_complete" {
+                e2e[i].push(e.duration_ms.unwrap_or(0.0));
+            } else {
+                *errors[i]
+                    .entry(e.error.clone().unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+            }
+        }
+        intended.sort_by(|a, b| a.total_cmp(b));
+        let q = |v: &mut Vec<f64>, p: f64| -> Option<f64> {
+            if v.is_empty() {
+                return None;
+            }
+            v.sort_by(|a, b| a.total_cmp(b));
+            let k = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+            Some(v[k])
+        };
+        (0..n)
+            .map(|i| {
+                let t = self.bins.start + (i + 1) as f64 * self.bins.width;
+                let arrived = intended.partition_point(|x| *x <= t) as u64;
+                Point {
+                    t_s: t,
+                    planned_arrivals: sched.arrivals_by(t) as u64,
+                    arrivals: arrived,
+                    in_flight: self.in_flight[i].round() as u64,
+                    completions_per_s: self.completions_per_s[i],
+                    arrivals_per_s: self.arrivals_per_s[i],
+                    interval_failures: errors[i].values().sum(),
+                    e2e_p50_ms: q(&mut e2e[i], 0.5),
+                    e2e_p95_ms: q(&mut e2e[i], 0.95),
+                    e2e_p99_ms: q(&mut e2e[i], 0.99),
+                    errors: std::mem::take(&mut errors[i]),
+                    ..Default::default()
+                }
+            })
+            .collect()
     }
 
     /// Moving average over 3 bins (the edges average what they have).
