@@ -105,9 +105,9 @@ fn report_renders_html_and_markdown_and_compare_gates_regressions() {
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(html.contains("Chain ceiling (twin)"));
     assert!(html.contains("id=\"chart-e2e\""));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
-    let chain = summary["capacity"]["chain"].as_array().unwrap();
+    let details: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("details.json")).unwrap()).unwrap();
+    let chain = details["capacity"]["chain"].as_array().unwrap();
     let twin = chain.iter().find(|c| c["label"] == "twin").unwrap();
     // 30M gas per 1 s block / 500k gas per journey = 60 journeys/s.
     assert!((twin["journeys_per_s"].as_f64().unwrap() - 60.0).abs() < 1e-9);

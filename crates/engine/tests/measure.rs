@@ -432,7 +432,9 @@ async fn summary_json_has_exactly_the_issues_fields() {
             "errors",
             "throughput",
             "criteria",
-            "verdict"
+            "verdict",
+            // Added by the report (engine::report), additively.
+            "bottleneck"
         ])
     );
     assert_eq!(

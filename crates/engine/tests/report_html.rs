@@ -164,9 +164,11 @@ fn no_external_url_is_referenced() {
 }
 
 #[test]
-fn summary_json_gains_bottleneck_and_capacity() {
+fn summary_json_gains_bottleneck_and_details_json_capacity() {
     let raw: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture().join("summary.json")).unwrap()).unwrap();
+    let details: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().join("details.json")).unwrap()).unwrap();
     // The engine's fields are still there.
     for k in [
         "users",
@@ -182,7 +184,12 @@ fn summary_json_gains_bottleneck_and_capacity() {
     let b = &raw["bottleneck"];
     assert_eq!(b["component"], "inference");
     assert!(!b["sentences"].as_array().unwrap().is_empty());
-    let c = &raw["capacity"];
+    assert!(raw.get("capacity").is_none());
+    assert!(
+        details.get("metrics").is_some(),
+        "the engine's details stay"
+    );
+    let c = &details["capacity"];
     assert!(c["users_per_day"].as_f64().unwrap() > 0.0);
     // 600k + 220k + 90k gas per successful journey, at 1 gwei.
     let gas = c["cost"]["gas_per_journey"].as_f64().unwrap();

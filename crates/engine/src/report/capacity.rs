@@ -78,7 +78,7 @@ pub struct KindCost {
     pub fee_vana_total: f64,
 }
 
-/// `summary.json`'s `capacity` object.
+/// `details.json`'s `capacity` object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Capacity {
     pub target_users_per_day: u64,

@@ -516,7 +516,7 @@ fn journey_at(d: &RunData, q: f64) -> Option<(f64, Vec<(String, f64)>)> {
     let total = e.duration_ms.unwrap_or(0.0);
     let wait = e.wait_ms.unwrap_or(0.0);
     let mut segs = Vec::new();
-    if wait > 0.0 {
+    if wait >= 0.5 {
         segs.push(("slot wait".to_string(), wait));
     }
     let mut sum = wait;

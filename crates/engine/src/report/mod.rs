@@ -1,7 +1,8 @@
 //! Reports people read: turns a results directory into `report.html` (one
 //! self-contained page with inline SVG charts), a Markdown summary for CI job
-//! summaries, a bottleneck analysis and a capacity projection (both also added
-//! to `summary.json` as `bottleneck` and `capacity`), and compares two runs.
+//! summaries, a bottleneck analysis and a capacity projection (also added to
+//! `summary.json` as `bottleneck` and to `details.json` as `capacity`), and
+//! compares two runs.
 //!
 //! ```no_run
 //! use vana_load_engine::report::{ReportOptions, write_report};
@@ -70,33 +71,47 @@ pub fn analyse(data: &RunData, opts: &ReportOptions) -> Analysis {
 #[derive(Debug, Clone)]
 pub struct ReportPaths {
     pub html: PathBuf,
+    /// Gains `bottleneck`.
     pub summary: PathBuf,
+    /// Gains `capacity`.
+    pub details: PathBuf,
 }
 
-/// Renders `dir/report.html` and adds `bottleneck` and `capacity` to `dir/summary.json`.
+/// Renders `dir/report.html`, adds `bottleneck` to `dir/summary.json` and
+/// `capacity` to `dir/details.json` (both additive; re-running replaces them).
 pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<ReportPaths, ReportError> {
     let data = RunData::load(dir)?;
     let a = analyse(&data, opts);
     let html_path = dir.join("report.html");
     write_atomic(&html_path, html::render(&data, &a).as_bytes())?;
-    let mut raw = data.summary_raw.clone();
-    if let Some(m) = raw.as_object_mut() {
-        m.insert(
-            "bottleneck".into(),
-            serde_json::to_value(&a.bottleneck).unwrap_or_default(),
-        );
-        m.insert(
-            "capacity".into(),
+    let add = |name: &str, raw: &serde_json::Value, key: &str, v: serde_json::Value| {
+        let mut raw = raw.clone();
+        if let Some(m) = raw.as_object_mut() {
+            m.insert(key.into(), v);
+        }
+        crate::results::write_json(dir, name, &raw).map_err(|source| ReportError::Io {
+            path: dir.join(name),
+            source,
+        })
+    };
+    add(
+        "summary.json",
+        &data.summary_raw,
+        "bottleneck",
+        serde_json::to_value(&a.bottleneck).unwrap_or_default(),
+    )?;
+    if data.details.is_object() {
+        add(
+            "details.json",
+            &data.details,
+            "capacity",
             serde_json::to_value(&a.capacity).unwrap_or_default(),
-        );
+        )?;
     }
-    crate::results::write_json(dir, "summary.json", &raw).map_err(|source| ReportError::Io {
-        path: dir.join("summary.json"),
-        source,
-    })?;
     Ok(ReportPaths {
         html: html_path,
         summary: dir.join("summary.json"),
+        details: dir.join("details.json"),
     })
 }
 
