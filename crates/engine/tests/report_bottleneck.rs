@@ -122,3 +122,40 @@ async fn plentiful_workers_name_no_bottleneck() {
         a.capacity.journeys_per_s
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_binding_still_names_the_inference_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    // Same two workers, but only 80 journeys may be in flight: arrivals wait for
+    // slots (outside every step), and the cap is part of the evidence.
+    let mut sc = Scenario::saturating("infer_wait", 2, 40);
+    sc.max_concurrent = 80;
+    let out = run_scenario(sc, dir.path()).await;
+    assert!(out.summary.users.delayed > 0);
+    let data = RunData::load(dir.path()).unwrap();
+    let b = analyse(&data, &ReportOptions::default()).bottleneck;
+    assert_eq!(
+        b.component.as_deref(),
+        Some("inference"),
+        "{:#?}",
+        b.sentences
+    );
+    assert!(b.cap_reached_s.is_some());
+    let sig = b
+        .components
+        .iter()
+        .find(|c| c.component == "inference")
+        .unwrap();
+    assert!(
+        sig.evidence
+            .iter()
+            .any(|e| e.contains("reached the cap of 80")),
+        "{:?}",
+        sig.evidence
+    );
+    assert!(
+        b.sentences
+            .iter()
+            .any(|s| s.contains("reached the cap of 80"))
+    );
+}

@@ -432,6 +432,17 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
                 .collect(),
         )
     });
+    // In flight at the cap is the whole system saturating: it is evidence for
+    // the component that saturated (whose queueing filled the slots).
+    if let (Some(t), Some(name)) = (b.cap_reached_s, b.component.clone())
+        && let Some(sig) = b.components.iter_mut().find(|c| c.component == name)
+    {
+        sig.evidence.push(format!(
+            "journeys in flight reached the cap of {cap} at t = {}, after which {} arrivals waited for a slot",
+            secs(t),
+            b.delayed
+        ));
+    }
     b.step = b.steps.iter().find(|g| g.grows).map(|g| g.step.clone());
     b.knob = b.component.as_deref().map(knob_of);
     b.sentences = sentences(&b, data);
