@@ -599,20 +599,26 @@ fn chain(o: &mut String, d: &RunData, a: &Analysis) {
         *per_block.keys().next().unwrap_or(&0),
         *per_block.keys().last().unwrap_or(&0),
     );
-    let bars: Vec<(String, f64)> = if b1 - b0 <= 400 {
-        (b0..=b1)
-            .map(|b| (b.to_string(), *per_block.get(&b).unwrap_or(&0) as f64))
-            .collect()
-    } else {
-        per_block
-            .iter()
-            .map(|(b, n)| (b.to_string(), *n as f64))
-            .collect()
-    };
+    // Every block in the range (empty ones too); long runs average over groups
+    // of blocks so the chart keeps at most 200 bars.
+    let span = b1 - b0 + 1;
+    let group_of = span.div_ceil(200).max(1);
+    let bars: Vec<(String, f64)> = (0..span.div_ceil(group_of))
+        .map(|g| {
+            let lo = b0 + g * group_of;
+            let hi = (lo + group_of - 1).min(b1);
+            let n: u64 = per_block.range(lo..=hi).map(|(_, n)| *n).sum();
+            (lo.to_string(), n as f64 / (hi - lo + 1) as f64)
+        })
+        .collect();
     o.push_str(&figure(
         svg::bar_chart(
             "chart-tx-per-block",
-            "Transactions per block",
+            if group_of > 1 {
+                "Transactions per block (mean per group of blocks)"
+            } else {
+                "Transactions per block"
+            },
             "transactions",
             &bars,
             PALETTE[0],
