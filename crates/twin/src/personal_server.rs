@@ -12,10 +12,9 @@
 //! Like the hosted server, it does not check revocation (`endBlock`) nor server
 //! trust. Every rejection uses the server's error body and HTTP status.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Signature, U256};
@@ -154,8 +153,6 @@ struct AppState {
     http: reqwest::Client,
     fetcher: Fetcher,
     server_keys: crypto::ServerKeyring,
-    /// Prediction id → when the operation was created (for `started_at`).
-    created: Mutex<HashMap<String, String>>,
     metrics: Metrics,
 }
 
@@ -205,7 +202,6 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         http,
         fetcher,
         server_keys,
-        created: Mutex::new(HashMap::new()),
         metrics,
     });
     let router = Router::new()
@@ -490,11 +486,6 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
         .unwrap_or("{{data}}");
     let prompt = build_prompt(template, &files);
     let prediction = create_prediction(state, prompt).await?;
-    state
-        .created
-        .lock()
-        .expect("created map poisoned")
-        .insert(prediction.id.clone(), prediction.created_at.clone());
     Ok(OperationCreated {
         kind: "OperationCreated".into(),
         id: prediction.id,
@@ -628,103 +619,89 @@ async fn fetch_prediction(state: &AppState, id: &str) -> Result<Prediction, ApiE
     }
 }
 
-fn valid_operation_id(id: &str) -> bool {
-    !id.is_empty()
+/// Operation ids are prediction ids: short, URL-safe tokens.
+fn check_operation_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
         && id.len() <= 128
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-async fn get_operation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let response = if !valid_operation_id(&id) {
-        ApiError::new(
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             ErrorCode::ValidationField,
             format!("operation id {id:?} is malformed"),
         )
-        .field("operation_id")
-        .into_response()
-    } else {
-        match fetch_prediction(&state, &id).await {
-            Ok(p) => {
-                let status = to_operation_state(p.status);
-                let result = match status {
-                    OperationState::Succeeded => {
-                        Some(serde_json::json!({ "output": p.output_text() }))
-                    }
-                    _ => None,
-                };
-                let started_at = p.started_at.clone().or_else(|| {
-                    state
-                        .created
-                        .lock()
-                        .expect("created map poisoned")
-                        .get(&id)
-                        .cloned()
-                });
-                let body = OperationStatus {
-                    kind: "OperationStatus".into(),
-                    id: p.id,
-                    status,
-                    started_at,
-                    finished_at: p.completed_at,
-                    result,
-                };
-                if status.is_terminal() {
-                    state
-                        .created
-                        .lock()
-                        .expect("created map poisoned")
-                        .remove(&id);
-                }
-                (StatusCode::OK, Json(body)).into_response()
-            }
-            Err(e) => e.into_response(),
-        }
-    };
+        .field("operation_id"))
+    }
+}
+
+async fn get_operation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let response = operation_status(&state, &id)
+        .await
+        .map_or_else(IntoResponse::into_response, |body| {
+            (StatusCode::OK, Json(body)).into_response()
+        });
     count(&state, "operations_get", response.status().as_u16());
     response
 }
 
+async fn operation_status(state: &AppState, id: &str) -> Result<OperationStatus, ApiError> {
+    check_operation_id(id)?;
+    let p = fetch_prediction(state, id).await?;
+    let status = to_operation_state(p.status);
+    let result = (status == OperationState::Succeeded)
+        .then(|| serde_json::json!({ "output": p.output_text() }));
+    Ok(OperationStatus {
+        kind: "OperationStatus".into(),
+        id: p.id,
+        status,
+        started_at: p.started_at.or(Some(p.created_at)),
+        finished_at: p.completed_at,
+        result,
+    })
+}
+
 async fn cancel_operation(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let response = if !valid_operation_id(&id) {
-        ApiError::new(
-            ErrorCode::ValidationField,
-            format!("operation id {id:?} is malformed"),
-        )
-        .field("operation_id")
-        .into_response()
-    } else {
-        let url = format!(
-            "{}/v1/predictions/{id}/cancel",
-            state.upstreams.inference_url.trim_end_matches('/')
-        );
-        match state
-            .http
-            .post(&url)
-            .bearer_auth(&state.config.replicate_token)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => StatusCode::NO_CONTENT.into_response(),
-            Ok(r) if r.status().as_u16() == 404 => {
-                ApiError::new(ErrorCode::NotFound, format!("operation {id} not found"))
-                    .into_response()
-            }
-            Ok(r) => ApiError::new(
-                ErrorCode::Compute,
-                format!("cancel failed: HTTP {}", r.status().as_u16()),
-            )
-            .into_response(),
-            Err(e) => ApiError::new(
+    let response = cancel(&state, &id)
+        .await
+        .map_or_else(IntoResponse::into_response, |()| {
+            StatusCode::NO_CONTENT.into_response()
+        });
+    count(&state, "operations_cancel", response.status().as_u16());
+    response
+}
+
+async fn cancel(state: &AppState, id: &str) -> Result<(), ApiError> {
+    check_operation_id(id)?;
+    let url = format!(
+        "{}/v1/predictions/{id}/cancel",
+        state.upstreams.inference_url.trim_end_matches('/')
+    );
+    let response = state
+        .http
+        .post(&url)
+        .bearer_auth(&state.config.replicate_token)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::new(
                 ErrorCode::Compute,
                 format!("inference backend unreachable: {e}"),
             )
-            .into_response(),
-        }
-    };
-    count(&state, "operations_cancel", response.status().as_u16());
-    response
+        })?;
+    match response.status().as_u16() {
+        s if (200..300).contains(&s) => Ok(()),
+        404 => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("operation {id} not found"),
+        )),
+        s => Err(ApiError::new(
+            ErrorCode::Compute,
+            format!("cancel failed: HTTP {s}"),
+        )),
+    }
 }
 
 fn server_key(state: &AppState, user: Address) -> Result<PrivateKeySigner, ApiError> {
