@@ -105,6 +105,8 @@ async fn plentiful_workers_name_no_bottleneck() {
     // 64 workers × 40 ms = 1600/s: nothing queues at a 100/s peak.
     let mut sc = Scenario::saturating("infer_wait", 64, 40);
     sc.base = std::time::Duration::from_millis(20);
+    // A constant failure rate (1 in 25 at `proof`) is not saturation either.
+    sc.fail_every = 25;
     run_scenario(sc, dir.path()).await;
     let data = RunData::load(dir.path()).unwrap();
     let a = analyse(&data, &ReportOptions::default());
@@ -114,6 +116,14 @@ async fn plentiful_workers_name_no_bottleneck() {
         a.bottleneck.sentences
     );
     assert!(a.bottleneck.sentences[0].starts_with("No component saturated"));
+    let tee = a
+        .bottleneck
+        .components
+        .iter()
+        .find(|c| c.component == "tee")
+        .unwrap();
+    assert_eq!(tee.errors, 26);
+    assert!(tee.evidence.is_empty(), "{:?}", tee.evidence);
     // Capacity is then a lower bound from the best observed throughput.
     assert!(a.capacity.lower_bound);
     assert!(

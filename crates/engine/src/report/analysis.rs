@@ -346,7 +346,11 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
             0.0
         };
         let finished = data.summary.users.succeeded + data.summary.users.failed;
-        let error_onset = errors >= 3 && errors as f64 >= 0.01 * finished as f64;
+        // Errors count as onset only when they rise with load (a constant
+        // failure rate is a bug, not saturation).
+        let error_onset = errors >= 3
+            && errors as f64 >= 0.01 * finished as f64
+            && tl.is_some_and(|tl| errors_rise_with_load(tl, &csteps));
         let mut evidence = Vec::new();
         for g in &growth {
             evidence.push(format!(
@@ -449,13 +453,50 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
     b
 }
 
+/// Whether the failure rate of `steps` is clearly higher in the high-load bins
+/// than in the low-load bins (by journeys in flight).
+fn errors_rise_with_load(tl: &Timeline, steps: &[String]) -> bool {
+    let n = tl.bins.n;
+    let (mut err, mut all) = (vec![0u64; n], vec![0u64; n]);
+    for s in steps {
+        if let Some(v) = tl.step_errors.get(s) {
+            for i in 0..n {
+                err[i] += v[i];
+                all[i] += v[i];
+            }
+        }
+        if let Some(v) = tl.step_count.get(s) {
+            for i in 0..n {
+                all[i] += v[i];
+            }
+        }
+    }
+    let mut pts: Vec<(f64, f64)> = (0..n)
+        .filter(|&i| all[i] >= 3)
+        .map(|i| (tl.in_flight[i], err[i] as f64 / all[i] as f64))
+        .collect();
+    if pts.len() < 4 {
+        return false;
+    }
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let third = (pts.len() / 3).max(1);
+    let mean = |v: &[(f64, f64)]| v.iter().map(|p| p.1).sum::<f64>() / v.len() as f64;
+    let (low, high) = (mean(&pts[..third]), mean(&pts[pts.len() - third..]));
+    high >= (2.0 * low).max(low + 0.05)
+}
+
 fn sentences(b: &Bottleneck, data: &RunData) -> Vec<String> {
     let mut out = Vec::new();
     match &b.component {
         Some(c) => {
             let sig = b.components.iter().find(|s| &s.component == c);
+            let how = if sig.is_some_and(|s| s.saturated) {
+                "it saturates first"
+            } else {
+                "its failures rise with load first"
+            };
             let mut s = format!(
-                "The bottleneck is the {} ({}): it saturates first, from t = {}.",
+                "The bottleneck is the {} ({}): {how}, from t = {}.",
                 component_name(c),
                 c,
                 secs(sig.and_then(|s| s.onset_s).unwrap_or(0.0))
