@@ -157,6 +157,10 @@ pub struct ChainConfig {
     pub block_time: Option<f64>,
     /// Block gas limit. Default 30,000,000.
     pub block_gas_limit: u64,
+    /// Keep at most this many historical states in anvil's memory
+    /// (`--prune-history N`). `None` (the default) keeps anvil's own policy,
+    /// whose memory grows with every block: set it for long load runs.
+    pub keep_states: Option<u64>,
     /// Key source for the deployer, app, TEE, relayer and user keys.
     /// Default: anvil's test mnemonic; env `VANA_LOAD_MNEMONIC` overrides the file.
     pub mnemonic: Mnemonic,
@@ -173,6 +177,7 @@ impl Default for ChainConfig {
             chain_id: DEFAULT_CHAIN_ID,
             block_time: None,
             block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT,
+            keep_states: None,
             mnemonic: Mnemonic::default(),
             anvil: None,
         }
@@ -201,6 +206,12 @@ impl ChainConfig {
                     "{} is too small to deploy the contracts (at least 1000000)",
                     self.block_gas_limit
                 ),
+            ));
+        }
+        if self.keep_states == Some(0) {
+            return Err(ConfigError::invalid(
+                "chain.keep_states",
+                "must be at least 1 (leave it out for anvil's default)",
             ));
         }
         self.mnemonic

@@ -322,6 +322,10 @@ mod chain_glue {
             mnemonic: config.mnemonic.expose().to_string(),
             block_time: config.block_time.map(Duration::from_secs_f64),
             gas_limit: Some(config.block_gas_limit),
+            extra_args: config
+                .keep_states
+                .map(|n| vec!["--prune-history".to_owned(), n.to_string()])
+                .unwrap_or_default(),
             ..AnvilConfig::default()
         };
         let process = AnvilProcess::spawn(&anvil_config).await?;

@@ -585,6 +585,7 @@ fn spawn_sender(
         let pool = TeePoolPhala::new(tee_pool, provider.clone());
         let mut nonce: Option<u64> = None;
         let mut gas_limit: Option<u64> = None;
+        let mut fees: Option<(Instant, alloy::eips::eip1559::Eip1559Estimation)> = None;
         loop {
             let item = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -600,9 +601,25 @@ fn spawn_sender(
                     }
                 },
             };
+            // Fees are read at most once per FEE_REFRESH, so a send is one RPC.
+            if fees
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() > FEE_REFRESH)
+            {
+                match provider.estimate_eip1559_fees().await {
+                    Ok(f) => fees = Some((Instant::now(), f)),
+                    Err(e) => {
+                        let _ = item.done.send(Err(format!("rpc: fees: {e}")));
+                        continue;
+                    }
+                }
+            }
+            let fee = fees.as_ref().map(|(_, f)| *f).expect("fetched above");
             let call = pool
                 .addProof(item.job_id, item.proof.clone().into())
-                .nonce(next);
+                .nonce(next)
+                .max_fee_per_gas(fee.max_fee_per_gas)
+                .max_priority_fee_per_gas(fee.max_priority_fee_per_gas);
             let gas = match gas_limit {
                 Some(g) => g,
                 None => match call.estimate_gas().await {
@@ -644,6 +661,9 @@ fn spawn_sender(
     });
     Ok(tx)
 }
+
+/// How long the TEE sender reuses an EIP-1559 fee estimate.
+const FEE_REFRESH: Duration = Duration::from_secs(2);
 
 fn describe_call_error(stage: &str, e: &alloy::contract::Error) -> String {
     let named = e
