@@ -139,6 +139,11 @@ async fn run_on(
             return Ok(ExitCode::from(e.exit_code()));
         }
     };
+    if let Some((gas, Some(block_time))) = resolved.twin_chain()
+        && let Err(e) = record_twin_chain(&outcome.out_dir, gas, block_time)
+    {
+        eprintln!("warning: the report lacks the twin's chain ceiling: {e:#}");
+    }
     let s = &outcome.summary;
     println!(
         "{}: {} of {} users succeeded, {} failed, {} delayed, {} dropped; e2e p95 {}",
@@ -157,6 +162,35 @@ async fn run_on(
     }
     println!("results: {}", outcome.out_dir.display());
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// Records the twin's block settings in `run.json` (so `vana-load report`
+/// finds them later) and re-renders the report with the twin's chain ceiling.
+fn record_twin_chain(
+    dir: &std::path::Path,
+    block_gas_limit: u64,
+    block_time_s: f64,
+) -> anyhow::Result<()> {
+    let path = dir.join("run.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut run: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    run["chain"] = serde_json::json!({
+        "block_gas_limit": block_gas_limit,
+        "block_time_s": block_time_s,
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let options = engine::report::ReportOptions {
+        twin_chain: Some(engine::report::capacity::ChainParams {
+            block_gas_limit,
+            block_time_s,
+        }),
+        ..Default::default()
+    };
+    engine::report::write_report(dir, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 /// The client's journey as an engine [`Flow`].

@@ -30,6 +30,8 @@ pub struct ResolvedTarget {
     local: bool,
     /// The twin's services' Prometheus endpoints (name, URL), when the target is a twin.
     metrics: Vec<(String, String)>,
+    /// The twin's block gas limit and block time (`None` = automine), when started here.
+    chain: Option<(u64, Option<f64>)>,
 }
 
 impl ResolvedTarget {
@@ -41,6 +43,11 @@ impl ResolvedTarget {
     /// `(service, /metrics URL)` of each twin service; empty for a real network.
     pub fn metrics_urls(&self) -> Vec<(String, String)> {
         self.metrics.clone()
+    }
+
+    /// Block gas limit and block time of the twin this process started.
+    pub fn twin_chain(&self) -> Option<(u64, Option<f64>)> {
+        self.chain
     }
 
     /// Stops the twin if this process started it.
@@ -72,6 +79,7 @@ impl TargetArgs {
                 twin: None,
                 local: true,
                 metrics: metrics_of(&m),
+                chain: None,
             });
         }
         if self.target == "local" {
@@ -82,6 +90,7 @@ impl TargetArgs {
             config.apply_env();
             config.validate()?;
             let mnemonic = Secret::new(config.chain.mnemonic.expose());
+            let chain = Some((config.chain.block_gas_limit, config.chain.block_time));
             eprintln!("starting the local twin…");
             let twin = twin::Twin::start(config)
                 .await
@@ -99,6 +108,7 @@ impl TargetArgs {
                 twin: Some(twin),
                 local: true,
                 metrics,
+                chain,
             });
         }
         let path = shipped_target_path(&self.target).ok_or_else(|| {
@@ -113,6 +123,7 @@ impl TargetArgs {
             twin: None,
             local: false,
             metrics: Vec::new(),
+            chain: None,
         })
     }
 }
