@@ -161,6 +161,10 @@ pub struct ChainConfig {
     /// (`--prune-history N`). `None` (the default) keeps anvil's own policy,
     /// whose memory grows with every block: set it for long load runs.
     pub keep_states: Option<u64>,
+    /// Keep the transactions (and their receipts and traces) of at most this
+    /// many recent blocks in anvil's memory (`--transaction-block-keeper N`).
+    /// `None` (the default) keeps them all: set it for long load runs.
+    pub keep_blocks: Option<u64>,
     /// Key source for the deployer, app, TEE, relayer and user keys.
     /// Default: anvil's test mnemonic; env `VANA_LOAD_MNEMONIC` overrides the file.
     pub mnemonic: Mnemonic,
@@ -178,6 +182,7 @@ impl Default for ChainConfig {
             block_time: None,
             block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT,
             keep_states: None,
+            keep_blocks: None,
             mnemonic: Mnemonic::default(),
             anvil: None,
         }
@@ -206,6 +211,12 @@ impl ChainConfig {
                     "{} is too small to deploy the contracts (at least 1000000)",
                     self.block_gas_limit
                 ),
+            ));
+        }
+        if self.keep_blocks == Some(0) {
+            return Err(ConfigError::invalid(
+                "chain.keep_blocks",
+                "must be at least 1 (leave it out to keep every block)",
             ));
         }
         if self.keep_states == Some(0) {

@@ -308,6 +308,18 @@ mod chain_glue {
         }
     }
 
+    /// Anvil's memory bounds from the config (`keep_states`, `keep_blocks`).
+    fn anvil_memory_args(config: &ChainConfig) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(n) = config.keep_states {
+            args.extend(["--prune-history".to_owned(), n.to_string()]);
+        }
+        if let Some(n) = config.keep_blocks {
+            args.extend(["--transaction-block-keeper".to_owned(), n.to_string()]);
+        }
+        args
+    }
+
     /// Spawns anvil and deploys the contracts; on a deployment error anvil
     /// is killed (dropped) before the error is returned.
     pub async fn start(
@@ -322,10 +334,7 @@ mod chain_glue {
             mnemonic: config.mnemonic.expose().to_string(),
             block_time: config.block_time.map(Duration::from_secs_f64),
             gas_limit: Some(config.block_gas_limit),
-            extra_args: config
-                .keep_states
-                .map(|n| vec!["--prune-history".to_owned(), n.to_string()])
-                .unwrap_or_default(),
+            extra_args: anvil_memory_args(config),
             ..AnvilConfig::default()
         };
         let process = AnvilProcess::spawn(&anvil_config).await?;

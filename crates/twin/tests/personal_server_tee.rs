@@ -501,3 +501,68 @@ async fn tee_rejects_bad_requests() {
     assert_eq!(r.status().as_u16(), 400);
     env.twin.stop().await;
 }
+
+/// Soak (bounded, loopback): 200 users each with a permission, then 200
+/// operations created at once and polled to `succeeded`, with no error.
+/// `cargo test -p vana-load-twin --test personal_server_tee -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: about 30 s; run with --ignored"]
+async fn soak_200_concurrent_operations() {
+    const N: u32 = 200;
+    let mut config = TwinConfig::ephemeral();
+    config.inference.service_time = ServiceTime::Fixed { ms: 1000 };
+    config.inference.workers = 64;
+    let env = std::sync::Arc::new(Env {
+        twin: Twin::start(config).await.expect("twin starts"),
+        http: reqwest::Client::new(),
+    });
+    let app = derive_signer(DEFAULT_TEST_MNEMONIC, APP_INDEX).unwrap();
+    let grantee = app.address().to_checksum(None);
+    let setup = Instant::now();
+    let mut permissions = Vec::new();
+    for chunk in (100..100 + N).collect::<Vec<_>>().chunks(20) {
+        let batch = chunk.iter().map(|&i| {
+            let (env, grantee) = (env.clone(), grantee.clone());
+            async move { contribute(&env, i, &grantee).await.permission_id }
+        });
+        permissions.extend(futures::future::join_all(batch).await);
+    }
+    eprintln!(
+        "setup: {N} permissions in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let ops = permissions.iter().map(|&id| {
+        let (env, app) = (env.clone(), app.clone());
+        async move {
+            let t = Instant::now();
+            let r = env
+                .create_operation(&app, &OperationRequest::sdk_json(id))
+                .await;
+            assert_eq!(r.status().as_u16(), 202, "permission {id}");
+            let created_ms = t.elapsed().as_secs_f64() * 1000.0;
+            let created: OperationCreated = r.json().await.unwrap();
+            let status = poll_to_terminal(&env, &created.id).await;
+            assert_eq!(status.status, OperationState::Succeeded, "{}", created.id);
+            (created_ms, t.elapsed().as_secs_f64() * 1000.0)
+        }
+    });
+    let mut results = futures::future::join_all(ops).await;
+    let wall = started.elapsed().as_secs_f64();
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let mut create: Vec<f64> = results.iter().map(|r| r.0).collect();
+    let mut done: Vec<f64> = results.drain(..).map(|r| r.1).collect();
+    eprintln!(
+        "{N} operations in {wall:.1} s ({:.1}/s): create p50 {:.0} ms p99 {:.0} ms; to succeeded p50 {:.0} ms p99 {:.0} ms",
+        f64::from(N) / wall,
+        pct(&mut create, 0.5),
+        pct(&mut create, 0.99),
+        pct(&mut done, 0.5),
+        pct(&mut done, 0.99)
+    );
+    assert_eq!(done.len(), N as usize);
+}
