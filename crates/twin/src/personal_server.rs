@@ -33,7 +33,7 @@ use protocol::api::personal_server::{
     CreateOperation, ErrorBody, ErrorCode, GRANT_OPERATIONS, GrantFile, Identity, OperationCreated,
     OperationRequest, OperationState, OperationStatus, build_prompt,
 };
-use protocol::api::replicate::{CreatePrediction, Prediction, PredictionStatus};
+use protocol::api::replicate::{self, CreatePrediction, Prediction, PredictionStatus};
 use protocol::contracts::{DataPortabilityGrantees, DataPortabilityPermissions, DataRegistry};
 use protocol::crypto;
 use serde::{Deserialize, Serialize};
@@ -534,26 +534,51 @@ fn validate_grant(
     Ok(())
 }
 
-async fn create_prediction(state: &AppState, prompt: String) -> Result<Prediction, ApiError> {
+/// Sends one request to the inference backend (bearer token, base URL from
+/// the upstreams); a transport failure is a `COMPUTE_ERROR`.
+async fn inference_request(
+    state: &AppState,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&CreatePrediction>,
+) -> Result<reqwest::Response, ApiError> {
     let url = format!(
-        "{}/v1/models/{}/predictions",
-        state.upstreams.inference_url.trim_end_matches('/'),
-        state.config.model
+        "{}{path}",
+        state.upstreams.inference_url.trim_end_matches('/')
     );
-    let body = CreatePrediction::prompt(&prompt, state.config.max_tokens);
-    let response = state
+    let mut request = state
         .http
-        .post(&url)
-        .bearer_auth(&state.config.replicate_token)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Compute,
-                format!("inference backend unreachable: {e}"),
-            )
-        })?;
+        .request(method, &url)
+        .bearer_auth(&state.config.replicate_token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::Compute,
+            format!("inference backend unreachable: {e}"),
+        )
+    })
+}
+
+async fn read_prediction(response: reqwest::Response) -> Result<Prediction, ApiError> {
+    response.json::<Prediction>().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::Compute,
+            format!("inference backend sent an invalid prediction: {e}"),
+        )
+    })
+}
+
+async fn create_prediction(state: &AppState, prompt: String) -> Result<Prediction, ApiError> {
+    let body = CreatePrediction::prompt(&prompt, state.config.max_tokens);
+    let response = inference_request(
+        state,
+        reqwest::Method::POST,
+        &replicate::create_path(&state.config.model),
+        Some(&body),
+    )
+    .await?;
     let status = response.status();
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
@@ -566,12 +591,7 @@ async fn create_prediction(state: &AppState, prompt: String) -> Result<Predictio
             ),
         ));
     }
-    response.json::<Prediction>().await.map_err(|e| {
-        ApiError::new(
-            ErrorCode::Compute,
-            format!("inference backend sent an invalid prediction: {e}"),
-        )
-    })
+    read_prediction(response).await
 }
 
 fn to_operation_state(status: PredictionStatus) -> OperationState {
@@ -585,29 +605,10 @@ fn to_operation_state(status: PredictionStatus) -> OperationState {
 }
 
 async fn fetch_prediction(state: &AppState, id: &str) -> Result<Prediction, ApiError> {
-    let url = format!(
-        "{}/v1/predictions/{id}",
-        state.upstreams.inference_url.trim_end_matches('/')
-    );
-    let response = state
-        .http
-        .get(&url)
-        .bearer_auth(&state.config.replicate_token)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Compute,
-                format!("inference backend unreachable: {e}"),
-            )
-        })?;
+    let response =
+        inference_request(state, reqwest::Method::GET, &replicate::get_path(id), None).await?;
     match response.status().as_u16() {
-        200 => response.json::<Prediction>().await.map_err(|e| {
-            ApiError::new(
-                ErrorCode::Compute,
-                format!("inference backend sent an invalid prediction: {e}"),
-            )
-        }),
+        200 => read_prediction(response).await,
         404 => Err(ApiError::new(
             ErrorCode::NotFound,
             format!("operation {id} not found"),
@@ -675,22 +676,13 @@ async fn cancel_operation(State(state): State<Arc<AppState>>, Path(id): Path<Str
 
 async fn cancel(state: &AppState, id: &str) -> Result<(), ApiError> {
     check_operation_id(id)?;
-    let url = format!(
-        "{}/v1/predictions/{id}/cancel",
-        state.upstreams.inference_url.trim_end_matches('/')
-    );
-    let response = state
-        .http
-        .post(&url)
-        .bearer_auth(&state.config.replicate_token)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Compute,
-                format!("inference backend unreachable: {e}"),
-            )
-        })?;
+    let response = inference_request(
+        state,
+        reqwest::Method::POST,
+        &replicate::cancel_path(id),
+        None,
+    )
+    .await?;
     match response.status().as_u16() {
         s if (200..300).contains(&s) => Ok(()),
         404 => Err(ApiError::new(

@@ -41,10 +41,18 @@ impl Env {
         let mut config = TwinConfig::ephemeral();
         config.inference.service_time = ServiceTime::Fixed { ms: 100 };
         config.tee.service_time_ms = 10;
+        Env::with(config).await
+    }
+
+    async fn with(config: TwinConfig) -> Env {
         Env {
             twin: Twin::start(config).await.expect("twin starts"),
             http: reqwest::Client::new(),
         }
+    }
+
+    async fn get(&self, url: String) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
     }
 
     fn url(&self, service: &str) -> String {
@@ -379,12 +387,7 @@ async fn personal_server_rejections_use_the_real_error_body() {
     assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR".into()));
 
     // A malformed identity address.
-    let r = env
-        .http
-        .get(format!("{ps}/api/v1/identity?address=0x12"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(format!("{ps}/api/v1/identity?address=0x12")).await;
     assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR_FIELD".into()));
 
     // Unknown permission id: the contract returns a zeroed struct.
@@ -420,19 +423,9 @@ async fn personal_server_rejections_use_the_real_error_body() {
     assert_eq!(error_of(r).await, (400, "GRANT_VALIDATION_ERROR".into()));
 
     // Unknown and malformed operation ids.
-    let r = env
-        .http
-        .get(format!("{ps}/api/v1/operations/nosuchid"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(format!("{ps}/api/v1/operations/nosuchid")).await;
     assert_eq!(error_of(r).await, (404, "NOT_FOUND_ERROR".into()));
-    let r = env
-        .http
-        .get(format!("{ps}/api/v1/operations/bad%20id"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(format!("{ps}/api/v1/operations/bad%20id")).await;
     assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR_FIELD".into()));
 
     // The valid operation still works afterwards, and it is the only
@@ -512,10 +505,7 @@ async fn soak_200_concurrent_operations() {
     let mut config = TwinConfig::ephemeral();
     config.inference.service_time = ServiceTime::Fixed { ms: 1000 };
     config.inference.workers = 64;
-    let env = std::sync::Arc::new(Env {
-        twin: Twin::start(config).await.expect("twin starts"),
-        http: reqwest::Client::new(),
-    });
+    let env = std::sync::Arc::new(Env::with(config).await);
     let app = derive_signer(DEFAULT_TEST_MNEMONIC, APP_INDEX).unwrap();
     let grantee = app.address().to_checksum(None);
     let setup = Instant::now();
