@@ -490,18 +490,14 @@ async fn register(
                 schemaId: U256::from(ctx.target.schema_id),
             }
             .abi_encode();
-            let (rc, rec) = ctx
-                .chain
-                .send(
-                    st.user,
-                    &st.signer,
-                    Call::new("addFileWithPermissionsAndSchema", registry_addr, input),
-                    limit,
-                )
-                .await?;
-            r.txs.push(rec);
-            let added = find_event::<DataRegistry::FileAdded>(&rc, registry_addr)
-                .ok_or_else(|| JourneyError::rpc("no FileAdded event in the receipt"))?;
+            let (_, added) = send_for_event::<DataRegistry::FileAdded>(
+                ctx,
+                st,
+                r,
+                Call::new("addFileWithPermissionsAndSchema", registry_addr, input),
+                limit,
+            )
+            .await?;
             r.file_id = Some(u64_of(added.fileId, "fileId")?);
             let nonce = permissions
                 .userNonce(r.address)
@@ -592,18 +588,14 @@ async fn proof(
     let file_id = U256::from(r.file_id.unwrap_or_default());
     let pool_addr = ctx.target.contracts.tee_pool;
     let input = TeePoolPhala::requestContributionProofCall { fileId: file_id }.abi_encode();
-    let (rc, rec) = ctx
-        .chain
-        .send(
-            st.user,
-            &st.signer,
-            Call::new("requestContributionProof", pool_addr, input).value(ctx.facts.tee_fee),
-            limit,
-        )
-        .await?;
-    r.txs.push(rec);
-    let job = find_event::<TeePoolPhala::JobSubmitted>(&rc, pool_addr)
-        .ok_or_else(|| JourneyError::rpc("no JobSubmitted event in the receipt"))?;
+    let (rc, job) = send_for_event::<TeePoolPhala::JobSubmitted>(
+        ctx,
+        st,
+        r,
+        Call::new("requestContributionProof", pool_addr, input).value(ctx.facts.tee_fee),
+        limit,
+    )
+    .await?;
     st.job_id = job.jobId;
     let tee = ctx.tee_endpoint(job.teeAddress).await?;
     let key = st
@@ -695,6 +687,25 @@ async fn proof(
     Ok(())
 }
 
+/// Sends `call` from the user, records the transaction, and returns the
+/// receipt with the first `E` event logged by the called contract.
+async fn send_for_event<E: SolEvent>(
+    ctx: &Arc<Context>,
+    st: &State,
+    r: &mut JourneyReport,
+    call: Call<'_>,
+    limit: Duration,
+) -> Result<(TransactionReceipt, E), JourneyError> {
+    let emitter = call.to;
+    let (rc, rec) = ctx.chain.send(st.user, &st.signer, call, limit).await?;
+    r.txs.push(rec);
+    let event = find_event::<E>(&rc, emitter).ok_or_else(|| {
+        let name = E::SIGNATURE.split('(').next().unwrap_or(E::SIGNATURE);
+        JourneyError::rpc(format!("no {name} event in the receipt"))
+    })?;
+    Ok((rc, event))
+}
+
 async fn claim(
     ctx: &Arc<Context>,
     st: &mut State,
@@ -720,18 +731,14 @@ async fn claim(
         proofIndex: proof_index,
     }
     .abi_encode();
-    let (rc, rec) = ctx
-        .chain
-        .send(
-            st.user,
-            &st.signer,
-            Call::new("requestReward", dlp_addr, input),
-            limit,
-        )
-        .await?;
-    r.txs.push(rec);
-    let ev = find_event::<DataLiquidityPool::RewardRequested>(&rc, dlp_addr)
-        .ok_or_else(|| JourneyError::rpc("no RewardRequested event in the receipt"))?;
+    let (rc, ev) = send_for_event::<DataLiquidityPool::RewardRequested>(
+        ctx,
+        st,
+        r,
+        Call::new("requestReward", dlp_addr, input),
+        limit,
+    )
+    .await?;
     if ev.contributorAddress != r.address || ev.fileId != file_id || ev.proofIndex != proof_index {
         return Err(JourneyError::new(
             ErrorKind::Revert("RewardMismatch".into()),
