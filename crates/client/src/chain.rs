@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use alloy::eips::BlockId;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, RootProvider};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use serde::Serialize;
@@ -227,7 +227,7 @@ impl Chain {
         let providers: Vec<DynProvider> = target
             .rpc_urls
             .iter()
-            .map(|u| DynProvider::new(RootProvider::new_http(u.clone())))
+            .map(|u| DynProvider::new(protocol::rpc::provider(u.clone())))
             .collect();
         let chain_id = providers[0]
             .get_chain_id()

@@ -192,9 +192,9 @@ pub async fn fund(
     let from = funder.address();
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(funder))
-        .connect_http(rpc_url.clone());
+        .connect_client(protocol::rpc::client(rpc_url.clone()));
     let total = addresses.len();
-    let rpc = alloy::rpc::client::RpcClient::new_http(rpc_url.clone());
+    let rpc = protocol::rpc::client(rpc_url.clone());
     let bals = balances(&rpc, addresses, |done| {
         progress(FundProgress::Checked { done, total })
     })

@@ -11,6 +11,7 @@
 //!   Replicate-style inference, TEE, subgraph).
 //! - [`manifest`]: what a running twin publishes about itself.
 //! - [`keys`]: HD derivation and the index ranges reserved for each role.
+//! - [`rpc`]: the node client every part uses (alloy's, plus one retry rule).
 
 pub mod api;
 pub mod contracts;
@@ -18,3 +19,4 @@ pub mod crypto;
 pub mod eip712;
 pub mod keys;
 pub mod manifest;
+pub mod rpc;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Signature, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -166,7 +166,7 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         .rpc_url
         .parse()
         .map_err(|e| setup(format!("invalid rpc url {:?}: {e}", upstreams.rpc_url)))?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let provider = protocol::rpc::provider(url).erased();
     let server_keys = crypto::ServerKeyring::new(&config.server_mnemonic)
         .map_err(|e| setup(format!("server_mnemonic: {e}")))?;
     let http = reqwest::Client::builder()

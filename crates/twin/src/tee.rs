@@ -149,7 +149,7 @@ pub async fn spawn(
         .rpc_url
         .parse()
         .map_err(|e| setup(format!("invalid rpc url {:?}: {e}", upstreams.rpc_url)))?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let provider = protocol::rpc::provider(url).erased();
     let dlp = DataLiquidityPool::new(upstreams.dlp, &provider);
     let instruction = dlp.proofInstruction().call().await.map_err(|e| {
         setup(format!(
@@ -578,7 +578,7 @@ fn spawn_sender(
     let from = key.address();
     let provider = ProviderBuilder::new()
         .wallet(key)
-        .connect_http(url)
+        .connect_client(protocol::rpc::client(url))
         .erased();
     let (tx, mut rx) = mpsc::channel::<ProofTx>(1024);
     tokio::spawn(async move {

@@ -141,7 +141,7 @@ pub async fn spawn(
         .map_err(|e| setup(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
-        .connect_http(url)
+        .connect_client(protocol::rpc::client(url))
         .erased();
     provider
         .get_chain_id()

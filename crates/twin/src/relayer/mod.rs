@@ -327,7 +327,7 @@ pub async fn spawn(
     let url = rpc_url
         .parse()
         .map_err(|e| setup(format!("rpc url {rpc_url:?} is invalid: {e}")))?;
-    let rpc = RootProvider::new_http(url);
+    let rpc = protocol::rpc::provider(url);
     let chain_id = rpc
         .get_chain_id()
         .await
