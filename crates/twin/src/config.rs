@@ -157,10 +157,24 @@ pub struct ChainConfig {
     pub block_time: Option<f64>,
     /// Block gas limit. Default 30,000,000.
     pub block_gas_limit: u64,
-    /// Keep at most this many historical states in anvil's memory
-    /// (`--prune-history N`). `None` (the default) keeps anvil's own policy,
-    /// whose memory grows with every block: set it for long load runs.
-    pub keep_states: Option<u64>,
+    /// Keep only the latest state in anvil's memory (`--prune-history`).
+    /// Off by default. Anvil otherwise keeps a full copy of the state for
+    /// every block (megabytes each once thousands of wallets are funded), so
+    /// its memory grows with every block: turn it on for long load runs.
+    /// Calls at past blocks then fail with `BlockOutOfRange`; the twin's
+    /// services only read the latest state. (Anvil 1.7.1 ignores a count
+    /// given as `--prune-history N` and keeps every state, so there is no
+    /// middle ground to offer.)
+    pub prune_history: bool,
+    /// Compute a state root for every block, as anvil does by default.
+    /// Anvil recomputes it from the whole state (every account and storage
+    /// slot, nothing cached), so the cost of a block grows with everything
+    /// the run has written: at the compressed burst's rate that passes 1 s
+    /// per block after ~6,000 journeys and the chain stalls. `false` runs
+    /// anvil as a fork of a second, idle anvil (`--fork-url`): a forked
+    /// anvil leaves the root out (every header carries a zero `stateRoot`),
+    /// which nothing in the journey reads. Default `true`.
+    pub state_root: bool,
     /// Keep the transactions (and their receipts and traces) of at most this
     /// many recent blocks in anvil's memory (`--transaction-block-keeper N`).
     /// `None` (the default) keeps them all: set it for long load runs.
@@ -181,7 +195,8 @@ impl Default for ChainConfig {
             chain_id: DEFAULT_CHAIN_ID,
             block_time: None,
             block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT,
-            keep_states: None,
+            prune_history: false,
+            state_root: true,
             keep_blocks: None,
             mnemonic: Mnemonic::default(),
             anvil: None,
@@ -217,12 +232,6 @@ impl ChainConfig {
             return Err(ConfigError::invalid(
                 "chain.keep_blocks",
                 "must be at least 1 (leave it out to keep every block)",
-            ));
-        }
-        if self.keep_states == Some(0) {
-            return Err(ConfigError::invalid(
-                "chain.keep_states",
-                "must be at least 1 (leave it out for anvil's default)",
             ));
         }
         self.mnemonic

@@ -288,19 +288,25 @@ mod chain_glue {
     use crate::config::ChainConfig;
     use crate::tools::FoundAnvil;
 
-    /// A running, deployed chain. Dropping it kills anvil.
+    /// A running, deployed chain. Dropping it kills anvil (fields drop in
+    /// order: the chain's anvil before the one it forks from).
     pub struct RunningChain {
         pub rpc_url: String,
         pub deployer_block: u64,
         pub contracts: BTreeMap<String, Address>,
         pub deployment: Deployment,
         anvil: AnvilProcess,
+        /// The idle anvil the chain forks from, with `state_root = false`.
+        upstream: Option<AnvilProcess>,
     }
 
     impl RunningChain {
         /// SIGTERM, then SIGKILL after a grace period; waits for the exit.
         pub async fn stop(self) {
             self.anvil.stop().await;
+            if let Some(upstream) = self.upstream {
+                upstream.stop().await;
+            }
         }
 
         pub fn pid(&self) -> Option<u32> {
@@ -308,11 +314,11 @@ mod chain_glue {
         }
     }
 
-    /// Anvil's memory bounds from the config (`keep_states`, `keep_blocks`).
+    /// Anvil's memory bounds from the config (`prune_history`, `keep_blocks`).
     fn anvil_memory_args(config: &ChainConfig) -> Vec<String> {
         let mut args = Vec::new();
-        if let Some(n) = config.keep_states {
-            args.extend(["--prune-history".to_owned(), n.to_string()]);
+        if config.prune_history {
+            args.push("--prune-history".to_owned());
         }
         if let Some(n) = config.keep_blocks {
             args.extend(["--transaction-block-keeper".to_owned(), n.to_string()]);
@@ -326,6 +332,25 @@ mod chain_glue {
         config: &ChainConfig,
         anvil: &FoundAnvil,
     ) -> Result<RunningChain, TwinError> {
+        let mut extra_args = anvil_memory_args(config);
+        let upstream = if config.state_root {
+            None
+        } else {
+            // An empty chain to fork from: blocks of a forked anvil carry no
+            // state root, so sealing one costs what its transactions cost.
+            let upstream = AnvilProcess::spawn(&AnvilConfig {
+                anvil_path: anvil.path.clone(),
+                host: config.host,
+                port: 0,
+                chain_id: config.chain_id,
+                mnemonic: config.mnemonic.expose().to_string(),
+                accounts: 1,
+                ..AnvilConfig::default()
+            })
+            .await?;
+            extra_args.extend(["--fork-url".to_owned(), upstream.rpc_url()]);
+            Some(upstream)
+        };
         let anvil_config = AnvilConfig {
             anvil_path: anvil.path.clone(),
             host: config.host,
@@ -334,7 +359,7 @@ mod chain_glue {
             mnemonic: config.mnemonic.expose().to_string(),
             block_time: config.block_time.map(Duration::from_secs_f64),
             gas_limit: Some(config.block_gas_limit),
-            extra_args: anvil_memory_args(config),
+            extra_args,
             ..AnvilConfig::default()
         };
         let process = AnvilProcess::spawn(&anvil_config).await?;
@@ -347,6 +372,7 @@ mod chain_glue {
             contracts: deployment.contracts(),
             deployment,
             anvil: process,
+            upstream,
         })
     }
 }

@@ -65,9 +65,15 @@ where
 
 impl Net {
     async fn start() -> Net {
+        Net::start_with(&[]).await
+    }
+
+    /// [`Net::start`] with extra anvil flags.
+    async fn start_with(anvil_args: &[&str]) -> Net {
         let anvil = AnvilProcess::spawn(&AnvilConfig {
             anvil_path: anvil_bin(),
             accounts: 1010,
+            extra_args: anvil_args.iter().map(|a| a.to_string()).collect(),
             ..AnvilConfig::default()
         })
         .await
@@ -470,6 +476,61 @@ async fn get_user_permissions_paginated() {
     assert_eq!(
         v["data"]["permission"]["filePermissions"],
         json!([{"id": format!("{p1}-{f1}")}, {"id": format!("{p1}-{f2}")}])
+    );
+}
+
+/// `chain.prune_history` starts anvil with `--prune-history`: calls at past
+/// blocks are refused, and the indexer reads `permissions(id)` from the
+/// latest state instead (the user nonce of the second grant shows it: the
+/// subgraph's fallback for a failed read would store 0).
+#[tokio::test]
+async fn permissions_are_indexed_on_a_chain_without_history() {
+    let net = Net::start_with(&["--prune-history"]).await;
+    let user = net.users[0].clone();
+    let (f1, _) = net.add_file(&user, "ipfs://a").await;
+    let (p1, r1) = net.add_permission(&user, "ipfs://grant-1", vec![f1]).await;
+    let (p2, r2) = net.add_permission(&user, "ipfs://grant-2", vec![f1]).await;
+    let (_, last) = net.add_file(&user, "ipfs://later").await;
+
+    let past = json!([
+        format!("{:#x}", net.users[0].address()),
+        format!("{:#x}", block_of(&r1))
+    ]);
+    let v: Value = reqwest::Client::new()
+        .post(&net.url)
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":past}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refused = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("BlockOutOfRange"),
+        "history is pruned: {v}"
+    );
+
+    // Started after the fact, the indexer reads every permission at a past block.
+    let idx = net.spawn_indexer(Config::default()).await;
+    synced(&idx, block_of(&last)).await;
+    let d: UserPermissionsData = query(
+        &idx,
+        queries::GET_USER_PERMISSIONS_PAGINATED,
+        page(user.address(), 100, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    let list = d.user.expect("user").permissions;
+    let got: Vec<_> = list
+        .iter()
+        .map(|p| (p.id.clone(), p.nonce, p.start_block))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (p1.to_string(), BigInt::from(0), BigInt::from(block_of(&r1))),
+            (p2.to_string(), BigInt::from(1), BigInt::from(block_of(&r2))),
+        ]
     );
 }
 

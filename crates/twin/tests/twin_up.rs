@@ -113,6 +113,35 @@ async fn start_serves_everything_then_stop_and_drop_leave_no_anvil() {
     assert_eq!(anvils.len(), 1, "{anvils:?}");
     drop(twin);
     assert_gone(&anvils, "drop").await;
+
+    // `chain.state_root = false`: the chain is a fork of a second, idle
+    // anvil, its blocks carry a zero state root, and it works the same.
+    let mut config = TwinConfig::ephemeral();
+    config.chain.state_root = false;
+    config.chain.prune_history = true;
+    let twin = Twin::start(config).await.unwrap();
+    let anvils = anvil_children();
+    assert_eq!(
+        anvils.len(),
+        2,
+        "the chain and the one it forks: {anvils:?}"
+    );
+    let m = twin.manifest().clone();
+    let provider = ProviderBuilder::new().connect_http(m.rpc_url.parse().unwrap());
+    assert_eq!(provider.get_chain_id().await.unwrap(), 14800);
+    let head = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .expect("latest block");
+    assert!(head.header.number >= m.deployer_block);
+    assert_eq!(head.header.state_root, alloy::primitives::B256::ZERO);
+    for (name, addr) in &m.contracts {
+        let code = provider.get_code_at(*addr).await.unwrap();
+        assert!(!code.is_empty(), "no code at {name} ({addr})");
+    }
+    twin.stop().await;
+    assert_gone(&anvils, "stop (forked chain)").await;
 }
 
 #[tokio::test]

@@ -345,8 +345,14 @@ impl Follower {
         Ok(())
     }
 
-    /// `permissions(id)` at `block`; `None` if the call fails (the subgraph
-    /// then stores nonce 0 and the event's block as start).
+    /// `permissions(id)` at `block`, as a subgraph handler reads it; `None`
+    /// if the call fails (the subgraph then stores nonce 0 and the event's
+    /// block as start).
+    ///
+    /// A chain that keeps no history (anvil with `--prune-history`, see
+    /// `chain.prune_history`) refuses calls at past blocks, so the read falls
+    /// back to the latest state. The two agree unless the permission was
+    /// revoked in between, and a revocation is indexed from its own event.
     async fn permission_state(
         &self,
         id: alloy::primitives::U256,
@@ -356,12 +362,16 @@ impl Follower {
             self.contracts.permissions,
             &self.provider,
         );
-        match view
-            .permissions(id)
-            .block(BlockId::number(block))
-            .call()
-            .await
-        {
+        let at_block = view.permissions(id).block(BlockId::number(block));
+        let info = match at_block.call().await {
+            Ok(info) => Ok(info),
+            Err(historical) => {
+                tracing::debug!(permission = %id, block, error = %historical,
+                    "permissions(id) at the event block failed; reading the latest state");
+                view.permissions(id).call().await
+            }
+        };
+        match info {
             Ok(info) => Some(PermissionState {
                 nonce: info.nonce,
                 start_block: info.startBlock,

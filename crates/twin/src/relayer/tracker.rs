@@ -377,7 +377,8 @@ impl Tracker {
     }
 
     /// The contract error of a reverted transaction: its trace's output, or
-    /// else the same call replayed on the state after its block.
+    /// else the same call replayed on the state after its block (or the
+    /// latest state, where the chain keeps no history).
     async fn revert_reason(&self, r: &TransactionReceipt, tx: &TxEip1559, from: Address) -> String {
         let traced: Result<serde_json::Value, _> = self
             .rpc
@@ -402,7 +403,19 @@ impl Tracker {
             .input(tx.input().clone().into())
             .gas_limit(tx.gas_limit());
         let block = r.block_number.unwrap_or_default();
-        match self.rpc.call(call).block(BlockId::number(block)).await {
+        let mut replay = self
+            .rpc
+            .call(call.clone())
+            .block(BlockId::number(block))
+            .await;
+        if let Err(e) = &replay
+            && e.as_error_resp().and_then(|p| p.as_revert_data()).is_none()
+        {
+            // A chain without history (anvil `--prune-history`) refuses past
+            // blocks: the latest state is the next best replay.
+            replay = self.rpc.call(call).await;
+        }
+        match replay {
             Err(e) => {
                 if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data())
                     && !data.is_empty()
