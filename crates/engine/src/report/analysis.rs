@@ -239,12 +239,20 @@ fn step_growth(data: &RunData, tl: &Timeline, step: &str, min_abs_ms: f64) -> Op
     })
 }
 
+/// Completions at or above this share of arrivals keep pace with them.
+const KEEPING_PACE: f64 = 0.95;
+
+/// A queue gauge counts as rising when it climbs well above its starting
+/// level *and* the journeys fall behind the arrivals from then on
+/// (completions below [`KEEPING_PACE`] of arrivals). A queue that grows with
+/// the load but is drained as fast as work arrives is ordinary queueing
+/// (Little's law), not saturation.
 fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> GaugeSignal {
     let first = pts.first().map_or(0.0, |p| p.1);
     let max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
-    let rising = kind.is_queue() && max >= 3.0 && max >= 3.0 * (first + 1.0);
+    let climbs = kind.is_queue() && max >= 3.0 && max >= 3.0 * (first + 1.0);
     let level = (0.25 * max).max(2.0);
-    let onset_s = rising
+    let onset_s = climbs
         .then(|| pts.iter().find(|p| p.1 >= level).map(|p| p.0))
         .flatten();
     let (mut cps, mut aps) = (None, None);
@@ -260,12 +268,14 @@ fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> G
             aps = Some(idx.iter().map(|&i| tl.arrivals_per_s[i]).sum::<f64>() / n);
         }
     }
+    let keeps_pace = matches!((cps, aps), (Some(c), Some(a)) if c >= KEEPING_PACE * a);
+    let rising = climbs && !keeps_pace;
     GaugeSignal {
         gauge: kind.title().to_string(),
         first,
         max,
         rising,
-        onset_s,
+        onset_s: onset_s.filter(|_| rising),
         completions_per_s_after: cps,
         arrivals_per_s_after: aps,
     }
@@ -516,7 +526,7 @@ fn sentences(b: &Bottleneck, data: &RunData) -> Vec<String> {
         None => {
             let top = b.steps.first();
             let mut s =
-                "No component saturated: no step's latency grew with load and no queue gauge rose."
+                "No component saturated: no step's latency grew with load and no queue gauge rose while journeys fell behind arrivals."
                     .to_string();
             if let Some(g) = top {
                 s.push_str(&format!(
@@ -596,5 +606,53 @@ fn capitalise(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeline::Bins;
+
+    /// Ten 10 s bins with steady arrivals and completions per second.
+    fn steady(arrivals: f64, completions: f64) -> Timeline {
+        let n = 10;
+        Timeline {
+            bins: Bins {
+                start: 0.0,
+                width: 10.0,
+                n,
+            },
+            in_flight: vec![100.0; n],
+            completions_per_s: vec![completions; n],
+            arrivals_per_s: vec![arrivals; n],
+            step_p50: BTreeMap::new(),
+            step_count: BTreeMap::new(),
+            step_rate: BTreeMap::new(),
+            step_errors: BTreeMap::new(),
+            first_failure: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_queue_drained_as_fast_as_work_arrives_is_not_saturation() {
+        // Pending transactions: 0 at the start, 7 under load from t = 15 s.
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| (5.0 + 10.0 * i as f64, if i == 0 { 0.0 } else { 7.0 }))
+            .collect();
+        let kind = GaugeKind::RelayerPending;
+
+        let keeping_pace = gauge_signal(kind, &pts, Some(&steady(12.1, 12.1)));
+        assert!(!keeping_pace.rising, "{keeping_pace:?}");
+        assert_eq!(keeping_pace.onset_s, None);
+
+        let falling_behind = gauge_signal(kind, &pts, Some(&steady(12.0, 9.0)));
+        assert!(falling_behind.rising, "{falling_behind:?}");
+        assert_eq!(falling_behind.onset_s, Some(15.0));
+
+        // Without a timeline there is nothing to compare with: the climb counts.
+        assert!(gauge_signal(kind, &pts, None).rising);
+        // Storage bytes are not a queue, however far they climb.
+        assert!(!gauge_signal(GaugeKind::StorageBytes, &pts, Some(&steady(12.0, 9.0))).rising);
     }
 }
