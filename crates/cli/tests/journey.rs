@@ -5,7 +5,8 @@
 //! full journey in relayer and in direct mode, 20 concurrent journeys with
 //! distinct wallets and no nonce error, and three injected failures that
 //! must end in their error class (failed inference, indexer lag beyond the
-//! index step's deadline, a wallet without gas).
+//! index step's deadline, a wallet without gas), and journeys on the chain
+//! settings of `profiles/twin-burst.toml`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -305,5 +306,38 @@ async fn pinata_uploads_round_trip_through_the_gateway() {
         .await
         .unwrap_err();
     assert_eq!(err.class(), "storage_401", "{err}");
+    twin.stop().await;
+}
+
+/// The chain of `profiles/twin-burst.toml` (1 s blocks, only the latest state
+/// kept, no state root: a fork of a second, idle anvil) carries journeys of
+/// both modes end to end, stale-head reads and past-block reads included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_run_on_the_burst_profiles_chain() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/twin-burst.toml");
+    let burst = TwinConfig::load(&path).expect("profiles/twin-burst.toml loads");
+    assert!(burst.chain.prune_history && !burst.chain.state_root);
+    assert_eq!(burst.chain.block_time, Some(1.0));
+    let (twin, target) = start(|c| c.chain = burst.chain.clone()).await;
+    // One context (one funder) for both modes: direct journeys need no relayer.
+    let ctx = context(target, Mode::Relayer).await;
+    let handles: Vec<_> = (200..208u64)
+        .map(|user| {
+            let mode = if user % 4 == 0 {
+                Mode::Direct
+            } else {
+                Mode::Relayer
+            };
+            let ctx = ctx.clone();
+            tokio::spawn(async move { journey::run(&ctx, user, mode).await })
+        })
+        .collect();
+    for h in handles {
+        let r = h.await.unwrap();
+        assert_all_ok(&r);
+        assert!(r.reward.is_some(), "the claim checked the reward");
+    }
+    drop(ctx);
     twin.stop().await;
 }
