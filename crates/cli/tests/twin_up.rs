@@ -126,6 +126,27 @@ fn kill_quietly(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Sends `SIG<signal>` to the child (to vana-load only) and waits up to 30 s
+/// for it to exit; kills it and fails the test otherwise.
+fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            kill_quietly(child);
+            panic!("no exit within 30 s of SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn twin_up_serves_the_chain_and_stops_cleanly_on_sigint() {
     let scratch = Scratch::new("up");
@@ -202,22 +223,7 @@ async fn twin_up_serves_the_chain_and_stops_cleanly_on_sigint() {
     }
 
     // SIGINT, as Ctrl-C sends (to vana-load only).
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            kill_quietly(&mut child);
-            panic!("twin up did not stop within 30 s of SIGINT");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = signal_and_wait(&mut child, "INT");
     assert!(
         status.success(),
         "exit {status}; stderr: {}",
@@ -367,22 +373,7 @@ fn wait_gone(pids: &[u32], what: &str) {
 fn sigterm_stops_cleanly_and_sigkill_leaves_no_anvil() {
     let scratch = Scratch::new("term");
     let (mut child, anvils) = start_twin(scratch.path());
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            kill_quietly(&mut child);
-            panic!("no exit within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_and_wait(&mut child, "TERM");
     assert!(status.success(), "{status}");
     wait_gone(&anvils, "SIGTERM");
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::{FlowResult, TxSample};
 use crate::threshold::{Agg, MetricView};
@@ -298,7 +298,10 @@ impl MetricView for Recorder {
 }
 
 /// One row of the time series (`timeseries.jsonl`), taken every `metricsInterval`.
-#[derive(Debug, Clone, Serialize, Default)]
+/// The report reads it back with the same type; fields missing from an older
+/// or partial file take their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Snapshot {
     /// Seconds since the schedule start.
     pub t_s: f64,
@@ -333,7 +336,8 @@ pub struct Snapshot {
     pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct StepPoint {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,

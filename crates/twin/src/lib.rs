@@ -332,6 +332,14 @@ mod chain_glue {
         config: &ChainConfig,
         anvil: &FoundAnvil,
     ) -> Result<RunningChain, TwinError> {
+        // What both anvils share: binary, address, chain id, keys.
+        let base = AnvilConfig {
+            anvil_path: anvil.path.clone(),
+            host: config.host,
+            chain_id: config.chain_id,
+            mnemonic: config.mnemonic.expose().to_string(),
+            ..AnvilConfig::default()
+        };
         let mut extra_args = anvil_memory_args(config);
         let upstream = if config.state_root {
             None
@@ -339,28 +347,20 @@ mod chain_glue {
             // An empty chain to fork from: blocks of a forked anvil carry no
             // state root, so sealing one costs what its transactions cost.
             let upstream = AnvilProcess::spawn(&AnvilConfig {
-                anvil_path: anvil.path.clone(),
-                host: config.host,
                 port: 0,
-                chain_id: config.chain_id,
-                mnemonic: config.mnemonic.expose().to_string(),
                 accounts: 1,
-                ..AnvilConfig::default()
+                ..base.clone()
             })
             .await?;
             extra_args.extend(["--fork-url".to_owned(), upstream.rpc_url()]);
             Some(upstream)
         };
         let anvil_config = AnvilConfig {
-            anvil_path: anvil.path.clone(),
-            host: config.host,
             port: config.port,
-            chain_id: config.chain_id,
-            mnemonic: config.mnemonic.expose().to_string(),
             block_time: config.block_time.map(Duration::from_secs_f64),
             gas_limit: Some(config.block_gas_limit),
             extra_args,
-            ..AnvilConfig::default()
+            ..base
         };
         let process = AnvilProcess::spawn(&anvil_config).await?;
         let rpc_url = process.rpc_url();

@@ -411,6 +411,20 @@ async fn get_file_proofs() {
     assert_eq!(v["data"]["dataRegistryProof"]["epoch"]["id"], "1");
 }
 
+/// The user's permissions, oldest first (first 100), through the SDK's query.
+async fn user_permissions(
+    idx: &ServiceHandle,
+    user: Address,
+) -> Vec<protocol::api::subgraph::PermissionEntity> {
+    let d: UserPermissionsData = query(
+        idx,
+        queries::GET_USER_PERMISSIONS_PAGINATED,
+        page(user, 100, 0, "addedAtBlock", "asc"),
+    )
+    .await;
+    d.user.expect("user").permissions
+}
+
 #[tokio::test]
 async fn get_user_permissions_paginated() {
     let net = Net::start().await;
@@ -426,13 +440,7 @@ async fn get_user_permissions_paginated() {
     let revoke = send(perms.revokePermission(p2).from(user.address())).await;
     synced(&idx, block_of(&revoke)).await;
 
-    let d: UserPermissionsData = query(
-        &idx,
-        queries::GET_USER_PERMISSIONS_PAGINATED,
-        page(user.address(), 100, 0, "addedAtBlock", "asc"),
-    )
-    .await;
-    let list = d.user.expect("user").permissions;
+    let list = user_permissions(&idx, user.address()).await;
     assert_eq!(list.len(), 2);
     let a = &list[0];
     assert_eq!(a.id, p1.to_string());
@@ -514,13 +522,7 @@ async fn permissions_are_indexed_on_a_chain_without_history() {
     // Started after the fact, the indexer reads every permission at a past block.
     let idx = net.spawn_indexer(Config::default()).await;
     synced(&idx, block_of(&last)).await;
-    let d: UserPermissionsData = query(
-        &idx,
-        queries::GET_USER_PERMISSIONS_PAGINATED,
-        page(user.address(), 100, 0, "addedAtBlock", "asc"),
-    )
-    .await;
-    let list = d.user.expect("user").permissions;
+    let list = user_permissions(&idx, user.address()).await;
     let got: Vec<_> = list
         .iter()
         .map(|p| (p.id.clone(), p.nonce, p.start_block))

@@ -32,30 +32,8 @@ pub enum ReportError {
     NotResults(PathBuf),
 }
 
-/// One row of `timeseries.jsonl` (the fields the report reads).
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-pub struct Point {
-    pub t_s: f64,
-    pub phase: String,
-    pub planned_arrivals: u64,
-    pub arrivals: u64,
-    pub in_flight: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub delayed: u64,
-    pub dropped: u64,
-    pub completions_per_s: f64,
-    pub arrivals_per_s: f64,
-    pub interval_failures: u64,
-    pub tx_per_s: f64,
-    pub e2e_p50_ms: Option<f64>,
-    pub e2e_p95_ms: Option<f64>,
-    pub e2e_p99_ms: Option<f64>,
-    pub errors: BTreeMap<String, u64>,
-    pub breakers_open: Vec<String>,
-    pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
-}
+/// One row of `timeseries.jsonl`, read back with the type the engine writes.
+pub type Point = crate::metrics::Snapshot;
 
 /// Everything a results directory holds, parsed.
 #[derive(Debug, Clone)]

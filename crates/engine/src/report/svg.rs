@@ -183,18 +183,9 @@ pub fn line_chart(
     o
 }
 
-#[allow(clippy::too_many_arguments)]
-fn axes(
-    o: &mut String,
-    x0: f64,
-    x1: f64,
-    ymax: f64,
-    ystep: f64,
-    x_label: &str,
-    y_label: &str,
-    height: f64,
-) {
-    let (pw, ph) = (W - ML - MR, height - MT - MB);
+/// Horizontal grid lines with their labels, every `ystep` up to `ymax`, in a
+/// plot area `pw` × `ph` at the standard margins.
+fn y_grid(o: &mut String, ymax: f64, ystep: f64, pw: f64, ph: f64) {
     let mut y = 0.0;
     while y <= ymax + ystep * 0.01 {
         let py = MT + ph - y / ymax * ph;
@@ -208,6 +199,21 @@ fn axes(
         );
         y += ystep;
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn axes(
+    o: &mut String,
+    x0: f64,
+    x1: f64,
+    ymax: f64,
+    ystep: f64,
+    x_label: &str,
+    y_label: &str,
+    height: f64,
+) {
+    let (pw, ph) = (W - ML - MR, height - MT - MB);
+    y_grid(o, ymax, ystep, pw, ph);
     let xstep = nice_step(x1 - x0, 6.0);
     let mut x = (x0 / xstep).ceil() * xstep;
     while x <= x1 + xstep * 0.01 {
@@ -278,19 +284,7 @@ pub fn bar_chart(
     let ystep = nice_step(y1 * 1.05, 4.0);
     let ymax = (y1 * 1.05 / ystep).ceil().max(1.0) * ystep;
     let (pw, ph) = (W - ML - MR, H - MT - MB);
-    let mut y = 0.0;
-    while y <= ymax + ystep * 0.01 {
-        let py = MT + ph - y / ymax * ph;
-        let _ = write!(
-            o,
-            r##"<line x1="{ML}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#555" text-anchor="end">{}</text>"##,
-            ML + pw,
-            ML - 4.0,
-            py + 3.0,
-            num(y)
-        );
-        y += ystep;
-    }
+    y_grid(&mut o, ymax, ystep, pw, ph);
     let slot = pw / bars.len() as f64;
     let bw = (slot * 0.7).max(1.0);
     let label_every = (bars.len() / 16).max(1);
