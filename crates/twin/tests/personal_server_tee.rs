@@ -226,6 +226,25 @@ async fn poll_to_terminal(env: &Env, id: &str) -> OperationStatus {
     }
 }
 
+/// Sends `call`, waits for its receipt and returns the first `E` it logged.
+async fn send_for_event<P, D, E>(
+    call: alloy::contract::CallBuilder<P, D, alloy::network::Ethereum>,
+) -> E
+where
+    P: Provider,
+    D: alloy::contract::CallDecoder,
+    E: alloy::sol_types::SolEvent,
+{
+    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<E>().ok())
+        .map(|l| l.inner.data)
+        .unwrap_or_else(|| panic!("no {} in the receipt", E::SIGNATURE))
+}
+
 async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: ErrorBody = response.json().await.expect("the server's error body");
@@ -281,23 +300,13 @@ async fn operation_and_contribution_proof_end_to_end() {
         .connect_http(rpc);
     let pool = TeePoolPhala::new(env.contract("TeePoolPhala"), &user);
     let fee = pool.teeFee().call().await.unwrap();
-    let receipt = pool
-        .requestContributionProof(U256::from(c.file_id))
-        .value(fee)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let job = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<TeePoolPhala::JobSubmitted>().ok())
-        .expect("JobSubmitted");
-    let job_id: u64 = job.inner.jobId.to();
-    let tee_url = pool.tees(job.inner.teeAddress).call().await.unwrap().url;
+    let job: TeePoolPhala::JobSubmitted = send_for_event(
+        pool.requestContributionProof(U256::from(c.file_id))
+            .value(fee),
+    )
+    .await;
+    let job_id: u64 = job.jobId.to();
+    let tee_url = pool.tees(job.teeAddress).call().await.unwrap().url;
     assert_eq!(
         tee_url,
         env.url("tee"),
@@ -348,23 +357,11 @@ async fn operation_and_contribution_proof_end_to_end() {
     let dlp = DataLiquidityPool::new(env.contract("DataLiquidityPool"), &user);
     let token = RewardToken::new(env.contract("RewardToken"), &user);
     let before = token.balanceOf(c.user.address()).call().await.unwrap();
-    let receipt = dlp
-        .requestReward(U256::from(c.file_id), U256::from(1u64))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let reward = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<DataLiquidityPool::RewardRequested>().ok())
-        .expect("RewardRequested");
-    assert!(reward.inner.rewardAmount > U256::ZERO);
+    let reward: DataLiquidityPool::RewardRequested =
+        send_for_event(dlp.requestReward(U256::from(c.file_id), U256::from(1u64))).await;
+    assert!(reward.rewardAmount > U256::ZERO);
     let after = token.balanceOf(c.user.address()).call().await.unwrap();
-    assert_eq!(after - before, reward.inner.rewardAmount);
+    assert_eq!(after - before, reward.rewardAmount);
 
     env.twin.stop().await;
 }
