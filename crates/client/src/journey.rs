@@ -151,6 +151,27 @@ pub async fn run(ctx: &Arc<Context>, user: u64, mode: Mode) -> JourneyReport {
 
 /// Runs user `user`'s journey with a synthetic dataset of `size`.
 pub async fn run_sized(ctx: &Arc<Context>, user: u64, mode: Mode, size: DataSize) -> JourneyReport {
+    run_observed(ctx, user, mode, size, &|_| {}).await
+}
+
+/// What a journey tells its observer as it goes.
+#[derive(Debug)]
+pub enum StepEvent<'a> {
+    /// The journey enters this step.
+    Begin(Step),
+    /// The step ended, successfully or not.
+    End(&'a StepResult),
+}
+
+/// [`run_sized`], telling `observe` when each step begins and ends (the load
+/// engine keeps the finished steps of a journey it has to stop).
+pub async fn run_observed(
+    ctx: &Arc<Context>,
+    user: u64,
+    mode: Mode,
+    size: DataSize,
+    observe: &(dyn Fn(StepEvent<'_>) + Send + Sync),
+) -> JourneyReport {
     let mut report = JourneyReport {
         user_index: user,
         ..Default::default()
@@ -161,12 +182,14 @@ pub async fn run_sized(ctx: &Arc<Context>, user: u64, mode: Mode, size: DataSize
     {
         Some(s) => s,
         None => {
+            observe(StepEvent::Begin(Step::Wallet));
             report.steps.push(StepResult {
                 name: Step::Wallet,
                 ok: false,
                 duration: Duration::ZERO,
                 error: Some(JourneyError::crypto(format!("cannot derive user {user}"))),
             });
+            observe(StepEvent::End(&report.steps[0]));
             return report;
         }
     };
@@ -185,6 +208,7 @@ pub async fn run_sized(ctx: &Arc<Context>, user: u64, mode: Mode, size: DataSize
     };
     for step in Step::ALL {
         let limit = ctx.target.timeouts.get(step);
+        observe(StepEvent::Begin(step));
         let started = Instant::now();
         let fut = run_step(ctx, step, mode, &mut st, &mut report, limit);
         let res = match step {
@@ -209,6 +233,9 @@ pub async fn run_sized(ctx: &Arc<Context>, user: u64, mode: Mode, size: DataSize
             duration,
             error: res.err(),
         });
+        if let Some(last) = report.steps.last() {
+            observe(StepEvent::End(last));
+        }
         if failed {
             break;
         }

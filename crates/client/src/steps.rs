@@ -1,4 +1,11 @@
-//! The eleven journey steps by name, and their per-step timeouts.
+//! The eleven journey steps: the one declaration of each step's name, the
+//! component it exercises, its default deadline and whether it touches the
+//! chain. The engine learns them through its `Flow` trait (the CLI adapts);
+//! nothing else in the workspace lists step names.
+//!
+//! Deadlines are layered, later wins: [`Step::default_timeout`] → a target's
+//! `[timeouts]` ([`StepTimeouts::from_secs_table`]) → a profile's
+//! `stepTimeouts` (preset → profile file → environment → CLI).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +63,28 @@ impl Step {
         }
     }
 
+    /// The component the step exercises (breakers and bottleneck analysis).
+    pub fn component(self) -> &'static str {
+        match self {
+            Step::Wallet | Step::Claim => "chain",
+            Step::Data | Step::Encrypt => "client",
+            Step::Upload => "storage",
+            Step::Register => "relayer",
+            Step::Index => "indexer",
+            Step::Proof => "tee",
+            Step::InferRequest | Step::Result => "personal_server",
+            Step::InferWait => "inference",
+        }
+    }
+
+    /// Whether the step sends a transaction or waits for one.
+    pub fn touches_chain(self) -> bool {
+        matches!(
+            self,
+            Step::Wallet | Step::Register | Step::Proof | Step::Claim
+        )
+    }
+
     /// The default deadline of a step.
     pub fn default_timeout(self) -> Duration {
         Duration::from_secs(match self {
@@ -93,6 +122,7 @@ impl std::str::FromStr for Step {
 }
 
 /// Per-step deadlines; steps not overridden use [`Step::default_timeout`].
+/// The sum of the defaults is 900 s, the default journey timeout.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepTimeouts {
     overrides: BTreeMap<Step, Duration>,
@@ -108,6 +138,14 @@ impl StepTimeouts {
 
     pub fn set(&mut self, step: Step, limit: Duration) {
         self.overrides.insert(step, limit);
+    }
+
+    /// Applies a `{step name: seconds}` table over these deadlines.
+    pub fn apply_secs_table(&mut self, table: &BTreeMap<String, f64>) -> Result<(), String> {
+        for (step, limit) in StepTimeouts::from_secs_table(table)?.overrides {
+            self.set(step, limit);
+        }
+        Ok(())
     }
 
     /// From a `{step name: seconds}` table (the `[timeouts]` of a target file).
@@ -156,6 +194,43 @@ mod tests {
                 format!("\"{}\"", s.name())
             );
         }
+    }
+
+    #[test]
+    fn every_step_has_a_component_and_the_chain_steps_are_the_four_transactions() {
+        let chain: Vec<_> = Step::ALL
+            .iter()
+            .filter(|s| s.touches_chain())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(chain, ["wallet", "register", "proof", "claim"]);
+        assert_eq!(Step::Register.component(), "relayer");
+        assert_eq!(Step::InferWait.component(), "inference");
+        let sum: u64 = Step::ALL
+            .iter()
+            .map(|s| s.default_timeout().as_secs())
+            .sum();
+        assert_eq!(sum, 900);
+    }
+
+    #[test]
+    fn a_profile_table_layers_over_a_target_table() {
+        let mut target = BTreeMap::new();
+        target.insert("index".to_string(), 30.0);
+        target.insert("proof".to_string(), 90.0);
+        let mut t = StepTimeouts::from_secs_table(&target).unwrap();
+        let mut profile = BTreeMap::new();
+        profile.insert("proof".to_string(), 45.0);
+        t.apply_secs_table(&profile).unwrap();
+        assert_eq!(t.get(Step::Index), Duration::from_secs(30));
+        assert_eq!(t.get(Step::Proof), Duration::from_secs(45));
+        assert_eq!(t.get(Step::Claim), Step::Claim.default_timeout());
+        profile.insert("prof".to_string(), 1.0);
+        assert!(
+            t.apply_secs_table(&profile)
+                .unwrap_err()
+                .contains("\"prof\"")
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use vana_load_engine::config::{LoadTestConfig, Preset};
-use vana_load_engine::{Flow, FlowResult, LiveMode, RunOptions, StepSample, run};
+use vana_load_engine::{
+    Flow, FlowResult, LiveMode, Progress, RunOptions, StepDef, StepSample, run,
+};
 
 struct Counting;
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -47,7 +49,16 @@ struct Hold {
 }
 
 impl Flow for Hold {
-    async fn run(&self, _u: u64, _r: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        vec![StepDef::new(
+            "hold",
+            "hold",
+            Duration::from_secs(600),
+            false,
+        )]
+    }
+
+    async fn run(&self, _u: u64, _p: &Progress) -> FlowResult {
         let k = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         if k == 1 {
             self.at_first
@@ -114,7 +125,16 @@ async fn memory(n: u64) {
 
 struct Sleep(Duration);
 impl Flow for Sleep {
-    async fn run(&self, _u: u64, _r: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        vec![StepDef::new(
+            "sleep",
+            "sleep",
+            Duration::from_secs(600),
+            false,
+        )]
+    }
+
+    async fn run(&self, _u: u64, _p: &Progress) -> FlowResult {
         tokio::time::sleep(self.0).await;
         FlowResult::ok(vec![StepSample::ok("sleep", self.0)])
     }

@@ -7,19 +7,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vana_load_engine::config::{Preset, STEPS};
-use vana_load_engine::{Flow, FlowError, FlowResult, RunOptions, StepSample, run};
+use vana_load_engine::config::Preset;
+use vana_load_engine::{
+    Flow, FlowError, FlowResult, Progress, RunOptions, StepDef, StepSample, run,
+};
+
+#[path = "../tests/report_support/steps.rs"]
+mod steps;
 
 struct Synthetic;
 
 impl Flow for Synthetic {
-    async fn run(&self, user: u64, _run_id: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        steps::defs()
+    }
+
+    async fn run(&self, user: u64, progress: &Progress) -> FlowResult {
         let mut steps = Vec::new();
-        for (i, name) in STEPS.iter().enumerate() {
+        for (i, &name) in steps::NAMES.iter().enumerate() {
+            progress.begin(name);
             let ms = 20 + (user * 31 + i as u64 * 17) % 200;
             let d = Duration::from_millis(ms);
             tokio::time::sleep(d).await;
-            if name == &"infer_wait" && user % 33 == 7 {
+            if name == "infer_wait" && user % 33 == 7 {
                 steps.push(StepSample::failed(name, d, "inference_failed"));
                 return FlowResult {
                     steps,
@@ -31,6 +41,7 @@ impl Flow for Synthetic {
                     txs: vec![],
                 };
             }
+            progress.end(StepSample::ok(name, d));
             steps.push(StepSample::ok(name, d));
         }
         FlowResult::ok(steps)
@@ -51,7 +62,7 @@ async fn main() -> std::process::ExitCode {
     }
     let opts = RunOptions {
         out_dir: args.get(2).map(Into::into),
-        handle_ctrl_c: true,
+        handle_signals: true,
         ..Default::default()
     };
     match run(cfg, Arc::new(Synthetic), opts).await {

@@ -5,7 +5,10 @@
 //! ([`Preset`]) → a profile TOML file → the plan's `LOAD_TEST_*` environment
 //! variables → CLI overrides. Each layer is a [`ConfigPatch`] (all fields optional).
 //! Field names in TOML are the plan's camelCase names (`totalUsers`, `rampUpMinutes`…).
-//! [`LoadTestConfig::validate`] refuses an inconsistent config, naming the field.
+//! [`LoadTestConfig::validate`] refuses an inconsistent config, naming the field;
+//! [`LoadTestConfig::validate_for`] also checks every step name the config uses
+//! (`stepTimeouts`, `stepComponents`, thresholds) against the flow's own steps,
+//! before anything starts. The engine holds no step names of its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,22 +16,33 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flow::StepDef;
 use crate::threshold::ThresholdSpec;
 
-/// The eleven steps of the journey, in order (names shared with the client).
-pub const STEPS: [&str; 11] = [
-    "wallet",
-    "data",
-    "encrypt",
-    "upload",
-    "register",
-    "index",
-    "proof",
-    "infer_request",
-    "infer_wait",
-    "result",
-    "claim",
-];
+/// A step as this run uses it: the flow's declaration with the config's overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedStep {
+    pub name: String,
+    pub component: String,
+    #[serde(with = "secs_f64")]
+    pub timeout: Duration,
+    pub chain: bool,
+}
+
+/// Durations as seconds (f64) in JSON.
+mod secs_f64 {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
 
 /// A config problem, naming the field (its TOML / plan name).
 #[derive(Debug, thiserror::Error)]
@@ -159,60 +173,31 @@ pub struct LoadTestConfig {
     pub time_scale: f64,
     /// Seconds an arrival over the concurrency cap may wait for a slot before it is dropped.
     pub max_queue_wait_secs: f64,
-    /// Per-step timeouts in seconds (read by the flow), keyed by step name.
+    /// Per-step timeout overrides in seconds, keyed by step name. They layer
+    /// over the flow's own deadlines (for the Vana journey: the client's
+    /// defaults, then the target's `[timeouts]`); the flow applies them.
     pub step_timeouts: BTreeMap<String, f64>,
-    /// Whole-journey timeout in seconds, enforced by the engine.
-    pub journey_timeout_secs: f64,
+    /// Whole-journey timeout in seconds, enforced by the engine. Default
+    /// (`None`): the sum of the step timeouts; a smaller value is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey_timeout_secs: Option<f64>,
+    /// A run whose schedule-lag p99 (dispatch − intended start) exceeds this
+    /// many milliseconds could not keep its own schedule: its verdict is
+    /// `inconclusive`, never `pass`.
+    pub max_schedule_lag_ms: f64,
     /// Fraction of planned users allowed to fail (the plan's 2 %).
     pub error_budget: f64,
     /// P95 end-to-end target in seconds (the plan's 30 s).
     pub p95_e2e_target_secs: f64,
     /// Extra k6-style thresholds, e.g. `p99(register) < 10s`.
     pub thresholds: Vec<ThresholdSpec>,
-    /// Step name → component, for the circuit breakers and the report.
+    /// Step name → component overrides (the flow declares each step's component).
     pub step_components: BTreeMap<String, String>,
     pub breaker: BreakerConfig,
     /// Journey duration in seconds assumed by `plan` for Little's law.
     pub assumed_journey_secs: f64,
     /// Seconds in-flight journeys may keep running after an abort before they are cancelled.
     pub abort_grace_secs: f64,
-}
-
-fn default_step_timeouts() -> BTreeMap<String, f64> {
-    let t = [
-        ("wallet", 60.0),
-        ("data", 10.0),
-        ("encrypt", 30.0),
-        ("upload", 60.0),
-        ("register", 120.0),
-        ("index", 120.0),
-        ("proof", 180.0),
-        ("infer_request", 30.0),
-        ("infer_wait", 300.0),
-        ("result", 30.0),
-        ("claim", 120.0),
-    ];
-    t.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
-/// The default step → component map (the report's and the breakers' components).
-pub fn default_step_components() -> BTreeMap<String, String> {
-    let m = [
-        ("wallet", "chain"),
-        ("data", "client"),
-        ("encrypt", "client"),
-        ("upload", "storage"),
-        ("register", "relayer"),
-        ("index", "indexer"),
-        ("proof", "tee"),
-        ("infer_request", "personal_server"),
-        ("infer_wait", "inference"),
-        ("result", "personal_server"),
-        ("claim", "chain"),
-    ];
-    m.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 impl Default for LoadTestConfig {
@@ -239,12 +224,13 @@ impl Default for LoadTestConfig {
             seed: 1,
             time_scale: 1.0,
             max_queue_wait_secs: 60.0,
-            step_timeouts: default_step_timeouts(),
-            journey_timeout_secs: 900.0,
+            step_timeouts: BTreeMap::new(),
+            journey_timeout_secs: None,
+            max_schedule_lag_ms: 1000.0,
             error_budget: 0.02,
             p95_e2e_target_secs: 30.0,
             thresholds: Vec::new(),
-            step_components: default_step_components(),
+            step_components: BTreeMap::new(),
             breaker: BreakerConfig::default(),
             assumed_journey_secs: 60.0,
             abort_grace_secs: 10.0,
@@ -374,6 +360,7 @@ pub struct ConfigPatch {
     /// Merged into the current map (only the named steps change).
     pub step_timeouts: Option<BTreeMap<String, f64>>,
     pub journey_timeout_secs: Option<f64>,
+    pub max_schedule_lag_ms: Option<f64>,
     pub error_budget: Option<f64>,
     pub p95_e2e_target_secs: Option<f64>,
     /// Appended to the current list.
@@ -497,7 +484,6 @@ impl LoadTestConfig {
             seed,
             time_scale,
             max_queue_wait_secs,
-            journey_timeout_secs,
             error_budget,
             p95_e2e_target_secs,
             breaker,
@@ -508,6 +494,12 @@ impl LoadTestConfig {
             || p.sustain_minutes.is_some()
             || p.ramp_down_minutes.is_some();
         set!(ramp_up_minutes, sustain_minutes, ramp_down_minutes);
+        if p.journey_timeout_secs.is_some() {
+            self.journey_timeout_secs = p.journey_timeout_secs;
+        }
+        if let Some(v) = p.max_schedule_lag_ms {
+            self.max_schedule_lag_ms = v;
+        }
         match (p.test_duration_minutes, phases_set) {
             (Some(total), false) => {
                 let old = self.ramp_up_minutes + self.sustain_minutes + self.ramp_down_minutes;
@@ -609,7 +601,10 @@ impl LoadTestConfig {
         pos("metricsInterval", self.metrics_interval)?;
         pos("timeScale", self.time_scale)?;
         nonneg("maxQueueWaitSecs", self.max_queue_wait_secs)?;
-        pos("journeyTimeoutSecs", self.journey_timeout_secs)?;
+        if let Some(t) = self.journey_timeout_secs {
+            pos("journeyTimeoutSecs", t)?;
+        }
+        pos("maxScheduleLagMs", self.max_schedule_lag_ms)?;
         pos("p95E2eTargetSecs", self.p95_e2e_target_secs)?;
         pos("assumedJourneySecs", self.assumed_journey_secs)?;
         nonneg("abortGraceSecs", self.abort_grace_secs)?;
@@ -671,6 +666,86 @@ impl LoadTestConfig {
         Ok(())
     }
 
+    /// Checks every step name the config uses against the flow's steps, and
+    /// the journey timeout against the sum of the step timeouts. Run it before
+    /// anything starts.
+    pub fn validate_for(&self, steps: &[StepDef]) -> Result<(), ConfigError> {
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        let unknown = |field: &str, name: &str| {
+            invalid(
+                &format!("{field}.{name}"),
+                format!("unknown step `{name}` (the steps are {})", names.join(", ")),
+            )
+        };
+        for name in self.step_timeouts.keys() {
+            if !names.contains(&name.as_str()) {
+                return Err(unknown("stepTimeouts", name));
+            }
+        }
+        for name in self.step_components.keys() {
+            if !names.contains(&name.as_str()) {
+                return Err(unknown("stepComponents", name));
+            }
+        }
+        for (i, t) in self.thresholds.iter().enumerate() {
+            let th = t
+                .parse()
+                .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
+            th.check_metric(&names)
+                .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
+        }
+        if let Some(limit) = self.journey_timeout_secs {
+            let plan = self.resolve_steps(steps);
+            let sum: f64 = plan.iter().map(|s| s.timeout.as_secs_f64()).sum();
+            if limit < sum {
+                let parts: Vec<String> = plan
+                    .iter()
+                    .map(|s| format!("{} {}", s.name, s.timeout.as_secs_f64()))
+                    .collect();
+                return Err(invalid(
+                    "journeyTimeoutSecs",
+                    format!(
+                        "{limit} s is less than the sum of the step timeouts, {sum} s ({}): \
+                         a journey whose every step stays within its own deadline would be \
+                         cut off; raise journeyTimeoutSecs or lower stepTimeouts",
+                        parts.join(" + ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The flow's steps with this config's `stepTimeouts` and `stepComponents`
+    /// overrides applied.
+    pub fn resolve_steps(&self, steps: &[StepDef]) -> Vec<ResolvedStep> {
+        steps
+            .iter()
+            .map(|s| ResolvedStep {
+                name: s.name.to_string(),
+                component: self
+                    .step_components
+                    .get(s.name)
+                    .cloned()
+                    .unwrap_or_else(|| s.component.to_string()),
+                timeout: self
+                    .step_timeouts
+                    .get(s.name)
+                    .map_or(s.timeout, |secs| Duration::from_secs_f64(*secs)),
+                chain: s.chain,
+            })
+            .collect()
+    }
+
+    /// The engine's journey deadline: `journeyTimeoutSecs`, or the sum of the
+    /// (resolved) step timeouts.
+    pub fn journey_timeout(&self, steps: &[ResolvedStep]) -> Duration {
+        match self.journey_timeout_secs {
+            Some(s) => Duration::from_secs_f64(s),
+            None => steps.iter().map(|s| s.timeout).sum(),
+        }
+    }
+
     /// Scaled durations (seconds) of the three phases.
     pub fn scaled_phases(&self) -> (f64, f64, f64) {
         let f = self.time_scale * 60.0;
@@ -685,26 +760,16 @@ impl LoadTestConfig {
         Duration::from_secs_f64(self.metrics_interval)
     }
 
-    /// Component of a step (the step's own name when unmapped).
-    pub fn component_of<'a>(&'a self, step: &'a str) -> &'a str {
-        self.step_components
-            .get(step)
-            .map(String::as_str)
-            .unwrap_or(step)
-    }
-
-    /// The per-step timeout for `step`, if configured.
-    pub fn step_timeout(&self, step: &str) -> Option<Duration> {
-        self.step_timeouts
-            .get(step)
-            .map(|s| Duration::from_secs_f64(*s))
-    }
-
     /// The config as JSON with secrets redacted (credentials in RPC URLs).
     pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.redacted()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The config with credentials in RPC URLs removed (what results may hold).
+    pub fn redacted(&self) -> LoadTestConfig {
         let mut c = self.clone();
         c.rpc_endpoints = c.rpc_endpoints.iter().map(|u| redact_url(u)).collect();
-        serde_json::to_value(&c).unwrap_or(serde_json::Value::Null)
+        c
     }
 }
 

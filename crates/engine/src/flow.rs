@@ -1,24 +1,123 @@
-//! The contract between the engine and whatever it loads: a [`Flow`] runs one
-//! user's journey and reports what happened in a [`FlowResult`].
+//! The contract between the engine and whatever it loads: a [`Flow`] declares
+//! its steps ([`StepDef`]), runs one user's journey, reports each step as it
+//! ends through [`Progress`], and returns what happened in a [`FlowResult`].
 //!
-//! The engine knows nothing of Vana; the CLI adapts the client's journey to this
-//! trait. The engine measures end-to-end latency itself (from the *intended*
-//! start); the flow reports per-step service times, transactions and the error.
+//! The engine knows nothing of Vana and holds no step names: the flow is the
+//! one place that declares them (name, component, timeout, whether the step
+//! touches the chain). The engine measures end-to-end latency itself (from the
+//! *intended* start); the flow reports per-step service times, transactions and
+//! the error. `Progress` is what lets the engine's own journey timeout keep the
+//! steps that had finished and charge the one that was running.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// One step a flow runs, declared once by the flow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepDef {
+    /// The step's name in every result and report, e.g. `register`.
+    pub name: &'static str,
+    /// The component the step exercises (circuit breakers, bottleneck analysis).
+    pub component: &'static str,
+    /// The step's deadline as the flow applies it.
+    pub timeout: Duration,
+    /// Whether the step sends or waits for a transaction (the chain error rate).
+    pub chain: bool,
+}
+
+impl StepDef {
+    pub const fn new(
+        name: &'static str,
+        component: &'static str,
+        timeout: Duration,
+        chain: bool,
+    ) -> StepDef {
+        StepDef {
+            name,
+            component,
+            timeout,
+            chain,
+        }
+    }
+}
 
 /// One user's journey. Implementations are shared by all users (`&self`), so
 /// they hold long-lived clients; per-user state lives in the returned future.
 pub trait Flow: Send + Sync + 'static {
+    /// The steps of a journey, in order, with the timeouts the flow applies.
+    fn steps(&self) -> Vec<StepDef>;
+
     /// Runs one user's journey. `user` is the user's index in the schedule
-    /// (0-based; each index must map to a distinct wallet). `run_id` identifies the run.
-    fn run(&self, user: u64, run_id: &str) -> impl Future<Output = FlowResult> + Send;
+    /// (0-based; each index must map to a distinct wallet). The flow calls
+    /// [`Progress::begin`] and [`Progress::end`] around each step.
+    fn run(&self, user: u64, progress: &Progress) -> impl Future<Output = FlowResult> + Send;
 
     /// The wallet address of user `user`, logged in `flow_start` before the journey
     /// runs. Cheap and deterministic (e.g. HD derivation). Default: `user-<index>`.
     fn wallet(&self, user: u64) -> String {
         format!("user-{user}")
+    }
+}
+
+/// The steps a running journey has finished, and the one it is in.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    inner: Arc<Mutex<ProgressState>>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    done: Vec<StepSample>,
+    running: Option<(&'static str, Instant)>,
+}
+
+impl Progress {
+    fn state(&self) -> std::sync::MutexGuard<'_, ProgressState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The journey enters `step`.
+    pub fn begin(&self, step: &'static str) {
+        self.state().running = Some((step, Instant::now()));
+    }
+
+    /// A step ended (successfully or not).
+    pub fn end(&self, sample: StepSample) {
+        let mut s = self.state();
+        s.running = None;
+        s.done.push(sample);
+    }
+
+    /// The result of a journey stopped by the engine's journey timeout: the
+    /// finished steps, and the running one marked `timeout` with the time it had run.
+    pub(crate) fn timed_out(&self, message: String) -> FlowResult {
+        let s = self.state();
+        let mut steps = s.done.clone();
+        let step = match s.running {
+            Some((name, since)) => {
+                steps.push(StepSample::failed(name, since.elapsed(), "timeout"));
+                name
+            }
+            // Between two steps: charge the last one that ended, else the journey.
+            None => steps.last().map_or("journey", |st| st.name),
+        };
+        FlowResult {
+            steps,
+            error: Some(FlowError {
+                step,
+                class: "timeout".into(),
+                message,
+            }),
+            txs: Vec::new(),
+        }
+    }
+
+    /// The step running now, if any.
+    pub fn running(&self) -> Option<&'static str> {
+        self.state().running.map(|r| r.0)
     }
 }
 
@@ -44,9 +143,9 @@ impl FlowResult {
 }
 
 /// One timed step.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepSample {
-    /// Step name (`wallet`, `data`, …, `claim`).
+    /// Step name, one of the flow's [`StepDef::name`]s.
     pub name: &'static str,
     /// Service time of the step.
     pub duration: Duration,
@@ -81,7 +180,7 @@ pub struct FlowError {
     pub step: &'static str,
     /// The error class, e.g. `revert(InvalidNonce)`, `timeout`, `server_NOT_FOUND_ERROR`.
     pub class: String,
-    /// A human-readable message. Must not contain secrets; it is written to results.
+    /// A human-readable message. The engine redacts secrets before writing it.
     pub message: String,
 }
 
@@ -95,4 +194,29 @@ pub struct TxSample {
     /// From submission to receipt.
     pub confirm: Duration,
     pub block: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timed_out_keeps_finished_steps_and_charges_the_running_one() {
+        let p = Progress::default();
+        p.begin("a");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        p.end(StepSample::ok("a", Duration::from_secs(2)));
+        p.begin("b");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(p.running(), Some("b"));
+        let r = p.timed_out("journey exceeded 7 s".into());
+        assert_eq!(r.steps.len(), 2);
+        assert_eq!(r.steps[0], StepSample::ok("a", Duration::from_secs(2)));
+        assert_eq!(r.steps[1].name, "b");
+        assert!(!r.steps[1].ok);
+        assert_eq!(r.steps[1].duration, Duration::from_secs(5));
+        assert_eq!(r.steps[1].error_class.as_deref(), Some("timeout"));
+        let e = r.error.unwrap();
+        assert_eq!((e.step, e.class.as_str()), ("b", "timeout"));
+    }
 }

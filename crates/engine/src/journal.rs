@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::flow::{FlowError, FlowResult, StepSample, TxSample};
 use crate::metrics::Recorder;
-use crate::results::Event;
+use crate::schema::Event;
 
 /// What a journal says about a run. The recorder's counters describe the
 /// finished and dropped users only (unfinished users will run again on resume).
@@ -54,38 +54,59 @@ fn ms(x: f64) -> Duration {
 }
 
 /// Replays `events.jsonl` from `dir`.
+///
+/// A user who started but never finished (in flight at a crash, or cancelled)
+/// runs again on resume, so nothing of that first attempt is counted: not its
+/// arrival, its start, its slot wait nor its delay.
 pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
     let f = std::fs::File::open(dir.join("events.jsonl"))?;
     let mut st = JournalState {
         recorder: Recorder::new(planned),
         ..Default::default()
     };
-    let mut started = BTreeSet::new();
+    let mut events = Vec::new();
     for line in BufReader::new(f).lines() {
         let line = line?;
-        let Ok(ev) = serde_json::from_str::<Event>(&line) else {
-            st.bad_lines += 1;
+        if line.trim().is_empty() {
             continue;
-        };
-        let r = &mut st.recorder;
-        let at_s = ev.intended_ms / 1000.0 + ev.duration_ms.unwrap_or(0.0) / 1000.0;
-        match ev.event.as_str() {
-            "flow_start" => {
-                started.insert(ev.user);
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(ev) => events.push(ev),
+            Err(_) => st.bad_lines += 1,
+        }
+    }
+    let mut started = BTreeSet::new();
+    for ev in &events {
+        match ev {
+            Event::FlowStart(s) => {
+                started.insert(s.who.user);
+            }
+            Event::FlowComplete(j) | Event::FlowFailed(j) => {
+                st.finished.insert(j.who.user);
+            }
+            Event::FlowDropped(d) => {
+                st.dropped.insert(d.who.user);
+            }
+            Event::FlowCancelled(_) => {}
+        }
+    }
+    st.unfinished = started.difference(&st.finished).copied().collect();
+    let r = &mut st.recorder;
+    for ev in events {
+        match ev {
+            Event::FlowStart(s) if st.finished.contains(&s.who.user) => {
+                let at = s.who.intended_ms / 1000.0;
                 r.arrived += 1;
-                r.first_arrival_s =
-                    Some(r.first_arrival_s.map_or(ev.intended_ms / 1000.0, |a: f64| {
-                        a.min(ev.intended_ms / 1000.0)
-                    }));
-                r.start(ms(ev.wait_ms.unwrap_or(0.0)));
-                if ev.delayed == Some(true) {
+                r.first_arrival_s = Some(r.first_arrival_s.map_or(at, |a: f64| a.min(at)));
+                r.start(ms(s.wait_ms));
+                if s.delayed {
                     r.delayed += 1;
                 }
             }
-            "flow_complete" | "flow_failed" => {
-                st.finished.insert(ev.user);
+            Event::FlowComplete(j) | Event::FlowFailed(j) => {
+                let at_s = (j.who.intended_ms + j.duration_ms) / 1000.0;
                 let result = FlowResult {
-                    steps: ev
+                    steps: j
                         .steps
                         .iter()
                         .map(|s| StepSample {
@@ -95,12 +116,12 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                             error_class: s.error.clone(),
                         })
                         .collect(),
-                    error: (ev.event == "flow_failed").then(|| FlowError {
-                        step: leak(ev.step.as_deref().unwrap_or("unknown")),
-                        class: ev.error.clone().unwrap_or_else(|| "unknown".into()),
-                        message: ev.message.clone().unwrap_or_default(),
+                    error: j.error.as_ref().map(|class| FlowError {
+                        step: leak(j.step.as_deref().unwrap_or("unknown")),
+                        class: class.clone(),
+                        message: j.message.clone().unwrap_or_default(),
                     }),
-                    txs: ev
+                    txs: j
                         .txs
                         .iter()
                         .map(|t| TxSample {
@@ -112,34 +133,27 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                         })
                         .collect(),
                 };
-                r.finish(at_s, ms(ev.duration_ms.unwrap_or(0.0)), &result);
+                r.finish(at_s, ms(j.duration_ms), &result);
             }
-            "flow_dropped" => {
-                st.dropped.insert(ev.user);
+            Event::FlowDropped(d) => {
+                let at = d.who.intended_ms / 1000.0;
                 r.arrived += 1;
-                r.dropped += 1;
-                if ev.delayed == Some(true) {
+                r.first_arrival_s = Some(r.first_arrival_s.map_or(at, |a: f64| a.min(at)));
+                if d.delayed {
                     r.delayed += 1;
                 }
-                if ev
-                    .error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("breaker("))
-                {
-                    r.shed += 1;
-                }
+                let message = d.error.clone();
+                r.dropped(
+                    (d.who.intended_ms + d.wait_ms) / 1000.0,
+                    ms(d.wait_ms),
+                    &d.error,
+                    &message,
+                );
             }
-            "flow_cancelled" => r.cancelled(),
-            _ => {}
+            // Starts of re-run users and cancellations count again when they run.
+            Event::FlowStart(_) | Event::FlowCancelled(_) => {}
         }
     }
-    st.unfinished = started.difference(&st.finished).copied().collect();
-    // A resumed run re-runs unfinished users: they count as neither arrived,
-    // started, in flight nor cancelled until they run again.
-    let n = st.unfinished.len() as u64;
-    st.recorder.started = st.recorder.started.saturating_sub(n);
-    st.recorder.arrived = st.recorder.arrived.saturating_sub(n);
-    st.recorder.cancelled = 0;
     st.recorder.in_flight = 0;
     st.recorder.interval = Default::default();
     Ok(st)

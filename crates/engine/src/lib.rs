@@ -8,13 +8,19 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use vana_load_engine::{Flow, FlowResult, StepSample, LoadTestConfig, Preset, RunOptions};
+//! use vana_load_engine::{Flow, FlowResult, Progress, StepDef, StepSample, LoadTestConfig, Preset, RunOptions};
 //!
 //! struct Sleep;
 //! impl Flow for Sleep {
-//!     async fn run(&self, _user: u64, _run_id: &str) -> FlowResult {
+//!     fn steps(&self) -> Vec<StepDef> {
+//!         vec![StepDef::new("nap", "bed", Duration::from_secs(1), false)]
+//!     }
+//!     async fn run(&self, _user: u64, progress: &Progress) -> FlowResult {
+//!         progress.begin("nap");
 //!         tokio::time::sleep(Duration::from_millis(100)).await;
-//!         FlowResult::ok(vec![StepSample::ok("data", Duration::from_millis(100))])
+//!         let nap = StepSample::ok("nap", Duration::from_millis(100));
+//!         progress.end(nap.clone());
+//!         FlowResult::ok(vec![nap])
 //!     }
 //! }
 //!
@@ -37,14 +43,16 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod schedule;
+pub mod schema;
+pub mod sysmon;
 pub mod threshold;
 
 pub use config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, Spacing, TxMode};
-pub use flow::{Flow, FlowError, FlowResult, StepSample, TxSample};
+pub use flow::{Flow, FlowError, FlowResult, Progress, StepDef, StepSample, TxSample};
 pub use live::LiveMode;
 pub use plan::PlanReport;
 pub use prom::GaugeSource;
-pub use results::Summary;
 pub use run::{EngineError, RunOptions, RunOutcome, run};
 pub use schedule::{RateCurve, Schedule};
+pub use schema::{AbortReason, RunInfo, Summary, TargetInfo, TargetKind, TwinInfo, Verdict};
 pub use threshold::{Threshold, ThresholdSpec};

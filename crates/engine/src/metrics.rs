@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::flow::{FlowResult, TxSample};
 use crate::threshold::{Agg, MetricView};
 
+/// The `step` of an error class charged to arrivals that never started.
+pub const DROPPED_STEP: &str = "(not started)";
+
 /// Significant digits of every histogram.
 pub const SIGFIG: u8 = 3;
 
@@ -97,7 +100,7 @@ pub struct IntervalStats {
 }
 
 /// First/last seen and a sample message of an error class.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub count: u64,
     pub first_s: f64,
@@ -130,7 +133,10 @@ pub struct Recorder {
     /// Dispatch lag of the scheduler (task start − intended start), before any slot wait.
     pub schedule_lag: Hist,
     pub steps: BTreeMap<String, StepStats>,
+    /// Failures by class: failed journeys, dropped and shed arrivals.
     pub errors: BTreeMap<String, ErrorInfo>,
+    /// Failed journeys by the step that failed them.
+    pub failures_by_step: BTreeMap<String, u64>,
     pub txs: BTreeMap<String, TxStats>,
     pub tx_per_block: BTreeMap<u64, u64>,
     pub interval: IntervalStats,
@@ -187,26 +193,46 @@ impl Recorder {
             }
             Some(err) => {
                 self.failed += 1;
-                self.interval.failures += 1;
-                self.e2e_failed
-                    .entry(err.class.clone())
-                    .or_default()
-                    .record(e2e);
-                *self.interval.errors.entry(err.class.clone()).or_default() += 1;
-                let info = self
-                    .errors
-                    .entry(err.class.clone())
-                    .or_insert_with(|| ErrorInfo {
-                        count: 0,
-                        first_s: at_s,
-                        last_s: at_s,
-                        step: err.step.to_string(),
-                        sample: truncate(&crate::results::redact_secrets(&err.message), 300),
-                    });
-                info.count += 1;
-                info.last_s = at_s;
+                *self
+                    .failures_by_step
+                    .entry(err.step.to_string())
+                    .or_default() += 1;
+                self.failure(at_s, e2e, &err.class, err.step, &err.message);
             }
         }
+    }
+
+    /// Records an arrival that never started: dropped after waiting `waited`
+    /// for a slot (`queue_timeout`) or shed by a breaker (`breaker(<component>)`).
+    /// It is a failure of that class, with its waited latency.
+    pub fn dropped(&mut self, at_s: f64, waited: Duration, class: &str, message: &str) {
+        self.dropped += 1;
+        if class.starts_with("breaker(") {
+            self.shed += 1;
+        }
+        self.failure(at_s, waited, class, DROPPED_STEP, message);
+    }
+
+    /// One failure of `class`, counted once.
+    fn failure(&mut self, at_s: f64, e2e: Duration, class: &str, step: &str, message: &str) {
+        self.interval.failures += 1;
+        self.e2e_failed
+            .entry(class.to_string())
+            .or_default()
+            .record(e2e);
+        *self.interval.errors.entry(class.to_string()).or_default() += 1;
+        let info = self
+            .errors
+            .entry(class.to_string())
+            .or_insert_with(|| ErrorInfo {
+                count: 0,
+                first_s: at_s,
+                last_s: at_s,
+                step: step.to_string(),
+                sample: truncate(message, 300),
+            });
+        info.count += 1;
+        info.last_s = at_s;
     }
 
     fn record_tx(&mut self, t: &TxSample) {
@@ -219,8 +245,12 @@ impl Recorder {
         self.interval.txs += 1;
     }
 
-    pub fn cancelled(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// A user cancelled by an abort: `started` when it held a slot (in flight),
+    /// otherwise it was still queued.
+    pub fn cancelled(&mut self, started: bool) {
+        if started {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         self.cancelled += 1;
     }
 
@@ -252,6 +282,18 @@ impl Recorder {
     pub fn finished(&self) -> u64 {
         self.succeeded + self.failed
     }
+
+    /// Users that arrived and ended: finished, dropped or cancelled.
+    pub fn ended(&self) -> u64 {
+        self.finished() + self.dropped + self.cancelled
+    }
+
+    /// (failed + dropped + cancelled) ÷ arrived users that ended.
+    pub fn error_rate(&self) -> Option<f64> {
+        let bad = self.failed + self.dropped + self.cancelled;
+        let all = self.ended();
+        (all > 0).then(|| bad as f64 / all as f64)
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -277,7 +319,8 @@ impl MetricView for Recorder {
     fn count(&self, metric: &str) -> Option<f64> {
         Some(match metric {
             "e2e" | "success" | "succeeded" => self.succeeded as f64,
-            "errors" | "failed" => self.failed as f64,
+            "errors" => (self.failed + self.dropped + self.cancelled) as f64,
+            "failed" => self.failed as f64,
             "dropped" => self.dropped as f64,
             "delayed" => self.delayed as f64,
             "started" => self.started as f64,
@@ -288,7 +331,8 @@ impl MetricView for Recorder {
     fn rate(&self, metric: &str) -> Option<f64> {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         match metric {
-            "errors" | "failed" => ratio(self.failed, self.finished()),
+            "errors" => self.error_rate(),
+            "failed" => ratio(self.failed, self.finished()),
             "success" | "succeeded" | "e2e" => ratio(self.succeeded, self.finished()),
             "dropped" => ratio(self.dropped, self.arrived),
             "delayed" => ratio(self.delayed, self.arrived),
@@ -334,6 +378,9 @@ pub struct Snapshot {
     pub breakers_open: Vec<String>,
     /// Scraped gauges: source → metric (with labels) → value.
     pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The host's CPU and the watched processes' CPU and RSS ([`crate::sysmon::SysMon`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::sysmon::SystemSample>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -346,7 +393,16 @@ pub struct StepPoint {
 
 impl Recorder {
     /// Builds a snapshot and resets the interval accumulators.
-    pub fn snapshot(&mut self, t_s: f64, interval_s: f64, phase: &str, planned: u64) -> Snapshot {
+    /// Only intervals at least half of `nominal_s` long count toward the peak
+    /// completion rate (the last, short interval would inflate it).
+    pub fn snapshot(
+        &mut self,
+        t_s: f64,
+        interval_s: f64,
+        nominal_s: f64,
+        phase: &str,
+        planned: u64,
+    ) -> Snapshot {
         let iv = self.take_interval();
         let per_s = |n: u64| {
             if interval_s > 0.0 {
@@ -356,7 +412,7 @@ impl Recorder {
             }
         };
         let cps = per_s(iv.completions);
-        if cps > self.peak_completions_per_s {
+        if interval_s >= 0.5 * nominal_s && cps > self.peak_completions_per_s {
             self.peak_completions_per_s = cps;
         }
         Snapshot {
@@ -395,6 +451,7 @@ impl Recorder {
             schedule_lag_p99_ms: self.schedule_lag.pct_ms(99.0),
             breakers_open: Vec::new(),
             gauges: BTreeMap::new(),
+            system: None,
         }
     }
 }

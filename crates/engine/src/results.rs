@@ -10,12 +10,13 @@
 //! - `histograms.hlog` — the final cumulative histograms, one tagged line each
 //!   (`e2e`, `e2e.failed.<class>`, `step.<name>`, `step.<name>.failed.<class>`,
 //!   `queue_wait`, `schedule_lag`, `tx.<kind>.confirm`), mergeable across machines.
-//! - `summary.json` — exactly the fields; `details.json` — the plan's
-//!   `LoadTestMetrics` groups, breakers, thresholds, schedule accuracy.
-//! - `config.json` — the config with secrets redacted; `run.json` — run identity
-//!   and status (`running`, `completed`, `aborted`, `interrupted`).
+//! - `summary.json`, `details.json`, `run.json` — the typed files of
+//!   [`crate::schema`], written once each at the end of the run by [`write_final`]
+//!   (`run.json` also once at the start, as `running`, so a killed run shows it).
+//! - `config.json` — the config with secrets redacted.
+//!
+//! This module writes bytes; what they mean is [`crate::schema`].
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,65 +26,10 @@ use std::time::Duration;
 
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::metrics::{Hist, Recorder};
-
-/// One line of `events.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Event {
-    /// `flow_start`, `flow_complete`, `flow_failed`, `flow_dropped` or `flow_cancelled`.
-    pub event: String,
-    pub wallet: String,
-    pub test_id: String,
-    /// Wall-clock milliseconds since the Unix epoch.
-    pub timestamp: i64,
-    /// The user's index in the schedule.
-    pub user: u64,
-    /// Intended start, milliseconds after the schedule start.
-    pub intended_ms: f64,
-    /// End-to-end latency from the intended start (complete/failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<f64>,
-    /// Wait for a concurrency slot (start/complete/failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_ms: Option<f64>,
-    /// The failed step (failed), or the step running at cancellation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    /// The error class (failed), or the drop reason (`queue_timeout`, `breaker(<component>)`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delayed: Option<bool>,
-    /// Per-step service times (complete/failed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<EventStep>,
-    /// Transactions sent (complete/failed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub txs: Vec<EventTx>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EventStep {
-    pub name: String,
-    pub ms: f64,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EventTx {
-    pub kind: String,
-    pub gas_used: u64,
-    /// Decimal string (u128 does not fit JSON numbers).
-    pub fee_wei: String,
-    pub confirm_ms: f64,
-    pub block: u64,
-}
+use crate::schema::{Details, RunInfo, Summary};
 
 /// Appends JSON lines to a file from a dedicated thread, which also does the
 /// serialisation (keeping it off the async workers); flushes whenever the queue is empty.
@@ -144,112 +90,18 @@ impl<T: Serialize + Send + 'static> Drop for LineWriter<T> {
     }
 }
 
-/// `summary.json`: exactly the fields.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Summary {
-    pub users: Users,
-    pub e2e_ms: E2e,
-    pub steps: BTreeMap<String, StepSummary>,
-    pub errors: BTreeMap<String, u64>,
-    pub throughput: Throughput,
-    pub criteria: Vec<Criterion>,
-    /// `pass` or `fail`.
-    pub verdict: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Users {
-    pub planned: u64,
-    pub started: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub delayed: u64,
-    pub dropped: u64,
-}
-
-/// Percentiles of successful journeys, from the intended start.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct E2e {
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-    pub max: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct StepSummary {
-    /// Samples of the step (successful and failed).
-    pub count: u64,
-    pub errors: u64,
-    /// Percentiles of successful samples.
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Throughput {
-    /// Successful journeys per second over the load phases (first arrival → last completion).
-    pub flows_per_s: f64,
-    /// Highest per-interval successful completions per second.
-    pub peak_flows_per_s: f64,
-    pub tx_per_s: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Criterion {
-    pub name: String,
-    pub target: String,
-    pub actual: serde_json::Value,
-    pub pass: bool,
-}
-
-impl Summary {
-    /// Everything but the criteria and verdict, from the recorder.
-    pub fn from_recorder(r: &Recorder) -> Summary {
-        let load_s = r.load_seconds();
-        let per_s = |n: u64| load_s.map_or(0.0, |s| n as f64 / s);
-        Summary {
-            users: Users {
-                planned: r.planned,
-                started: r.started,
-                succeeded: r.succeeded,
-                failed: r.failed,
-                delayed: r.delayed,
-                dropped: r.dropped,
-            },
-            e2e_ms: E2e {
-                p50: r.e2e_ok.pct_ms(50.0),
-                p95: r.e2e_ok.pct_ms(95.0),
-                p99: r.e2e_ok.pct_ms(99.0),
-                max: r.e2e_ok.max_ms(),
-            },
-            steps: r
-                .steps
-                .iter()
-                .map(|(k, s)| {
-                    (
-                        k.clone(),
-                        StepSummary {
-                            count: s.count,
-                            errors: s.errors,
-                            p50_ms: s.ok.pct_ms(50.0),
-                            p95_ms: s.ok.pct_ms(95.0),
-                            p99_ms: s.ok.pct_ms(99.0),
-                        },
-                    )
-                })
-                .collect(),
-            errors: r.error_counts(),
-            throughput: Throughput {
-                flows_per_s: per_s(r.succeeded),
-                peak_flows_per_s: r.peak_completions_per_s,
-                tx_per_s: per_s(r.tx_count()),
-            },
-            criteria: Vec::new(),
-            verdict: String::new(),
-        }
-    }
+/// Writes the final files of a run, each once: `details.json`, then
+/// `summary.json`, then `run.json` (last, so that a completed status means
+/// every other file is there).
+pub fn write_final(
+    dir: &Path,
+    run: &RunInfo,
+    summary: &Summary,
+    details: &Details,
+) -> std::io::Result<()> {
+    write_json(dir, "details.json", details)?;
+    write_json(dir, "summary.json", summary)?;
+    write_json(dir, "run.json", run)
 }
 
 /// Writes `value` as pretty JSON to `dir/name` (atomically: temp file + rename).

@@ -1,15 +1,34 @@
 //! k6-style thresholds: `p95(e2e) < 30s`, `rate(errors) < 0.02`, `p99(register) < 10s`.
 //!
 //! Grammar: `AGG(METRIC) OP VALUE[UNIT]`.
-//! - `AGG`: `pNN` / `pNN.N` (percentile), `max`, `min`, `avg`, `count`, `rate`;
+//! - `AGG`: `pNN` / `pNN.N` or k6's `p(NN)` (percentile), `max`, `min`, `avg`,
+//!   `count`, `rate`;
 //! - `METRIC`: `e2e` (successful journeys, from the intended start), a step name
-//!   (successful samples of that step), `errors` (failed journeys), `dropped`, `delayed`;
-//!   `rate(step)` is that step's error rate, `rate(errors)` failed / finished journeys,
+//!   of the flow (successful samples of that step), `queue_wait`, `schedule_lag`;
+//!   counted: `errors` (failed journeys + dropped + cancelled arrivals), `failed`,
+//!   `succeeded`, `dropped`, `delayed`, `started`, `txs`;
+//!   `rate(step)` is that step's error rate, `rate(errors)` the error rate over
+//!   arrived users, `rate(failed)` failed / finished journeys,
 //!   `rate(dropped|delayed)` over arrivals;
 //! - `OP`: `<`, `<=`, `>`, `>=`, `==`, `!=`;
 //! - `UNIT`: `ms` (the default for latencies), `s`, `m`, or `%` for rates.
 
 use serde::{Deserialize, Serialize};
+
+/// Metrics with latencies (any aggregation but `count`/`rate`), besides the flow's steps.
+pub const LATENCY_METRICS: [&str; 3] = ["e2e", "queue_wait", "schedule_lag"];
+/// Counted metrics (`count` and `rate`), besides the flow's steps.
+pub const COUNTED_METRICS: [&str; 9] = [
+    "e2e",
+    "errors",
+    "failed",
+    "success",
+    "succeeded",
+    "dropped",
+    "delayed",
+    "started",
+    "txs",
+];
 
 /// A threshold as written in a profile: a bare string or `{ expr, abortOnFail }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +111,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+
     fn holds(self, a: f64, b: f64) -> bool {
         match self {
             Op::Lt => a < b,
@@ -123,12 +154,15 @@ pub trait MetricView {
 }
 
 /// The outcome of evaluating a threshold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub expr: String,
-    /// `None` when the metric has no data yet (counted as a pass, as in k6).
+    /// `None` when the metric has no data.
     pub actual: Option<f64>,
     pub pass: bool,
+    /// Why, when the value alone does not say (no samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Threshold {
@@ -146,7 +180,29 @@ impl Threshold {
             return Err(err("misplaced `)`"));
         }
         let agg_s = s[..open].trim();
-        let metric = s[open + 1..close].trim().to_string();
+        let inner = s[open + 1..close].trim();
+        // k6 writes percentiles as `p(95)`: then `(METRIC)` may follow, and
+        // without it the metric is `e2e` (k6 keys a threshold by its metric;
+        // a profile's list has no key, and the journey is what k6 users time).
+        let (agg_s, metric, close) = if agg_s == "p" {
+            let rest = &s[close + 1..];
+            match rest.trim_start().strip_prefix('(') {
+                Some(r) => {
+                    let c2 = r
+                        .find(')')
+                        .ok_or_else(|| err("missing `)` after the metric"))?;
+                    let used = rest.len() - r.len() + c2;
+                    (
+                        format!("p{inner}"),
+                        r[..c2].trim().to_string(),
+                        close + 1 + used,
+                    )
+                }
+                None => (format!("p{inner}"), "e2e".to_string(), close),
+            }
+        } else {
+            (agg_s.to_string(), inner.to_string(), close)
+        };
         if metric.is_empty()
             || !metric
                 .chars()
@@ -154,7 +210,14 @@ impl Threshold {
         {
             return Err(err("metric must be a name like e2e, errors or a step name"));
         }
-        let agg = match agg_s {
+        if metric.is_empty()
+            || !metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(err("metric must be a name like e2e, errors or a step name"));
+        }
+        let agg = match agg_s.as_str() {
             "max" => Agg::Max,
             "min" => Agg::Min,
             "avg" | "mean" => Agg::Avg,
@@ -214,17 +277,78 @@ impl Threshold {
         })
     }
 
-    /// Evaluates against a view of the metrics.
-    pub fn evaluate(&self, view: &dyn MetricView) -> ThresholdResult {
+    /// Refuses a metric the engine does not know, or one the aggregation does
+    /// not fit. `steps` are the flow's step names.
+    pub fn check_metric(&self, steps: &[&str]) -> Result<(), ThresholdError> {
+        let m = self.metric.as_str();
+        let is_step = steps.contains(&m);
+        let counted = matches!(self.agg, Agg::Count | Agg::Rate);
+        let known = is_step
+            || if counted {
+                COUNTED_METRICS.contains(&m)
+            } else {
+                LATENCY_METRICS.contains(&m)
+            };
+        if known {
+            return Ok(());
+        }
+        let any = is_step || COUNTED_METRICS.contains(&m) || LATENCY_METRICS.contains(&m);
+        let reason = if any {
+            if counted {
+                format!(
+                    "`{m}` has no count or rate (count and rate take {} or a step)",
+                    COUNTED_METRICS.join(", ")
+                )
+            } else {
+                format!(
+                    "`{m}` is not a latency (latency aggregations take {} or a step)",
+                    LATENCY_METRICS.join(", ")
+                )
+            }
+        } else {
+            let mut all: Vec<&str> = LATENCY_METRICS.to_vec();
+            for c in COUNTED_METRICS {
+                if !all.contains(&c) {
+                    all.push(c);
+                }
+            }
+            format!(
+                "unknown metric `{m}` (expected {}, or a step: {})",
+                all.join(", "),
+                steps.join(", ")
+            )
+        };
+        Err(ThresholdError {
+            expr: self.expr.clone(),
+            reason,
+        })
+    }
+
+    /// Evaluates against a view of the metrics. `finished` is the number of
+    /// journeys that have finished: once there are any, a threshold whose
+    /// metric has no samples fails and says why; before, it is pending.
+    pub fn evaluate(&self, view: &dyn MetricView, finished: u64) -> ThresholdResult {
         let actual = match self.agg {
             Agg::Count => view.count(&self.metric),
             Agg::Rate => view.rate(&self.metric),
             a => view.latency(&self.metric, a),
         };
+        let (pass, reason) = match actual {
+            Some(a) => (self.op.holds(a, self.value), None),
+            None if finished == 0 => (true, Some("no data yet".to_string())),
+            None => (
+                false,
+                Some(format!(
+                    "no samples of `{}` among {finished} finished journeys",
+                    self.metric
+                )),
+            ),
+        };
         ThresholdResult {
             expr: self.expr.clone(),
             actual,
-            pass: actual.is_none_or(|a| self.op.holds(a, self.value)),
+            pass,
+            reason,
         }
     }
 }

@@ -93,7 +93,7 @@ fn every_section_and_chart_is_present_with_data() {
         "chart-confirm".into(),
         "chart-fees".into(),
     ];
-    for step in vana_load_engine::config::STEPS {
+    for step in report_support::steps::NAMES {
         charts.push(format!("chart-hist-{step}"));
     }
     for id in &charts {

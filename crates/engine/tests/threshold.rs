@@ -61,7 +61,7 @@ fn rejects_malformed_expressions_with_a_reason() {
 
 #[test]
 fn evaluates_against_metrics() {
-    let ev = |s: &str| Threshold::parse(s).unwrap().evaluate(&View);
+    let ev = |s: &str| Threshold::parse(s).unwrap().evaluate(&View, 50);
     assert!(ev("p95(e2e) < 30s").pass);
     assert!(!ev("p95(e2e) < 20s").pass);
     assert!(!ev("p99(register) < 10s").pass);
@@ -70,7 +70,66 @@ fn evaluates_against_metrics() {
     assert!(!ev("rate(errors) < 1%").pass);
     assert!(!ev("count(dropped) == 0").pass);
     assert!(ev("max(e2e) >= 40s").pass);
-    // No data yet: passes, as in k6.
+    // No samples once journeys finished (e.g. every `claim` failed): fails, and says why.
     let r = ev("p95(claim) < 1s");
+    assert!(!r.pass && r.actual.is_none());
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("no samples of `claim`"),
+        "{r:?}"
+    );
+    // Before any journey finished it is pending (the live abort check waits).
+    let r = Threshold::parse("p95(claim) < 1s")
+        .unwrap()
+        .evaluate(&View, 0);
     assert!(r.pass && r.actual.is_none());
+}
+
+#[test]
+fn a_misspelt_or_misfitting_metric_is_refused_by_name() {
+    let steps = ["wallet", "register", "claim"];
+    let e = Threshold::parse("p95(regster) < 10s")
+        .unwrap()
+        .check_metric(&steps)
+        .unwrap_err();
+    assert!(e.reason.contains("unknown metric `regster`"), "{e}");
+    assert!(e.reason.contains("register"), "lists the steps: {e}");
+    for ok in [
+        "p95(register) < 10s",
+        "p95(e2e) < 30s",
+        "rate(errors) < 2%",
+        "count(dropped) == 0",
+        "p99(schedule_lag) < 1s",
+        "rate(claim) < 0.1",
+    ] {
+        Threshold::parse(ok).unwrap().check_metric(&steps).unwrap();
+    }
+    let e = Threshold::parse("p95(dropped) < 1s")
+        .unwrap()
+        .check_metric(&steps)
+        .unwrap_err();
+    assert!(e.reason.contains("not a latency"), "{e}");
+    let e = Threshold::parse("rate(queue_wait) < 1")
+        .unwrap()
+        .check_metric(&steps)
+        .unwrap_err();
+    assert!(e.reason.contains("no count or rate"), "{e}");
+}
+
+#[test]
+fn k6_percentile_spelling_is_accepted() {
+    let t = Threshold::parse("p(95) < 30s").unwrap();
+    assert_eq!(
+        (t.agg, t.metric.as_str(), t.value),
+        (Agg::Percentile(95.0), "e2e", 30_000.0)
+    );
+    let t = Threshold::parse("p(99.9)(register) <= 10s").unwrap();
+    assert_eq!(
+        (t.agg, t.metric.as_str(), t.op, t.value),
+        (Agg::Percentile(99.9), "register", Op::Le, 10_000.0)
+    );
+    assert!(Threshold::parse("p(95)(register < 1s").is_err());
+    assert!(Threshold::parse("p(x) < 1s").is_err());
 }

@@ -107,16 +107,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let opts = args.chain.options()?;
             match args.format {
                 Format::Html => {
-                    let paths = report::write_report(&dir, &opts)
+                    let data = report::RunData::load(&dir)
                         .with_context(|| format!("cannot report on {}", dir.display()))?;
-                    let mut shown = paths.html.clone();
+                    let a = report::analyse(&data, &opts);
+                    let page = report::write_html(&data, &a)
+                        .with_context(|| format!("cannot report on {}", dir.display()))?;
+                    let mut shown = page.clone();
                     if let Some(out) = &args.out {
-                        std::fs::copy(&paths.html, out)
+                        std::fs::copy(&page, out)
                             .with_context(|| format!("cannot write {}", out.display()))?;
                         shown = out.clone();
                     }
-                    let data = report::RunData::load(&dir)?;
-                    let a = report::analyse(&data, &opts);
                     println!("verdict: {}", data.summary.verdict);
                     if let Some(s) = a.bottleneck.sentences.first() {
                         println!("{s}");

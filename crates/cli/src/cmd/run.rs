@@ -14,15 +14,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use client::context::{Context, RunOptions as ClientOptions};
 use client::data::DataSize;
-use client::journey::{self, JourneyReport, Mode};
-use client::steps::Step;
+use client::journey::{self, JourneyReport, Mode, StepEvent};
+use client::steps::{Step, StepTimeouts};
 use engine::config::{LoadTestConfig, TxMode};
-use engine::{Flow, FlowError, FlowResult, GaugeSource, LiveMode, StepSample, TxSample};
+use engine::{
+    Flow, FlowError, FlowResult, GaugeSource, LiveMode, Progress, StepDef, StepSample, TxSample,
+};
 
 use super::plan::ProfileArgs;
 use super::target_arg::TargetArgs;
@@ -56,6 +57,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.profile.profile = Some("smoke".into());
     }
     let config = args.profile.load()?;
+    // Every step name the profile uses, and the journey timeout, are checked
+    // against the client's steps before anything starts (the engine checks
+    // again with the target's own timeouts once it is resolved).
+    config.validate_for(&journey_steps(&StepTimeouts::default()))?;
     if config.enable_debug_logs {
         tracing::info!(
             "debug logs enabled by the profile (set RUST_LOG=debug for the client's own)"
@@ -73,12 +78,11 @@ async fn run_on(
     resolved: &super::target_arg::ResolvedTarget,
 ) -> anyhow::Result<ExitCode> {
     let mut target = resolved.target.clone();
-    for (step, secs) in &config.step_timeouts {
-        let step: Step = step
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("stepTimeouts: {e}"))?;
-        target.timeouts.set(step, Duration::from_secs_f64(*secs));
-    }
+    // Deadlines: the client's defaults → the target's [timeouts] → stepTimeouts.
+    target
+        .timeouts
+        .apply_secs_table(&config.step_timeouts)
+        .map_err(|e| anyhow::anyhow!("stepTimeouts: {e}"))?;
     let users =
         u32::try_from(config.total_users).context("totalUsers does not fit a wallet index")?;
     if !args.no_fund && !args.resume {
@@ -127,10 +131,14 @@ async fn run_on(
         out_dir: args.out.clone(),
         metrics_addr: args.metrics_addr,
         gauge_sources,
+        processes: resolved.processes(),
         live,
         run_id: Some(run_id),
         resume: args.resume,
-        handle_ctrl_c: true,
+        handle_signals: true,
+        target: resolved.info(),
+        twin: resolved.twin_info(),
+        versions: Default::default(),
     };
     let outcome = match engine::run(config, flow, options).await {
         Ok(o) => o,
@@ -139,15 +147,10 @@ async fn run_on(
             return Ok(ExitCode::from(e.exit_code()));
         }
     };
-    if let Some((gas, Some(block_time))) = resolved.twin_chain()
-        && let Err(e) = record_twin_chain(&outcome.out_dir, gas, block_time)
-    {
-        eprintln!("warning: the report lacks the twin's chain ceiling: {e:#}");
-    }
     let s = &outcome.summary;
     println!(
-        "{}: {} of {} users succeeded, {} failed, {} delayed, {} dropped; e2e p95 {}",
-        s.verdict.to_uppercase(),
+        "{}: {} of {} users succeeded, {} failed, {} delayed, {} dropped; e2e p95 {} (successful journeys)",
+        s.verdict.as_str().to_uppercase(),
         s.users.succeeded,
         s.users.planned,
         s.users.failed,
@@ -157,40 +160,19 @@ async fn run_on(
             .p95
             .map_or_else(|| "-".to_owned(), |ms| format!("{:.1} s", ms / 1000.0))
     );
-    if let Some(why) = &outcome.aborted {
-        println!("aborted: {why}");
+    if let Some(why) = &s.verdict_reason {
+        println!("why: {why}");
     }
     println!("results: {}", outcome.out_dir.display());
     Ok(ExitCode::from(outcome.exit_code()))
 }
 
-/// Records the twin's block settings in `run.json` (so `vana-load report`
-/// finds them later) and re-renders the report with the twin's chain ceiling.
-fn record_twin_chain(
-    dir: &std::path::Path,
-    block_gas_limit: u64,
-    block_time_s: f64,
-) -> anyhow::Result<()> {
-    let path = dir.join("run.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut run: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    run["chain"] = serde_json::json!({
-        "block_gas_limit": block_gas_limit,
-        "block_time_s": block_time_s,
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    let options = engine::report::ReportOptions {
-        twin_chain: Some(engine::report::capacity::ChainParams {
-            block_gas_limit,
-            block_time_s,
-        }),
-        ..Default::default()
-    };
-    engine::report::write_report(dir, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
+/// The client's steps as the engine sees them, with `timeouts` applied.
+pub fn journey_steps(timeouts: &StepTimeouts) -> Vec<StepDef> {
+    Step::ALL
+        .iter()
+        .map(|&s| StepDef::new(s.name(), s.component(), timeouts.get(s), s.touches_chain()))
+        .collect()
 }
 
 /// The client's journey as an engine [`Flow`].
@@ -223,8 +205,17 @@ fn uniform(seed: u64, user: u64) -> f64 {
 }
 
 impl Flow for JourneyFlow {
-    async fn run(&self, user: u64, _run_id: &str) -> FlowResult {
-        let report = journey::run_sized(&self.ctx, user, self.mode, self.size(user)).await;
+    fn steps(&self) -> Vec<StepDef> {
+        journey_steps(&self.ctx.target.timeouts)
+    }
+
+    async fn run(&self, user: u64, progress: &Progress) -> FlowResult {
+        let observe = |ev: StepEvent<'_>| match ev {
+            StepEvent::Begin(step) => progress.begin(step.name()),
+            StepEvent::End(r) => progress.end(step_sample(r)),
+        };
+        let report =
+            journey::run_observed(&self.ctx, user, self.mode, self.size(user), &observe).await;
         to_flow_result(&report)
     }
 
@@ -250,17 +241,17 @@ fn tx_kind(kind: &str) -> &'static str {
     KINDS.into_iter().find(|k| *k == kind).unwrap_or("other")
 }
 
+fn step_sample(s: &journey::StepResult) -> StepSample {
+    StepSample {
+        name: s.name.name(),
+        duration: s.duration,
+        ok: s.ok,
+        error_class: s.error.as_ref().map(|e| e.class()),
+    }
+}
+
 fn to_flow_result(report: &JourneyReport) -> FlowResult {
-    let steps = report
-        .steps
-        .iter()
-        .map(|s| StepSample {
-            name: s.name.name(),
-            duration: s.duration,
-            ok: s.ok,
-            error_class: s.error.as_ref().map(|e| e.class()),
-        })
-        .collect();
+    let steps = report.steps.iter().map(step_sample).collect();
     let error = report.error().map(|(step, e)| FlowError {
         step: step.name(),
         class: e.class(),

@@ -32,6 +32,8 @@ pub struct ResolvedTarget {
     metrics: Vec<(String, String)>,
     /// The twin's block gas limit and block time (`None` = automine), when started here.
     chain: Option<(u64, Option<f64>)>,
+    /// The `--twin-config` file as JSON, secrets redacted (for `run.json`).
+    twin_config: serde_json::Value,
 }
 
 impl ResolvedTarget {
@@ -45,9 +47,45 @@ impl ResolvedTarget {
         self.metrics.clone()
     }
 
-    /// Block gas limit and block time of the twin this process started.
-    pub fn twin_chain(&self) -> Option<(u64, Option<f64>)> {
-        self.chain
+    /// What the run is aimed at, for `run.json` and the report (no credentials).
+    pub fn info(&self) -> engine::TargetInfo {
+        let url = self.target.rpc_urls.first();
+        let rpc_host = url
+            .map(|u| match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        let (kind, name) = match (&self.twin, self.local) {
+            (Some(_), _) => (engine::TargetKind::Twin, "local twin".to_string()),
+            (None, true) => (engine::TargetKind::Twin, "twin from --manifest".to_string()),
+            (None, false) => (engine::TargetKind::Network, self.target.name.clone()),
+        };
+        engine::TargetInfo {
+            kind,
+            name,
+            rpc_host,
+            chain_id: Some(self.target.chain_id),
+        }
+    }
+
+    /// The settings of the twin this process started.
+    pub fn twin_info(&self) -> Option<engine::TwinInfo> {
+        let (block_gas_limit, block_time_s) = self.chain?;
+        Some(engine::TwinInfo {
+            block_gas_limit,
+            block_time_s,
+            config: self.twin_config.clone(),
+        })
+    }
+
+    /// The twin's processes (name, pid) whose CPU and memory the run records.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        self.twin
+            .as_ref()
+            .map(|t| t.processes())
+            .unwrap_or_default()
     }
 
     /// Stops the twin if this process started it.
@@ -80,6 +118,7 @@ impl TargetArgs {
                 local: true,
                 metrics: metrics_of(&m),
                 chain: None,
+                twin_config: serde_json::Value::Null,
             });
         }
         if self.target == "local" {
@@ -103,12 +142,17 @@ impl TargetArgs {
                 }
             };
             let metrics = metrics_of(twin.manifest());
+            let twin_config = match &self.twin_config {
+                Some(p) => twin_config_json(p),
+                None => serde_json::json!({}),
+            };
             return Ok(ResolvedTarget {
                 target,
                 twin: Some(twin),
                 local: true,
                 metrics,
                 chain,
+                twin_config,
             });
         }
         let path = shipped_target_path(&self.target).ok_or_else(|| {
@@ -124,8 +168,44 @@ impl TargetArgs {
             local: false,
             metrics: Vec::new(),
             chain: None,
+            twin_config: serde_json::Value::Null,
         })
     }
+}
+
+/// A `--twin-config` file as JSON, with every value under a secret-looking
+/// key (mnemonic, token, JWT, secret, private or API key, password) replaced by `<redacted>`.
+fn twin_config_json(path: &std::path::Path) -> serde_json::Value {
+    fn redact(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    let k = k.to_ascii_lowercase();
+                    if [
+                        "mnemonic", "token", "jwt", "secret", "private", "api_key", "apikey",
+                        "password",
+                    ]
+                    .iter()
+                    .any(|s| k.contains(s))
+                        && !v.is_object()
+                    {
+                        *v = serde_json::Value::String("<redacted>".into());
+                    } else {
+                        redact(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    let parsed = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+        .and_then(|t| serde_json::to_value(t).ok());
+    let mut v = parsed.unwrap_or(serde_json::Value::Null);
+    redact(&mut v);
+    serde_json::json!({ "file": path.display().to_string(), "settings": v })
 }
 
 fn metrics_of(m: &protocol::manifest::Manifest) -> Vec<(String, String)> {

@@ -114,11 +114,14 @@ pub fn project(
         required_journeys_per_s: req,
         ..Default::default()
     };
-    let sched = data.details.get("schedule");
-    c.plan_peak_journeys_per_s = sched.and_then(|s| {
-        let p = s.get("peak_rate_per_s")?.as_f64()?;
-        let f = s.get("time_scale").and_then(|v| v.as_f64()).unwrap_or(1.0);
-        Some(p * f)
+    let sched = &data.details.schedule;
+    c.plan_peak_journeys_per_s = (sched.peak_rate_per_s > 0.0).then(|| {
+        let f = if sched.time_scale > 0.0 {
+            sched.time_scale
+        } else {
+            1.0
+        };
+        sched.peak_rate_per_s * f
     });
     c.components = b
         .components
@@ -156,11 +159,7 @@ pub fn project(
     c.margin = c.users_per_day / TARGET_USERS_PER_DAY as f64;
 
     // Gas and fees from the transactions of successful journeys.
-    let ok: Vec<_> = data
-        .journeys
-        .iter()
-        .filter(|e| e.event == "flow_complete")
-        .collect();
+    let ok: Vec<_> = data.journeys.iter().filter(|e| e.ok()).collect();
     let n_ok = ok.len() as f64;
     let mut kinds: std::collections::BTreeMap<String, (u64, u128, u128)> = Default::default();
     for e in &data.journeys {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::data::{ReportError, RunData};
 use super::fmt::{esc, oms};
-use crate::results::Summary;
+use crate::schema::Summary;
 
 /// One compared latency.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -169,7 +169,7 @@ pub fn compare(a: &Path, b: &Path, tolerance: f64) -> Result<Comparison, ReportE
         a: a.display().to_string(),
         b: b.display().to_string(),
         tolerance,
-        verdicts: (sa.verdict.clone(), sb.verdict.clone()),
+        verdicts: (sa.verdict.to_string(), sb.verdict.to_string()),
         criteria,
         latencies,
         error_rate: (ra, rb),

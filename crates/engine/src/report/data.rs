@@ -1,8 +1,11 @@
-//! Reads a results directory back for the report: `summary.json`,
-//! `details.json`, `config.json`, `run.json`, `timeseries.jsonl`,
-//! `events.jsonl` and `histograms.hlog`. Only `summary.json` is required;
-//! every other file may be missing (an interrupted or partial run) and the
-//! report then says what it could not show.
+//! Reads a results directory back for the report, through the types of
+//! [`crate::schema`]: `summary.json`, `details.json`, `config.json`,
+//! `run.json`, `timeseries.jsonl`, `events.jsonl` and `histograms.hlog`. Only
+//! `summary.json` is required; every other file may be missing (an
+//! interrupted or partial run) and the report then says what it could not
+//! show. The engine builds the same [`RunData`] in memory at the end of a run
+//! ([`RunData::assemble`]), so a report rendered then and one rendered later
+//! by `vana-load report DIR` read the same values.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
-use crate::config::LoadTestConfig;
-use crate::results::{Event, Summary};
+use crate::config::{LoadTestConfig, ResolvedStep};
+use crate::schema::{Details, Event, Journey, RunInfo, Summary};
 
 /// A report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -40,17 +43,16 @@ pub type Point = crate::metrics::Snapshot;
 pub struct RunData {
     pub dir: PathBuf,
     pub summary: Summary,
-    /// `summary.json` as written (keeps fields added later, e.g. `bottleneck`).
-    pub summary_raw: serde_json::Value,
-    /// `details.json` (`Null` when absent).
-    pub details: serde_json::Value,
-    /// `run.json` (`Null` when absent).
-    pub run: serde_json::Value,
+    /// `details.json` (the defaults when absent).
+    pub details: Details,
+    /// `run.json` (the defaults when absent).
+    pub run: RunInfo,
     /// `config.json` parsed; the defaults when absent or unreadable.
     pub config: LoadTestConfig,
     pub series: Vec<Point>,
-    /// `flow_complete` and `flow_failed` events (the others are counted in the summary).
-    pub journeys: Vec<Event>,
+    /// The journeys of `flow_complete` and `flow_failed` events (the others
+    /// are counted in the summary).
+    pub journeys: Vec<Journey>,
     /// Tagged histograms of `histograms.hlog` (microseconds).
     pub hists: BTreeMap<String, Histogram<u64>>,
     /// Lines of `events.jsonl` / `timeseries.jsonl` that did not parse.
@@ -103,26 +105,52 @@ fn read_lines<T: for<'de> Deserialize<'de>>(
     Ok((out, bad))
 }
 
+fn parse<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    what: &'static str,
+    v: serde_json::Value,
+) -> Result<T, ReportError> {
+    serde_json::from_value(v).map_err(|e| ReportError::Parse {
+        path: path.to_path_buf(),
+        what,
+        message: e.to_string(),
+    })
+}
+
 impl RunData {
     /// Loads the results directory `dir`.
     pub fn load(dir: &Path) -> Result<RunData, ReportError> {
         let sp = dir.join("summary.json");
-        let summary_raw = read_json(&sp)?.ok_or_else(|| ReportError::NotResults(dir.into()))?;
-        let summary: Summary =
-            serde_json::from_value(summary_raw.clone()).map_err(|e| ReportError::Parse {
-                path: sp.clone(),
-                what: "summary.json",
-                message: e.to_string(),
-            })?;
-        let details = read_json(&dir.join("details.json"))?.unwrap_or_default();
-        let run = read_json(&dir.join("run.json"))?.unwrap_or_default();
+        let raw = read_json(&sp)?.ok_or_else(|| ReportError::NotResults(dir.into()))?;
+        let summary: Summary = parse(&sp, "summary.json", raw)?;
+        let dp = dir.join("details.json");
+        let details = match read_json(&dp)? {
+            Some(v) => parse(&dp, "details.json", v)?,
+            None => Details::default(),
+        };
+        let rp = dir.join("run.json");
+        let run = match read_json(&rp)? {
+            Some(v) => parse(&rp, "run.json", v)?,
+            None => RunInfo::default(),
+        };
         let config = read_json(&dir.join("config.json"))?
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
+        Self::assemble(dir, summary, details, run, config)
+    }
+
+    /// A run's data from its typed parts plus the journal, the time series and
+    /// the histograms read from `dir`.
+    pub fn assemble(
+        dir: &Path,
+        summary: Summary,
+        details: Details,
+        run: RunInfo,
+        config: LoadTestConfig,
+    ) -> Result<RunData, ReportError> {
         let (series, bad1) = read_lines::<Point>(&dir.join("timeseries.jsonl"), |_| true)?;
-        let (journeys, bad2) = read_lines::<Event>(&dir.join("events.jsonl"), |e| {
-            e.event == "flow_complete" || e.event == "flow_failed"
-        })?;
+        let (events, bad2) =
+            read_lines::<Event>(&dir.join("events.jsonl"), |e| e.journey().is_some())?;
         let hp = dir.join("histograms.hlog");
         let hists = if hp.exists() {
             crate::results::read_hlog(&hp)
@@ -136,12 +164,11 @@ impl RunData {
         Ok(RunData {
             dir: dir.to_path_buf(),
             summary,
-            summary_raw,
             details,
             run,
             config,
             series,
-            journeys,
+            journeys: events.into_iter().filter_map(Event::into_journey).collect(),
             hists,
             bad_lines: bad1 + bad2,
         })
@@ -149,70 +176,76 @@ impl RunData {
 
     /// Profile name (run.json, else config).
     pub fn profile(&self) -> String {
-        self.run
-            .get("profile")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| self.config.profile.clone())
+        if self.run.profile.is_empty() {
+            self.config.profile.clone()
+        } else {
+            self.run.profile.clone()
+        }
     }
 
-    /// What the run was aimed at: `run.json`'s `target` when present, else the
-    /// (redacted) RPC endpoints and the transaction mode.
+    /// What the run was aimed at, from `run.json`; for a results directory
+    /// older than the typed schema, the (redacted) RPC hosts of the config.
     pub fn target(&self) -> String {
-        if let Some(t) = self.run.get("target").and_then(|v| v.as_str()) {
-            return t.to_string();
+        if !self.run.target.name.is_empty() {
+            return self.run.target.describe();
         }
-        // Hosts only: the report references no URL.
         let hosts: Vec<&str> = self
             .config
             .rpc_endpoints
             .iter()
             .map(|u| u.split_once("://").map_or(u.as_str(), |(_, r)| r))
             .collect();
-        format!(
-            "{} ({:?} transactions)",
-            hosts.join(", "),
-            self.config.tx_mode
-        )
-        .replace("Relayer", "relayer")
-        .replace("Direct", "direct")
+        format!("{} (target not recorded)", hosts.join(", "))
+    }
+
+    /// Whether the run drove a twin on the machine it ran on.
+    pub fn local_twin(&self) -> bool {
+        self.run.target.kind == crate::schema::TargetKind::Twin
     }
 
     pub fn run_id(&self) -> String {
-        self.run
-            .get("run_id")
-            .or_else(|| self.details.get("run_id"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string()
+        [&self.run.run_id, &self.details.run_id]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "unknown".into())
     }
 
-    /// The component a step belongs to (the run's `stepComponents`).
+    /// The steps as the run declared them (`run.json`).
+    pub fn steps(&self) -> &[ResolvedStep] {
+        &self.run.steps
+    }
+
+    /// The component a step belongs to (the step's name when undeclared).
     pub fn component_of<'a>(&'a self, step: &'a str) -> &'a str {
-        self.config.component_of(step)
+        self.run
+            .steps
+            .iter()
+            .find(|s| s.name == step)
+            .map_or(step, |s| s.component.as_str())
     }
 
-    /// Steps in journey order: the known eleven first, then any others.
+    /// Steps in journey order: the declared ones first, then any others seen.
     pub fn step_order(&self) -> Vec<String> {
-        let mut v: Vec<String> = crate::config::STEPS
+        let mut v: Vec<String> = self
+            .run
+            .steps
             .iter()
-            .filter(|s| self.summary.steps.contains_key(**s))
-            .map(|s| s.to_string())
+            .filter(|s| self.summary.steps.contains_key(&s.name))
+            .map(|s| s.name.clone())
             .collect();
-        let mut seen: Vec<String> = Vec::new();
-        for e in &self.journeys {
-            for s in &e.steps {
-                if !v.contains(&s.name) && !seen.contains(&s.name) {
-                    seen.push(s.name.clone());
+        for j in &self.journeys {
+            for s in &j.steps {
+                if !v.contains(&s.name) {
+                    v.push(s.name.clone());
                 }
             }
         }
         for k in self.summary.steps.keys() {
-            if !v.contains(k) && !seen.contains(k) {
-                seen.push(k.clone());
+            if !v.contains(k) {
+                v.push(k.clone());
             }
         }
-        v.extend(seen);
         v
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::Analysis;
 use super::analysis::{GaugeKind, component_name, gauge_series};
 use super::data::RunData;
-use super::fmt::{esc, group, ms, num, oms, pct, redact, secs};
+use super::fmt::{esc, group, ms, num, oms, pct, secs};
 use super::svg::{self, PALETTE, Series, Style};
 
 const CSS: &str = r#"
@@ -19,7 +19,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 10px;border-bo
 h3{font-size:14px;margin:16px 0 6px}
 .meta{color:#555;font-size:13px}
 .verdict{display:inline-block;padding:4px 14px;border-radius:4px;font-weight:700;font-size:18px;color:#fff;margin-right:12px}
-.verdict.pass{background:#1a7f37}.verdict.fail{background:#c62828}
+.verdict.pass{background:#1a7f37}.verdict.fail{background:#c62828}.verdict.inconclusive{background:#8a6d00}
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px;font-size:13px}
 th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -81,7 +81,7 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         o,
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>vana-load report: {} ({})</title><style>{CSS}</style></head><body><main>"#,
         esc(&d.run_id()),
-        esc(&s.verdict)
+        esc(s.verdict.as_str())
     );
     header(&mut o, d);
     over_time(&mut o, d, a);
@@ -104,33 +104,43 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
 
 fn header(o: &mut String, d: &RunData) {
     let s = &d.summary;
-    let cls = if s.verdict == "pass" { "pass" } else { "fail" };
-    let status = d.run.get("status").and_then(|v| v.as_str()).unwrap_or("–");
-    let started = d
-        .details
-        .get("started_at")
-        .and_then(|v| v.as_str())
-        .unwrap_or("–");
+    let cls = s.verdict.as_str();
+    let status = serde_json::to_value(d.run.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let started = if d.details.started_at.is_empty() {
+        d.run.started_at.as_str()
+    } else {
+        d.details.started_at.as_str()
+    };
     let _ = write!(
         o,
         r#"<header id="header"><h1>Load test report — {}</h1><p><span class="verdict {cls}" id="verdict">{}</span><span class="meta">profile <b id="profile">{}</b> · target <b id="target">{}</b> · status {} · started {} · time scale {}</span></p>"#,
         esc(&d.run_id()),
-        esc(&s.verdict.to_uppercase()),
+        esc(&s.verdict.as_str().to_uppercase()),
         esc(&d.profile()),
         esc(&d.target()),
-        esc(status),
+        esc(&status),
         esc(started),
-        num(d.config.time_scale)
+        num(s.time_scale)
     );
-    if let Some(a) = d.details.get("aborted").and_then(|v| v.as_str()) {
-        let _ = write!(o, r#"<div class="card warn">Aborted: {}</div>"#, esc(a));
+    if let Some(why) = &s.verdict_reason {
+        let _ = write!(
+            o,
+            r#"<div class="card warn" id="verdict-reason">{}</div>"#,
+            esc(why)
+        );
+    }
+    if let Some(a) = &d.details.aborted {
+        let _ = write!(
+            o,
+            r#"<div class="card warn">Aborted: {}</div>"#,
+            esc(&a.to_string())
+        );
     }
     let u = &s.users;
-    let err_rate = if u.succeeded + u.failed > 0 {
-        pct(u.failed as f64 / (u.succeeded + u.failed) as f64)
-    } else {
-        "–".into()
-    };
+    let err_rate = s.rates.error_rate.map_or("–".into(), pct);
     let kpi = |v: String, l: &str| {
         format!(
             r#"<div class="kpi"><b>{}</b><span>{}</span></div>"#,
@@ -147,9 +157,9 @@ fn header(o: &mut String, d: &RunData) {
         ),
         "users succeeded / planned",
     ));
-    o.push_str(&kpi(err_rate, "error rate"));
-    o.push_str(&kpi(oms(s.e2e_ms.p95), "E2E p95"));
-    o.push_str(&kpi(oms(s.e2e_ms.p50), "E2E p50"));
+    o.push_str(&kpi(err_rate, "error rate of users that arrived"));
+    o.push_str(&kpi(oms(s.e2e_ms.p95), "E2E p95 of successful journeys"));
+    o.push_str(&kpi(oms(s.e2e_ms.p50), "E2E p50 of successful journeys"));
     o.push_str(&kpi(
         format!("{}/s", num(s.throughput.flows_per_s)),
         "journeys/s (peak interval {}/s)"
@@ -498,23 +508,15 @@ fn capacity(o: &mut String, a: &Analysis) {
 
 /// The successful journey at quantile `q` of E2E, as segments (name, ms).
 fn journey_at(d: &RunData, q: f64) -> Option<(f64, Vec<(String, f64)>)> {
-    let mut ok: Vec<&crate::results::Event> = d
-        .journeys
-        .iter()
-        .filter(|e| e.event == "flow_complete" && e.duration_ms.is_some())
-        .collect();
+    let mut ok: Vec<&crate::schema::Journey> = d.journeys.iter().filter(|e| e.ok()).collect();
     if ok.is_empty() {
         return None;
     }
-    ok.sort_by(|a, b| {
-        a.duration_ms
-            .unwrap_or(0.0)
-            .total_cmp(&b.duration_ms.unwrap_or(0.0))
-    });
+    ok.sort_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
     let i = (((ok.len() as f64) * q).ceil() as usize).clamp(1, ok.len()) - 1;
     let e = ok[i];
-    let total = e.duration_ms.unwrap_or(0.0);
-    let wait = e.wait_ms.unwrap_or(0.0);
+    let total = e.duration_ms;
+    let wait = e.wait_ms;
     let mut segs = Vec::new();
     if wait >= 0.5 {
         segs.push(("slot wait".to_string(), wait));
@@ -723,7 +725,7 @@ fn chain(o: &mut String, d: &RunData, a: &Analysis) {
 
 fn errors(o: &mut String, d: &RunData) {
     o.push_str(r#"<section id="errors"><h2>Errors</h2>"#);
-    let infos = d.details.get("errors").and_then(|v| v.as_object());
+    let infos = &d.details.errors;
     let mut rows: Vec<(String, u64)> = d
         .summary
         .errors
@@ -736,38 +738,28 @@ fn errors(o: &mut String, d: &RunData) {
     } else {
         o.push_str(r#"<table id="error-table"><tr><th>class</th><th>count</th><th>step</th><th>first seen</th><th>last seen</th><th>sample message (redacted)</th></tr>"#);
         for (class, n) in rows.iter().take(20) {
-            let info = infos.and_then(|m| m.get(class));
-            let f = |k: &str| info.and_then(|i| i.get(k));
+            let info = infos.get(class);
             let _ = write!(
                 o,
                 r#"<tr><td><code>{}</code></td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
                 esc(class),
                 n,
-                esc(f("step").and_then(|v| v.as_str()).unwrap_or("–")),
-                f("first_s")
-                    .and_then(|v| v.as_f64())
-                    .map_or("–".into(), secs),
-                f("last_s")
-                    .and_then(|v| v.as_f64())
-                    .map_or("–".into(), secs),
-                esc(&redact(f("sample").and_then(|v| v.as_str()).unwrap_or("")))
+                esc(info.map_or("–", |i| i.step.as_str())),
+                info.map_or("–".into(), |i| secs(i.first_s)),
+                info.map_or("–".into(), |i| secs(i.last_s)),
+                esc(info.map_or("", |i| i.sample.as_str()))
             );
         }
         o.push_str("</table>");
     }
-    if let Some(br) = d
-        .details
-        .get("breakers")
-        .and_then(|v| v.as_array())
-        .filter(|a| !a.is_empty())
-    {
+    if !d.details.breakers.is_empty() {
         o.push_str(r#"<h3>Circuit breakers</h3><table id="breakers"><tr><th>component</th><th>details</th></tr>"#);
-        for b in br {
+        for b in &d.details.breakers {
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td><code>{}</code></td></tr>",
-                esc(b.get("component").and_then(|v| v.as_str()).unwrap_or("?")),
-                esc(&b.to_string())
+                esc(&b.component),
+                esc(&serde_json::to_string(b).unwrap_or_default())
             );
         }
         o.push_str("</table>");

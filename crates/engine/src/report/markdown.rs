@@ -16,31 +16,46 @@ fn cell(s: &str) -> String {
 pub fn render(d: &RunData, a: &Analysis) -> String {
     let s = &d.summary;
     let mut o = String::new();
-    let icon = if s.verdict == "pass" { "✅" } else { "❌" };
+    let icon = match s.verdict {
+        crate::schema::Verdict::Pass => "✅",
+        crate::schema::Verdict::Fail => "❌",
+        crate::schema::Verdict::Inconclusive => "⚠️",
+    };
     let _ = writeln!(
         o,
         "## {icon} vana-load: {} — profile `{}`, target `{}`\n",
-        s.verdict.to_uppercase(),
+        s.verdict.as_str().to_uppercase(),
         d.profile(),
         cell(&d.target())
     );
     let u = &s.users;
-    let finished = u.succeeded + u.failed;
     let _ = writeln!(
         o,
-        "{} of {} users succeeded, {} failed, {} delayed, {} dropped; error rate {}; {} journeys/s (peak {}/s).\n",
+        "{} of {} users succeeded, {} failed, {} delayed, {} dropped; error rate {} of users that arrived; {} journeys/s (peak {}/s).\n",
         group(u.succeeded as i128),
         group(u.planned as i128),
         u.failed,
         u.delayed,
         u.dropped,
-        if finished > 0 {
-            pct(u.failed as f64 / finished as f64)
-        } else {
-            "–".into()
-        },
+        s.rates.error_rate.map_or("–".into(), pct),
         num(s.throughput.flows_per_s),
         num(s.throughput.peak_flows_per_s)
+    );
+    if let Some(why) = &s.verdict_reason {
+        let _ = writeln!(
+            o,
+            "**{}**: {}\n",
+            s.verdict.as_str().to_uppercase(),
+            cell(why)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "E2E p95 {} over {}.\n",
+        s.e2e_ms
+            .p95
+            .map_or("–".into(), |v| format!("{} ms", num(v))),
+        s.e2e_population
     );
     o.push_str("| criterion | target | actual | result |\n|---|---|---|---|\n");
     for c in &s.criteria {

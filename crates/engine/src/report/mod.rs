@@ -1,8 +1,9 @@
 //! Reports people read: turns a results directory into `report.html` (one
 //! self-contained page with inline SVG charts), a Markdown summary for CI job
-//! summaries, a bottleneck analysis and a capacity projection (also added to
-//! `summary.json` as `bottleneck` and to `details.json` as `capacity`), and
-//! compares two runs.
+//! summaries, a bottleneck analysis and a capacity projection, and compares
+//! two runs. The engine runs the analysis once at the end of a run and writes
+//! it into `summary.json` (`bottleneck`) and `details.json` (`capacity`);
+//! rendering a report later only rereads the files.
 //!
 //! ```no_run
 //! use vana_load_engine::report::{ReportOptions, write_report};
@@ -35,8 +36,8 @@ pub struct ReportOptions {
     /// The real network's block gas limit and block time for the chain ceiling
     /// (default 30M gas, 6 s).
     pub real_chain: ChainParams,
-    /// The twin's block settings; when `None`, `run.json`'s `chain` object
-    /// (`block_gas_limit`, `block_time_s`) is used if present.
+    /// The twin's block settings; when `None`, `run.json`'s `twin` (its
+    /// `block_gas_limit` and `block_time_s`) is used if present.
     pub twin_chain: Option<ChainParams>,
 }
 
@@ -53,10 +54,10 @@ pub fn analyse(data: &RunData, opts: &ReportOptions) -> Analysis {
     let timeline = Timeline::build(data);
     let bottleneck = analysis::bottleneck(data, timeline.as_ref());
     let twin = opts.twin_chain.or_else(|| {
-        let c = data.run.get("chain")?;
+        let t = data.run.twin.as_ref()?;
         Some(ChainParams {
-            block_gas_limit: c.get("block_gas_limit")?.as_u64()?,
-            block_time_s: c.get("block_time_s")?.as_f64()?,
+            block_gas_limit: t.block_gas_limit,
+            block_time_s: t.block_time_s?,
         })
     });
     let capacity = capacity::project(data, &bottleneck, opts.real_chain, twin);
@@ -67,52 +68,19 @@ pub fn analyse(data: &RunData, opts: &ReportOptions) -> Analysis {
     }
 }
 
-/// Files written by [`write_report`].
-#[derive(Debug, Clone)]
-pub struct ReportPaths {
-    pub html: PathBuf,
-    /// Gains `bottleneck`.
-    pub summary: PathBuf,
-    /// Gains `capacity`.
-    pub details: PathBuf,
-}
-
-/// Renders `dir/report.html`, adds `bottleneck` to `dir/summary.json` and
-/// `capacity` to `dir/details.json` (both additive; re-running replaces them).
-pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<ReportPaths, ReportError> {
+/// Renders `dir/report.html` from the results in `dir` (rereads them; writes
+/// nothing else). Returns the page's path.
+pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<PathBuf, ReportError> {
     let data = RunData::load(dir)?;
     let a = analyse(&data, opts);
-    let html_path = dir.join("report.html");
-    write_atomic(&html_path, html::render(&data, &a).as_bytes())?;
-    let add = |name: &str, raw: &serde_json::Value, key: &str, v: serde_json::Value| {
-        let mut raw = raw.clone();
-        if let Some(m) = raw.as_object_mut() {
-            m.insert(key.into(), v);
-        }
-        crate::results::write_json(dir, name, &raw).map_err(|source| ReportError::Io {
-            path: dir.join(name),
-            source,
-        })
-    };
-    add(
-        "summary.json",
-        &data.summary_raw,
-        "bottleneck",
-        serde_json::to_value(&a.bottleneck).unwrap_or_default(),
-    )?;
-    if data.details.is_object() {
-        add(
-            "details.json",
-            &data.details,
-            "capacity",
-            serde_json::to_value(&a.capacity).unwrap_or_default(),
-        )?;
-    }
-    Ok(ReportPaths {
-        html: html_path,
-        summary: dir.join("summary.json"),
-        details: dir.join("details.json"),
-    })
+    write_html(&data, &a)
+}
+
+/// Writes `report.html` into the run's directory.
+pub fn write_html(data: &RunData, a: &Analysis) -> Result<PathBuf, ReportError> {
+    let path = data.dir.join("report.html");
+    write_atomic(&path, html::render(data, a).as_bytes())?;
+    Ok(path)
 }
 
 /// The Markdown summary of `dir` (for a CI job summary).

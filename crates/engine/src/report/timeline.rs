@@ -76,9 +76,9 @@ impl Timeline {
             .journeys
             .iter()
             .map(|e| {
-                let intended = e.intended_ms / 1000.0;
-                let start = intended + e.wait_ms.unwrap_or(0.0) / 1000.0;
-                let end = intended + e.duration_ms.unwrap_or(0.0) / 1000.0;
+                let intended = e.who.intended_ms / 1000.0;
+                let start = intended + e.wait_ms / 1000.0;
+                let end = intended + e.duration_ms / 1000.0;
                 (intended, start, end.max(start))
             })
             .collect();
@@ -107,7 +107,7 @@ impl Timeline {
         let mut first_failure: BTreeMap<String, (f64, String)> = BTreeMap::new();
         for (e, &(intended, start, end)) in data.journeys.iter().zip(&spans) {
             arrivals[bins.index(intended)] += 1.0 / w;
-            if e.event == "flow_complete" {
+            if e.ok() {
                 completions[bins.index(end)] += 1.0 / w;
             }
             // Overlap of [start, end] with every bin it touches.
@@ -185,12 +185,12 @@ impl Timeline {
         let mut errors: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); n];
         let mut intended: Vec<f64> = Vec::with_capacity(data.journeys.len());
         for e in &data.journeys {
-            let i0 = e.intended_ms / 1000.0;
+            let i0 = e.who.intended_ms / 1000.0;
             intended.push(i0);
-            let end = i0 + e.duration_ms.unwrap_or(0.0) / 1000.0;
+            let end = i0 + e.duration_ms / 1000.0;
             let i = self.bins.index(end);
-            if e.event == "flow_complete" {
-                e2e[i].push(e.duration_ms.unwrap_or(0.0));
+            if e.ok() {
+                e2e[i].push(e.duration_ms);
             } else {
                 *errors[i]
                     .entry(e.error.clone().unwrap_or_else(|| "unknown".into()))

@@ -12,11 +12,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use vana_load_engine::config::{Preset, STEPS};
+use vana_load_engine::config::Preset;
 use vana_load_engine::{
-    Flow, FlowError, FlowResult, GaugeSource, LiveMode, RunOptions, RunOutcome, StepSample,
-    TxSample, run,
+    Flow, FlowError, FlowResult, GaugeSource, LiveMode, Progress, RunOptions, RunOutcome, StepDef,
+    StepSample, TxSample, run,
 };
+
+pub mod steps;
+use steps::NAMES as STEPS;
 
 /// The shape of a synthetic run.
 #[derive(Debug, Clone)]
@@ -92,7 +95,11 @@ impl SynFlow {
 }
 
 impl Flow for SynFlow {
-    async fn run(&self, user: u64, _run_id: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        steps::defs()
+    }
+
+    async fn run(&self, user: u64, _progress: &Progress) -> FlowResult {
         let mut steps = Vec::new();
         let mut txs = Vec::new();
         for name in STEPS {
