@@ -2,7 +2,53 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
+use vana_load_engine::StepDef;
 use vana_load_engine::config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, TxMode};
+
+/// A flow's steps: two of 100 s and one of 300 s (500 s in sum).
+fn flow_steps() -> Vec<StepDef> {
+    vec![
+        StepDef::new("upload", "storage", Duration::from_secs(100), false),
+        StepDef::new("register", "relayer", Duration::from_secs(100), true),
+        StepDef::new("proof", "tee", Duration::from_secs(300), true),
+    ]
+}
+
+#[test]
+fn step_names_thresholds_and_the_journey_timeout_are_checked_against_the_flow() {
+    let ok = Preset::Smoke.config();
+    ok.validate_for(&flow_steps()).unwrap();
+    // The default journey timeout is the sum of the step timeouts, overrides included.
+    let mut c = ok.clone();
+    c.step_timeouts.insert("proof".into(), 60.0);
+    let steps = c.resolve_steps(&flow_steps());
+    assert_eq!(c.journey_timeout(&steps), Duration::from_secs(260));
+    assert_eq!(steps[2].timeout, Duration::from_secs(60));
+    // An unknown step name is refused, naming the field and the known steps.
+    let mut c = ok.clone();
+    c.step_timeouts.insert("prof".into(), 1.0);
+    let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
+    assert!(e.contains("stepTimeouts.prof") && e.contains("upload, register, proof"), "{e}");
+    let mut c = ok.clone();
+    c.step_components.insert("regster".into(), "x".into());
+    let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
+    assert!(e.contains("stepComponents.regster"), "{e}");
+    // A misspelt threshold metric is refused by name.
+    let mut c = ok.clone();
+    c.thresholds = vec![vana_load_engine::ThresholdSpec::new("p95(regster) < 10s", false)];
+    c.validate().unwrap();
+    let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
+    assert!(e.contains("unknown metric `regster`"), "{e}");
+    // A journey timeout below the sum of the step timeouts is refused, saying why.
+    let mut c = ok.clone();
+    c.journey_timeout_secs = Some(400.0);
+    let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
+    assert!(e.contains("journeyTimeoutSecs") && e.contains("500 s"), "{e}");
+    c.journey_timeout_secs = Some(500.0);
+    c.validate_for(&flow_steps()).unwrap();
+}
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let m: HashMap<String, String> = pairs
@@ -104,7 +150,8 @@ fn layers_apply_in_order_later_wins() {
     assert_eq!(c.tx_mode, TxMode::Direct);
     assert_eq!(c.ramp_up_minutes, 10.0); // from the conservative preset the profile named
     assert_eq!(c.step_timeouts["infer_wait"], 120.0);
-    assert_eq!(c.step_timeouts["register"], 120.0); // untouched default kept
+    // Only overrides are held: the flow's own deadlines stay its own.
+    assert!(!c.step_timeouts.contains_key("register"));
     assert_eq!(c.thresholds.len(), 2);
     assert!(c.thresholds[1].abort_on_fail);
     assert_eq!(c.time_scale, 0.1);

@@ -8,10 +8,20 @@ use std::time::Duration;
 
 use vana_load_engine::config::{LoadTestConfig, Preset};
 use vana_load_engine::journal;
-use vana_load_engine::results::{Event, Summary, read_hlog};
+use vana_load_engine::results::read_hlog;
+use vana_load_engine::schema::{AbortReason, Event, Journey, Summary};
 use vana_load_engine::{
-    Flow, FlowError, FlowResult, LiveMode, RunOptions, StepSample, ThresholdSpec, TxSample, run,
+    Flow, FlowError, FlowResult, LiveMode, Progress, RunOptions, StepDef, StepSample,
+    ThresholdSpec, TxSample, run,
 };
+
+/// Steps of the given names, each its own component, with a generous deadline.
+fn defs(names: &[&'static str]) -> Vec<StepDef> {
+    names
+        .iter()
+        .map(|&n| StepDef::new(n, n, Duration::from_secs(600), n == "register"))
+        .collect()
+}
 
 /// Sleeps `service` in one step named `service`.
 struct Fixed {
@@ -19,7 +29,11 @@ struct Fixed {
 }
 
 impl Flow for Fixed {
-    async fn run(&self, _user: u64, _run_id: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        defs(&["service"])
+    }
+
+    async fn run(&self, _user: u64, _p: &Progress) -> FlowResult {
         tokio::time::sleep(self.service).await;
         FlowResult::ok(vec![StepSample::ok("service", self.service)])
     }
@@ -55,6 +69,11 @@ fn events(dir: &std::path::Path) -> Vec<Event> {
         .collect()
 }
 
+/// The journeys (complete and failed) of a run's journal.
+fn journeys(ev: &[Event]) -> Vec<&Journey> {
+    ev.iter().filter_map(Event::journey).collect()
+}
+
 fn summary(dir: &std::path::Path) -> Summary {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -86,21 +105,21 @@ async fn cap_of_one_measures_latency_from_the_intended_start() {
         (9, 9, 8, 0)
     );
     let ev = events(dir.path());
-    let mut done: Vec<&Event> = ev.iter().filter(|e| e.event == "flow_complete").collect();
-    done.sort_by_key(|e| e.user);
+    let mut done: Vec<&Journey> = journeys(&ev).into_iter().filter(|j| j.ok()).collect();
+    done.sort_by_key(|e| e.who.user);
     for e in &done {
-        let want = 1000.0 + 300.0 * e.user as f64;
-        let got = e.duration_ms.unwrap();
+        let want = 1000.0 + 300.0 * e.who.user as f64;
+        let got = e.duration_ms;
         assert!(
             (got - want).abs() < 1.0,
             "user {}: e2e {got} ms, want {want} ms",
-            e.user
+            e.who.user
         );
         assert!(
             (e.steps[0].ms - 1000.0).abs() < 1.0,
             "service time stays 1 s"
         );
-        assert!((e.intended_ms - 700.0 * e.user as f64).abs() < 1.0);
+        assert!((e.who.intended_ms - 700.0 * e.who.user as f64).abs() < 1.0);
     }
     // Max is user 8: 3.4 s. p50 is user 4: 2.2 s. Service time p50 stays 1 s.
     assert!((s.e2e_ms.max.unwrap() - 3400.0).abs() <= 3400.0 * 0.001 + 1.0);
@@ -132,13 +151,31 @@ async fn arrivals_over_the_cap_are_delayed_then_dropped() {
         (u.planned, u.started, u.succeeded, u.delayed, u.dropped),
         (9, 7, 7, 8, 2)
     );
-    let dropped: BTreeSet<u64> = events(dir.path())
+    let dropped: Vec<(u64, f64)> = events(dir.path())
         .iter()
-        .filter(|e| e.event == "flow_dropped")
-        .map(|e| e.user)
+        .filter_map(|e| match e {
+            Event::FlowDropped(d) => Some((d.who.user, d.wait_ms)),
+            _ => None,
+        })
         .collect();
-    assert_eq!(dropped, BTreeSet::from([4, 7]));
+    assert_eq!(
+        dropped.iter().map(|d| d.0).collect::<BTreeSet<_>>(),
+        BTreeSet::from([4, 7])
+    );
     assert_eq!(out.exit_code(), 1, "2 of 9 dropped misses users_succeeded");
+    // A dropped arrival is a failure of class `queue_timeout`, with the time it waited.
+    let s = &out.summary;
+    assert_eq!(s.errors.get("queue_timeout"), Some(&2));
+    for (_, waited) in &dropped {
+        assert!((waited - 1000.0).abs() < 1.0, "waited {waited} ms");
+    }
+    let failed_e2e = &out.details.e2e_failed_ms["queue_timeout"];
+    assert!((failed_e2e.max.unwrap() - 1000.0).abs() <= 2.0, "{failed_e2e:?}");
+    // The error rate's denominator is every user who arrived: 2 of 9.
+    assert!((s.rates.error_rate.unwrap() - 2.0 / 9.0).abs() < 1e-9);
+    assert!(s.rates.error_rate_of.contains("dropped 2"), "{:?}", s.rates);
+    let er = s.criteria.iter().find(|c| c.name == "error_rate").unwrap();
+    assert!(!er.pass, "2 of 9 dropped is no 0 % error rate: {er:?}");
 }
 
 /// Inference fixed at 2 s (real clock): the reported infer_wait p50 is within 5 % of 2 s.
@@ -146,7 +183,11 @@ async fn arrivals_over_the_cap_are_delayed_then_dropped() {
 async fn fixed_two_second_inference_is_reported_as_two_seconds() {
     struct Infer;
     impl Flow for Infer {
-        async fn run(&self, _u: u64, _r: &str) -> FlowResult {
+        fn steps(&self) -> Vec<StepDef> {
+            defs(&["infer_request", "infer_wait"])
+        }
+
+        async fn run(&self, _u: u64, _p: &Progress) -> FlowResult {
             let t = tokio::time::Instant::now();
             tokio::time::sleep(Duration::from_millis(20)).await;
             let a = t.elapsed();
@@ -181,7 +222,11 @@ fn h(u: u64) -> u64 {
 }
 
 impl Flow for Mixed {
-    async fn run(&self, u: u64, _r: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        defs(&["upload", "register"])
+    }
+
+    async fn run(&self, u: u64, _p: &Progress) -> FlowResult {
         let a = Duration::from_millis(100 + h(u) % 900);
         tokio::time::sleep(a).await;
         let mut steps = vec![StepSample::ok("upload", a)];
@@ -254,7 +299,7 @@ async fn summary_agrees_with_events_and_the_journal() {
     let s = summary(dir.path());
     assert_eq!(s, out.summary);
     let ev = events(dir.path());
-    let count = |k: &str| ev.iter().filter(|e| e.event == k).count() as u64;
+    let count = |k: &str| ev.iter().filter(|e| e.kind() == k).count() as u64;
     assert_eq!(s.users.started, count("flow_start"));
     assert_eq!(s.users.succeeded, count("flow_complete"));
     assert_eq!(s.users.failed, count("flow_failed"));
@@ -266,25 +311,29 @@ async fn summary_agrees_with_events_and_the_journal() {
     );
     let delayed = ev
         .iter()
-        .filter(|e| {
-            (e.event == "flow_start" || e.event == "flow_dropped") && e.delayed == Some(true)
+        .filter(|e| match e {
+            Event::FlowStart(s) => s.delayed,
+            Event::FlowDropped(d) => d.delayed,
+            _ => false,
         })
         .count() as u64;
     assert_eq!(s.users.delayed, delayed);
     assert_eq!(s.users.started + s.users.dropped, 400);
     // Error classes.
     let mut classes: BTreeMap<String, u64> = BTreeMap::new();
-    for e in ev.iter().filter(|e| e.event == "flow_failed") {
+    for e in journeys(&ev).into_iter().filter(|j| !j.ok()) {
         *classes.entry(e.error.clone().unwrap()).or_default() += 1;
         assert_eq!(e.step.as_deref(), Some("register"));
     }
-    assert_eq!(s.errors, classes);
     assert_eq!(classes.len(), 3);
+    // Dropped arrivals are failures too, of class `queue_timeout`.
+    classes.insert("queue_timeout".into(), s.users.dropped);
+    assert_eq!(s.errors, classes);
     // Percentiles recomputed from the events, within histogram precision.
-    let mut e2e: Vec<f64> = ev
-        .iter()
-        .filter(|e| e.event == "flow_complete")
-        .map(|e| e.duration_ms.unwrap())
+    let mut e2e: Vec<f64> = journeys(&ev)
+        .into_iter()
+        .filter(|j| j.ok())
+        .map(|e| e.duration_ms)
         .collect();
     e2e.sort_by(f64::total_cmp);
     for (q, got) in [
@@ -299,8 +348,8 @@ async fn summary_agrees_with_events_and_the_journal() {
             "p{q}: summary {got:?} vs events {want}"
         );
     }
-    let mut up: Vec<f64> = ev
-        .iter()
+    let mut up: Vec<f64> = journeys(&ev)
+        .into_iter()
         .flat_map(|e| e.steps.iter())
         .filter(|s| s.name == "upload")
         .map(|s| s.ms)
@@ -314,9 +363,8 @@ async fn summary_agrees_with_events_and_the_journal() {
     assert_eq!(s.steps["register"].errors, s.users.failed);
     // Every flow_* line carries the plan's fields.
     for e in &ev {
-        assert!(
-            e.wallet.starts_with("0x") && e.test_id == format!("t-{}", e.user) && e.timestamp > 0
-        );
+        let w = e.who();
+        assert!(w.wallet.starts_with("0x") && w.test_id == format!("t-{}", w.user) && w.timestamp > 0);
     }
     // Throughput is over the load phases: succeeded / (first arrival → last completion).
     assert!(
@@ -331,7 +379,7 @@ async fn summary_agrees_with_events_and_the_journal() {
     );
     // The journal rebuilds the same measurements.
     let st = journal::replay(dir.path(), 400).unwrap();
-    let again = Summary::from_recorder(&st.recorder);
+    let again = vana_load_engine::run::summarize(&st.recorder, &Preset::Smoke.config());
     assert_eq!(again.users, s.users);
     assert_eq!(again.errors, s.errors);
     for (k, v) in &s.steps {
@@ -426,16 +474,27 @@ async fn summary_json_has_exactly_the_issues_fields() {
     assert_eq!(
         keys(&v),
         set(&[
+            "schema_version",
             "users",
             "e2e_ms",
+            "e2e_population",
             "steps",
             "errors",
+            "rates",
             "throughput",
+            "time_scale",
+            "schedule_lag",
             "criteria",
             "verdict",
-            // Added by the report (engine::report), additively.
             "bottleneck"
         ])
+    );
+    assert_eq!(v["schema_version"], vana_load_engine::schema::SCHEMA_VERSION);
+    assert_eq!(v["time_scale"], 1.0);
+    assert!(
+        v["e2e_population"].as_str().unwrap().contains("5 successful journeys"),
+        "{}",
+        v["e2e_population"]
     );
     assert_eq!(
         keys(&v["users"]),
@@ -445,7 +504,9 @@ async fn summary_json_has_exactly_the_issues_fields() {
             "succeeded",
             "failed",
             "delayed",
-            "dropped"
+            "dropped",
+            "cancelled",
+            "not_arrived"
         ])
     );
     assert_eq!(keys(&v["e2e_ms"]), set(&["p50", "p95", "p99", "max"]));
@@ -466,7 +527,16 @@ async fn summary_json_has_exactly_the_issues_fields() {
 
 struct AlwaysFails(AtomicU64);
 impl Flow for AlwaysFails {
-    async fn run(&self, _u: u64, _r: &str) -> FlowResult {
+    fn steps(&self) -> Vec<StepDef> {
+        vec![StepDef::new(
+            "upload",
+            "storage",
+            Duration::from_secs(60),
+            false,
+        )]
+    }
+
+    async fn run(&self, _u: u64, _p: &Progress) -> FlowResult {
         self.0.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(300)).await;
         FlowResult {
@@ -494,10 +564,7 @@ async fn abort_on_fail_threshold_stops_the_run() {
     let flow = Arc::new(AlwaysFails(AtomicU64::new(0)));
     let out = run(c, flow.clone(), opts(dir.path())).await.unwrap();
     assert!(
-        out.aborted
-            .as_deref()
-            .unwrap()
-            .contains("rate(errors) < 0.02"),
+        matches!(&out.aborted, Some(AbortReason::Threshold { expr, .. }) if expr == "rate(errors) < 0.02"),
         "{:?}",
         out.aborted
     );
@@ -527,7 +594,11 @@ async fn fail_fast_stops_at_the_first_critical_error() {
     c.abort_grace_secs = 0.0;
     let flow = Arc::new(AlwaysFails(AtomicU64::new(0)));
     let out = run(c, flow.clone(), opts(dir.path())).await.unwrap();
-    assert!(out.aborted.as_deref().unwrap().starts_with("failFast"));
+    assert!(
+        matches!(&out.aborted, Some(AbortReason::FailFast { step, .. }) if step == "upload"),
+        "{:?}",
+        out.aborted
+    );
     assert_eq!(out.summary.users.failed, 1);
     // Arrivals in the 0.3 s before the first failure started; the rest never arrived.
     assert!(out.summary.users.started < 10, "{:?}", out.summary.users);
@@ -560,7 +631,7 @@ async fn circuit_breaker_sheds_load_and_is_reported() {
     assert_eq!(flow.0.load(Ordering::SeqCst), out.summary.users.started);
     let shed_events = events(dir.path())
         .iter()
-        .filter(|e| e.error.as_deref() == Some("breaker(storage)"))
+        .filter(|e| matches!(e, Event::FlowDropped(d) if d.error == "breaker(storage)"))
         .count() as u64;
     assert_eq!(shed_events, out.details.shed);
     assert!(
@@ -578,7 +649,11 @@ async fn circuit_breaker_sheds_load_and_is_reported() {
 async fn interrupted_run_resumes_from_the_journal() {
     struct FailAt(u64, Mutex<Vec<u64>>);
     impl Flow for FailAt {
-        async fn run(&self, u: u64, _r: &str) -> FlowResult {
+        fn steps(&self) -> Vec<StepDef> {
+            defs(&["claim"])
+        }
+
+        async fn run(&self, u: u64, _p: &Progress) -> FlowResult {
             self.1.lock().unwrap().push(u);
             tokio::time::sleep(Duration::from_millis(500)).await;
             if u == self.0 {

@@ -20,6 +20,8 @@ mod monitor;
 mod user;
 mod verdict;
 
+pub use verdict::summarize;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -98,8 +98,9 @@ pub(super) fn judge(i: Inputs<'_>) -> (Summary, Details) {
     (summary, details)
 }
 
-/// Everything in the summary but the criteria and the verdict.
-pub(super) fn summarize(r: &Recorder, cfg: &LoadTestConfig) -> Summary {
+/// Everything in the summary but the criteria and the verdict (also what a
+/// replayed journal rebuilds).
+pub fn summarize(r: &Recorder, cfg: &LoadTestConfig) -> Summary {
     let load_s = r.load_seconds();
     let per_s = |n: u64| load_s.map_or(0.0, |s| n as f64 / s);
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
