@@ -30,14 +30,20 @@ fn step_names_thresholds_and_the_journey_timeout_are_checked_against_the_flow() 
     let mut c = ok.clone();
     c.step_timeouts.insert("prof".into(), 1.0);
     let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
-    assert!(e.contains("stepTimeouts.prof") && e.contains("upload, register, proof"), "{e}");
+    assert!(
+        e.contains("stepTimeouts.prof") && e.contains("upload, register, proof"),
+        "{e}"
+    );
     let mut c = ok.clone();
     c.step_components.insert("regster".into(), "x".into());
     let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
     assert!(e.contains("stepComponents.regster"), "{e}");
     // A misspelt threshold metric is refused by name.
     let mut c = ok.clone();
-    c.thresholds = vec![vana_load_engine::ThresholdSpec::new("p95(regster) < 10s", false)];
+    c.thresholds = vec![vana_load_engine::ThresholdSpec::new(
+        "p95(regster) < 10s",
+        false,
+    )];
     c.validate().unwrap();
     let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
     assert!(e.contains("unknown metric `regster`"), "{e}");
@@ -45,7 +51,10 @@ fn step_names_thresholds_and_the_journey_timeout_are_checked_against_the_flow() 
     let mut c = ok.clone();
     c.journey_timeout_secs = Some(400.0);
     let e = c.validate_for(&flow_steps()).unwrap_err().to_string();
-    assert!(e.contains("journeyTimeoutSecs") && e.contains("500 s"), "{e}");
+    assert!(
+        e.contains("journeyTimeoutSecs") && e.contains("500 s"),
+        "{e}"
+    );
     c.journey_timeout_secs = Some(500.0);
     c.validate_for(&flow_steps()).unwrap();
 }

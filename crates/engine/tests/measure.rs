@@ -170,7 +170,10 @@ async fn arrivals_over_the_cap_are_delayed_then_dropped() {
         assert!((waited - 1000.0).abs() < 1.0, "waited {waited} ms");
     }
     let failed_e2e = &out.details.e2e_failed_ms["queue_timeout"];
-    assert!((failed_e2e.max.unwrap() - 1000.0).abs() <= 2.0, "{failed_e2e:?}");
+    assert!(
+        (failed_e2e.max.unwrap() - 1000.0).abs() <= 2.0,
+        "{failed_e2e:?}"
+    );
     // The error rate's denominator is every user who arrived: 2 of 9.
     assert!((s.rates.error_rate.unwrap() - 2.0 / 9.0).abs() < 1e-9);
     assert!(s.rates.error_rate_of.contains("dropped 2"), "{:?}", s.rates);
@@ -364,7 +367,9 @@ async fn summary_agrees_with_events_and_the_journal() {
     // Every flow_* line carries the plan's fields.
     for e in &ev {
         let w = e.who();
-        assert!(w.wallet.starts_with("0x") && w.test_id == format!("t-{}", w.user) && w.timestamp > 0);
+        assert!(
+            w.wallet.starts_with("0x") && w.test_id == format!("t-{}", w.user) && w.timestamp > 0
+        );
     }
     // Throughput is over the load phases: succeeded / (first arrival → last completion).
     assert!(
@@ -489,10 +494,16 @@ async fn summary_json_has_exactly_the_issues_fields() {
             "bottleneck"
         ])
     );
-    assert_eq!(v["schema_version"], vana_load_engine::schema::SCHEMA_VERSION);
+    assert_eq!(
+        v["schema_version"],
+        vana_load_engine::schema::SCHEMA_VERSION
+    );
     assert_eq!(v["time_scale"], 1.0);
     assert!(
-        v["e2e_population"].as_str().unwrap().contains("5 successful journeys"),
+        v["e2e_population"]
+            .as_str()
+            .unwrap()
+            .contains("5 successful journeys"),
         "{}",
         v["e2e_population"]
     );
