@@ -334,6 +334,9 @@ pub struct Snapshot {
     pub breakers_open: Vec<String>,
     /// Scraped gauges: source → metric (with labels) → value.
     pub gauges: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The host's CPU and the watched processes' CPU and RSS ([`crate::sysmon::SysMon`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::sysmon::SystemSample>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -395,6 +398,7 @@ impl Recorder {
             schedule_lag_p99_ms: self.schedule_lag.pct_ms(99.0),
             breakers_open: Vec::new(),
             gauges: BTreeMap::new(),
+            system: None,
         }
     }
 }
