@@ -119,6 +119,18 @@ impl Twin {
         self.chain.as_ref().and_then(|c| c.pid())
     }
 
+    /// The twin's own processes, by name, for the load generator to watch
+    /// (`vana_load_engine::sysmon::SysMon::new`): `anvil`, the chain, and
+    /// `anvil-fork-source`, the idle anvil the chain forks from when it runs
+    /// without state roots (`chain.state_root = false`). The services run
+    /// inside this process and are counted with it.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        self.chain
+            .as_ref()
+            .map(chain_glue::RunningChain::processes)
+            .unwrap_or_default()
+    }
+
     /// The anvil binary this twin runs, and where it was found.
     pub fn anvil(&self) -> &FoundAnvil {
         &self.anvil_path
@@ -311,6 +323,15 @@ mod chain_glue {
 
         pub fn pid(&self) -> Option<u32> {
             self.anvil.pid()
+        }
+
+        /// `anvil` and, when the chain forks from one, `anvil-fork-source`.
+        pub fn processes(&self) -> Vec<(String, u32)> {
+            let upstream = self.upstream.as_ref().and_then(AnvilProcess::pid);
+            [("anvil", self.anvil.pid()), ("anvil-fork-source", upstream)]
+                .into_iter()
+                .filter_map(|(name, pid)| Some((name.to_owned(), pid?)))
+                .collect()
         }
     }
 

@@ -91,6 +91,7 @@ async fn start_serves_everything_then_stop_and_drop_leave_no_anvil() {
         assert!(body.contains("# EOF"), "{name} /metrics: {body}");
     }
     assert_eq!(twin.anvil_pid(), anvils.first().copied());
+    assert_eq!(twin.processes(), vec![("anvil".to_owned(), anvils[0])]);
     assert_eq!(
         twin.deployment().data_registry,
         m.contract("DataRegistry").unwrap()
@@ -126,6 +127,15 @@ async fn start_serves_everything_then_stop_and_drop_leave_no_anvil() {
         2,
         "the chain and the one it forks: {anvils:?}"
     );
+    let named = twin.processes();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["anvil", "anvil-fork-source"]);
+    assert_eq!(Some(named[0].1), twin.anvil_pid());
+    let mut pids: Vec<u32> = named.iter().map(|(_, p)| *p).collect();
+    pids.sort_unstable();
+    let mut children = anvils.clone();
+    children.sort_unstable();
+    assert_eq!(pids, children);
     let m = twin.manifest().clone();
     let provider = ProviderBuilder::new().connect_http(m.rpc_url.parse().unwrap());
     assert_eq!(provider.get_chain_id().await.unwrap(), 14800);
