@@ -51,6 +51,9 @@ pub struct RunData {
     pub series: Vec<Point>,
     /// `flow_complete` and `flow_failed` events (the others are counted in the summary).
     pub journeys: Vec<Event>,
+    /// `flow_dropped` events: arrivals that never started (queue timeout or a
+    /// circuit breaker's shed). They arrived and did not complete.
+    pub dropped: Vec<Event>,
     /// Tagged histograms of `histograms.hlog` (microseconds).
     pub hists: BTreeMap<String, Histogram<u64>>,
     /// Lines of `events.jsonl` / `timeseries.jsonl` that did not parse.
@@ -120,9 +123,15 @@ impl RunData {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         let (series, bad1) = read_lines::<Point>(&dir.join("timeseries.jsonl"), |_| true)?;
-        let (journeys, bad2) = read_lines::<Event>(&dir.join("events.jsonl"), |e| {
-            e.event == "flow_complete" || e.event == "flow_failed"
+        let (events, bad2) = read_lines::<Event>(&dir.join("events.jsonl"), |e| {
+            matches!(
+                e.event.as_str(),
+                "flow_complete" | "flow_failed" | "flow_dropped"
+            )
         })?;
+        let (dropped, journeys) = events
+            .into_iter()
+            .partition(|e: &Event| e.event == "flow_dropped");
         let hp = dir.join("histograms.hlog");
         let hists = if hp.exists() {
             crate::results::read_hlog(&hp)
@@ -142,6 +151,7 @@ impl RunData {
             config,
             series,
             journeys,
+            dropped,
             hists,
             bad_lines: bad1 + bad2,
         })
@@ -176,6 +186,16 @@ impl RunData {
         )
         .replace("Relayer", "relayer")
         .replace("Direct", "direct")
+    }
+
+    /// Whether the run drove a local twin (`run.json`'s `target.kind` is
+    /// `"twin"`): the driver and the services then share one machine.
+    pub fn local_twin(&self) -> bool {
+        self.run
+            .get("target")
+            .and_then(|t| t.get("kind"))
+            .and_then(|k| k.as_str())
+            == Some("twin")
     }
 
     pub fn run_id(&self) -> String {
