@@ -281,7 +281,8 @@ mod tests {
 
     #[test]
     fn proc_stat_parses_names_with_spaces_and_parentheses() {
-        let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 9999 1000 10 0 0";
+        let line =
+            "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 9999 1000 10 0 0";
         let st = parse_proc_stat(line).expect("parses");
         assert_eq!((st.zombie, st.cpu_ticks, st.start_ticks), (false, 12, 9999));
         let z = parse_proc_stat(&line.replace(") S ", ") Z ")).expect("parses");

@@ -35,6 +35,48 @@ pub enum ReportError {
 /// One row of `timeseries.jsonl`, read back with the type the engine writes.
 pub type Point = crate::metrics::Snapshot;
 
+/// Peaks and means of `series[].system` over the run (see [`RunData::system_stats`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SystemStats {
+    /// Online cores of the machine (the most any snapshot saw).
+    pub cores: u32,
+    /// Host CPU, busy share of all cores (0–100).
+    pub host: CpuStats,
+    /// Each watched process, `vana-load` first, then by name.
+    pub processes: Vec<ProcStats>,
+}
+
+/// Peak and mean of a CPU share over the snapshots that recorded one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CpuStats {
+    pub peak_pct: Option<f64>,
+    pub mean_pct: Option<f64>,
+}
+
+/// One watched process over the run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProcStats {
+    pub name: String,
+    /// 100 = one core.
+    pub cpu: CpuStats,
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl CpuStats {
+    fn of(v: impl Iterator<Item = f64>) -> CpuStats {
+        let (mut n, mut sum, mut peak) = (0usize, 0.0, f64::NEG_INFINITY);
+        for x in v {
+            n += 1;
+            sum += x;
+            peak = peak.max(x);
+        }
+        CpuStats {
+            peak_pct: (n > 0).then_some(peak),
+            mean_pct: (n > 0).then(|| sum / n as f64),
+        }
+    }
+}
+
 /// Everything a results directory holds, parsed.
 #[derive(Debug, Clone)]
 pub struct RunData {
@@ -210,6 +252,55 @@ impl RunData {
     /// The component a step belongs to (the run's `stepComponents`).
     pub fn component_of<'a>(&'a self, step: &'a str) -> &'a str {
         self.config.component_of(step)
+    }
+
+    /// The names of the processes `series[].system` watched, `vana-load`
+    /// first, then by name.
+    pub fn system_processes(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for p in self.series.iter().filter_map(|p| p.system.as_ref()) {
+            for k in p.processes.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+        names.sort_by_key(|n| (n != crate::sysmon::SELF_NAME, n.clone()));
+        names
+    }
+
+    /// Peak and mean CPU of the host and of each watched process, and each
+    /// process's peak RSS; `None` when no snapshot recorded system metrics.
+    pub fn system_stats(&self) -> Option<SystemStats> {
+        let rows: Vec<&crate::sysmon::SystemSample> = self
+            .series
+            .iter()
+            .filter_map(|p| p.system.as_ref())
+            .collect();
+        if rows.is_empty() {
+            return None;
+        }
+        let processes = self
+            .system_processes()
+            .into_iter()
+            .map(|name| {
+                let of = |r: &&crate::sysmon::SystemSample| r.processes.get(&name).cloned();
+                ProcStats {
+                    cpu: CpuStats::of(rows.iter().filter_map(of).filter_map(|p| p.cpu_pct)),
+                    peak_rss_mb: rows
+                        .iter()
+                        .filter_map(of)
+                        .filter_map(|p| p.rss_mb)
+                        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
+                    name,
+                }
+            })
+            .collect();
+        Some(SystemStats {
+            cores: rows.iter().map(|r| r.host_cores).max().unwrap_or(0),
+            host: CpuStats::of(rows.iter().filter_map(|r| r.host_cpu_pct)),
+            processes,
+        })
     }
 
     /// Steps in journey order: the known eleven first, then any others.
