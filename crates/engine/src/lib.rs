@@ -1,7 +1,7 @@
 //! The load engine of vana-load: profiles and config layers, the open arrival
 //! schedule, HDR measurement from the intended start (no coordinated omission),
-//! thresholds and circuit breakers, the live view, Prometheus, and the results
-//! directory with its journal.
+//! thresholds and circuit breakers, the live view, Prometheus, the load
+//! generator's own CPU and memory, and the results directory with its journal.
 //!
 //! The engine knows nothing of Vana. It drives any [`Flow`]:
 //!

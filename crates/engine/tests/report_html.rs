@@ -1,7 +1,8 @@
 //! `report.html` from a recorded run: every section and chart is present with
 //! data, nothing references an external URL, secrets are redacted, and
 //! headless Chromium actually draws the charts (pixels checked in a screenshot).
-//! Also the Markdown summary and the fields added to `summary.json`.
+//! Also the Markdown summary, the fields added to `summary.json`, and the
+//! System section (the load generator's machine) with and without samples.
 //!
 //! The run is synthetic (two "inference workers" saturate, 1 in 25 journeys
 //! fails at `proof`, every journey sends three transactions) with the twin's
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use report_support::{Scenario, run_blocking};
 use scraper::{Html, Selector};
-use vana_load_engine::report::{ReportOptions, markdown_report, svg::PALETTE};
+use vana_load_engine::report::{ReportOptions, markdown_report, svg::PALETTE, write_report};
 
 fn fixture() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -218,6 +219,101 @@ fn markdown_summary_for_ci() {
     assert!(md.contains("inference backend"));
     assert!(md.contains("### Capacity"));
     assert!(md.contains("`tee_timeout`"));
+}
+
+/// A copy of the fixture with each time-series row rewritten by `edit`
+/// (row index, row), re-rendered.
+fn variant(edit: impl Fn(usize, &mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    let ts = dir.path().join("timeseries.jsonl");
+    let rows: Vec<String> = std::fs::read_to_string(&ts)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            let mut row: serde_json::Value = serde_json::from_str(l).unwrap();
+            edit(i, &mut row);
+            row.to_string()
+        })
+        .collect();
+    std::fs::write(&ts, rows.join("\n")).unwrap();
+    write_report(dir.path(), &ReportOptions::default()).unwrap();
+    dir
+}
+
+#[test]
+fn the_system_section_charts_the_machine_or_says_it_recorded_none() {
+    // Samples as the engine takes them: no CPU share on the first.
+    let with = variant(|i, row| {
+        let first = i == 0;
+        let cpu = |v: f64| (!first).then_some(v);
+        row["system"] = serde_json::json!({
+            "host_cpu_pct": cpu(40.0 + (i % 5) as f64),
+            "host_cores": 2,
+            "processes": {
+                "vana-load": {"cpu_pct": cpu(50.0 + (i % 3) as f64), "rss_mb": 60.0 + i as f64},
+                "anvil": {"cpu_pct": cpu(20.0), "rss_mb": 300.0}
+            }
+        });
+    });
+    let page = std::fs::read_to_string(with.path().join("report.html")).unwrap();
+    let doc = Html::parse_document(&page);
+    assert!(doc.select(&sel("#system-none")).next().is_none());
+    for (id, lines) in [("chart-system-cpu", 3), ("chart-system-rss", 2)] {
+        let svg = doc
+            .select(&sel(&format!("svg#{id}")))
+            .next()
+            .unwrap_or_else(|| panic!("missing chart {id}"));
+        let n: u64 = svg.value().attr("data-points").unwrap().parse().unwrap();
+        assert!(n > 0, "chart {id} has no data");
+        let drawn = svg.select(&sel("polyline.series")).count();
+        assert_eq!(drawn, lines, "chart {id}");
+        let legend: String = svg
+            .select(&sel("g.legend"))
+            .flat_map(|g| g.text())
+            .collect();
+        assert!(
+            legend.contains("vana-load") && legend.contains("anvil"),
+            "{legend}"
+        );
+    }
+    let table: String = doc
+        .select(&sel("#system-table"))
+        .next()
+        .expect("system table")
+        .text()
+        .collect();
+    for want in ["host", "44 %", "vana-load", "52 %", "anvil", "300 MiB"] {
+        assert!(table.contains(want), "{want} not in {table}");
+    }
+    let md = markdown_report(with.path(), &ReportOptions::default()).unwrap();
+    assert!(
+        md.contains("**Machine**: peak host CPU 44 % of 2 cores"),
+        "{md}"
+    );
+
+    let without = variant(|_, row| {
+        if let Some(m) = row.as_object_mut() {
+            m.remove("system");
+        }
+    });
+    let page = std::fs::read_to_string(without.path().join("report.html")).unwrap();
+    let doc = Html::parse_document(&page);
+    let note: String = doc
+        .select(&sel("#system-none"))
+        .next()
+        .expect("the section says there is nothing to show")
+        .text()
+        .collect();
+    assert!(note.contains("recorded no system metrics"), "{note}");
+    assert!(doc.select(&sel("svg#chart-system-cpu")).next().is_none());
 }
 
 fn chromium() -> PathBuf {

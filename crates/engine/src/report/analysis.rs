@@ -1,6 +1,9 @@
 //! Bottleneck analysis: which step's latency grows with load, and which
 //! component saturates first (its step latency climbs with in-flight, its queue
 //! gauge rises while completions stay flat, its errors begin), with the numbers.
+//! The machine counts as a component too: when its CPU is saturated at that
+//! onset, the knee is the machine's (the driver's, and the local twin's when
+//! they share it), not a service's.
 //!
 //! It works from the results alone (journal + time series), whatever the flow.
 
@@ -41,9 +44,13 @@ pub struct GaugeSignal {
     pub max: f64,
     pub rising: bool,
     pub onset_s: Option<f64>,
-    /// Mean completions/s in the bins after the onset, and the arrivals/s then.
+    /// Mean completions/s in the bins after the onset, and the arrivals/s then
+    /// (dropped arrivals included: they arrived and did not complete).
     pub completions_per_s_after: Option<f64>,
     pub arrivals_per_s_after: Option<f64>,
+    /// Of those arrivals, the ones dropped before starting, per second.
+    #[serde(default)]
+    pub dropped_per_s_after: Option<f64>,
 }
 
 /// What the run says about one component.
@@ -96,9 +103,78 @@ pub fn knob_of(component: &str) -> String {
         "indexer" => "indexer poll interval and RPC endpoints".into(),
         "storage" => "storage upload concurrency/bandwidth".into(),
         "tee" => "TEE instances (more TEE keys answering proofs)".into(),
-        "client" => "load-generator CPU (more engine machines)".into(),
+        "client" | "driver_cpu" => "load-generator CPU (more engine machines)".into(),
+        "host_cpu" => {
+            "CPU for the machine (more cores, or the driver and the twin on separate machines)"
+                .into()
+        }
         other => format!("capacity of `{other}`"),
     }
+}
+
+/// Whether a component is the machine the run ran on rather than a service:
+/// `host_cpu` (the driver and a local twin share it) or `driver_cpu` (the load
+/// generator's own machine, against a remote target).
+pub fn is_machine(component: &str) -> bool {
+    matches!(component, "host_cpu" | "driver_cpu")
+}
+
+/// Host CPU (busy share of all cores) at or above which the machine counts as
+/// saturated around a component's onset.
+pub const HOST_CPU_SATURATED_PCT: f64 = 85.0;
+
+/// The machine's CPU over a stretch of the run, from `series[].system`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostCpu {
+    /// Busy share of all cores (0–100): mean, least and most over the snapshots.
+    pub mean_pct: f64,
+    pub min_pct: f64,
+    pub max_pct: f64,
+    pub cores: u32,
+    pub samples: usize,
+    /// Mean CPU of each watched process then (100 = one core).
+    pub processes: BTreeMap<String, f64>,
+}
+
+/// The host's CPU over the snapshots whose interval (from the previous
+/// snapshot to this one) overlaps `[from, to]`; `None` when none recorded it.
+pub fn host_cpu_between(data: &RunData, from: f64, to: f64) -> Option<HostCpu> {
+    let mut h = HostCpu {
+        min_pct: f64::INFINITY,
+        ..Default::default()
+    };
+    let mut procs: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut prev_t: Option<f64> = None;
+    for p in &data.series {
+        let start = prev_t.unwrap_or(p.t_s - data.config.metrics_interval);
+        prev_t = Some(p.t_s);
+        if p.t_s < from || start > to {
+            continue;
+        }
+        let Some(sys) = &p.system else { continue };
+        let Some(v) = sys.host_cpu_pct else { continue };
+        h.samples += 1;
+        h.mean_pct += v;
+        h.min_pct = h.min_pct.min(v);
+        h.max_pct = h.max_pct.max(v);
+        h.cores = h.cores.max(sys.host_cores);
+        for (name, ps) in &sys.processes {
+            if let Some(c) = ps.cpu_pct {
+                let e = procs.entry(name.clone()).or_default();
+                e.0 += c;
+                e.1 += 1;
+            }
+        }
+    }
+    if h.samples == 0 {
+        return None;
+    }
+    h.mean_pct /= h.samples as f64;
+    h.processes = procs
+        .into_iter()
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect();
+    Some(h)
 }
 
 /// Gauges the report charts, by the metric names the twin exposes.
@@ -255,17 +331,26 @@ fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> G
     let onset_s = climbs
         .then(|| pts.iter().find(|p| p.1 >= level).map(|p| p.0))
         .flatten();
-    let (mut cps, mut aps) = (None, None);
+    let (mut cps, mut aps, mut dps) = (None, None, None);
     if let (Some(t), Some(tl)) = (onset_s, tl) {
         let from = tl.bins.index(t);
-        // Bins after the onset while arrivals are still coming.
+        // Bins after the onset while arrivals are still coming. Arrivals count
+        // the dropped ones (queue timeout, breaker shed): they arrived and did
+        // not complete, so dropping work never makes a queue keep pace.
         let idx: Vec<usize> = (from..tl.bins.n)
             .filter(|&i| tl.arrivals_per_s[i] > 0.0)
             .collect();
         if !idx.is_empty() {
             let n = idx.len() as f64;
-            cps = Some(idx.iter().map(|&i| tl.completions_per_s[i]).sum::<f64>() / n);
-            aps = Some(idx.iter().map(|&i| tl.arrivals_per_s[i]).sum::<f64>() / n);
+            let mean = |v: &[f64]| {
+                idx.iter()
+                    .map(|&i| v.get(i).copied().unwrap_or(0.0))
+                    .sum::<f64>()
+                    / n
+            };
+            cps = Some(mean(&tl.completions_per_s));
+            aps = Some(mean(&tl.arrivals_per_s));
+            dps = Some(mean(&tl.dropped_per_s));
         }
     }
     let keeps_pace = matches!((cps, aps), (Some(c), Some(a)) if c >= KEEPING_PACE * a);
@@ -278,6 +363,7 @@ fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> G
         onset_s: onset_s.filter(|_| rising),
         completions_per_s_after: cps,
         arrivals_per_s_after: aps,
+        dropped_per_s_after: dps,
     }
 }
 
@@ -388,6 +474,9 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
                     num(c),
                     num(a)
                 ));
+                if let Some(d) = q.dropped_per_s_after.filter(|d| *d > 0.0) {
+                    s.push_str(&format!(" ({}/s of them dropped before starting)", num(d)));
+                }
             }
             evidence.push(s);
         }
@@ -446,6 +535,12 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
                 .collect(),
         )
     });
+    // A saturated machine at that onset is the knee, whatever queue moved.
+    let half_width = tl.map_or(data.config.metrics_interval, |t| t.bins.width);
+    if let Some(machine) = machine_saturation(data, &b, half_width) {
+        b.component = Some(machine.component.clone());
+        b.components.push(machine);
+    }
     // In flight at the cap is the whole system saturating: it is evidence for
     // the component that saturated (whose queueing filled the slots).
     if let (Some(t), Some(name)) = (b.cap_reached_s, b.component.clone())
@@ -461,6 +556,85 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
     b.knob = b.component.as_deref().map(knob_of);
     b.sentences = sentences(&b, data);
     b
+}
+
+/// The machine as the bottleneck: when the host's CPU was at least
+/// [`HOST_CPU_SATURATED_PCT`] busy over the snapshots within `half_width`
+/// seconds of the onset of the component `b` would name, the knee is the
+/// machine's. With a local twin that is `host_cpu` (the driver and the twin
+/// share it; the service figures are a lower bound); against a remote target
+/// it is `driver_cpu`, the load generator itself, whose figures are then
+/// suspect. Never a network component.
+fn machine_saturation(data: &RunData, b: &Bottleneck, half_width: f64) -> Option<ComponentSignal> {
+    let name = b.component.as_deref()?;
+    let sig = b.components.iter().find(|c| c.component == name)?;
+    let onset = sig.onset_s?;
+    let cpu = host_cpu_between(data, onset - half_width, onset + half_width)?;
+    if cpu.mean_pct < HOST_CPU_SATURATED_PCT {
+        return None;
+    }
+    let busy = if cpu.max_pct - cpu.min_pct < 1.0 {
+        format!("{:.0} % busy", cpu.mean_pct)
+    } else {
+        format!(
+            "{:.0}–{:.0} % busy (mean {:.0} %)",
+            cpu.min_pct, cpu.max_pct, cpu.mean_pct
+        )
+    };
+    let cores = match cpu.cores {
+        0 => "cores".to_string(),
+        1 => "one core".to_string(),
+        n => format!("{n} cores"),
+    };
+    let when = format!("around t = {}", secs(onset));
+    let displaced = component_name(name);
+    let procs = (!cpu.processes.is_empty()).then(|| {
+        let mut v: Vec<(&String, &f64)> = cpu.processes.iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(a.1));
+        format!(
+            "the watched processes used {} then (100 % = one core)",
+            v.iter()
+                .map(|(n, c)| format!("{n} {:.0} %", c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    let (component, mut evidence) = if data.local_twin() {
+        (
+            "host_cpu",
+            vec![format!(
+                "the machine's {cores} were {busy} {when}, when the {displaced} would otherwise be named"
+            )],
+        )
+    } else {
+        (
+            "driver_cpu",
+            vec![format!(
+                "the load generator's machine had its {cores} {busy} {when}, when the {displaced} would otherwise be named"
+            )],
+        )
+    };
+    evidence.extend(procs);
+    evidence.push(if component == "host_cpu" {
+        "the driver and the twin share this machine, so the knee is the machine's, not a service's: the service figures are a lower bound".to_string()
+    } else {
+        format!(
+            "the load generator itself was saturated, so the figures are suspect (its own delays are in the latencies and rates it measured) and the {displaced} is not named"
+        )
+    });
+    Some(ComponentSignal {
+        component: component.to_string(),
+        steps: Vec::new(),
+        saturated: true,
+        onset_s: Some(onset),
+        latency_growth_ms: 0.0,
+        queue: None,
+        errors: 0,
+        first_error_s: None,
+        throughput_per_s: sig.throughput_per_s,
+        knob: knob_of(component),
+        evidence,
+    })
 }
 
 /// Whether the failure rate of `steps` is clearly higher in the high-load bins
@@ -597,6 +771,8 @@ pub fn component_name(c: &str) -> String {
         "personal_server" => "personal server".into(),
         "tee" => "TEE (proof of contribution)".into(),
         "chain" => "chain (RPC and blocks)".into(),
+        "host_cpu" => "host CPU (driver and twin share it)".into(),
+        "driver_cpu" => "load generator's CPU".into(),
         other => other.replace('_', " "),
     }
 }
@@ -626,6 +802,7 @@ mod tests {
             in_flight: vec![100.0; n],
             completions_per_s: vec![completions; n],
             arrivals_per_s: vec![arrivals; n],
+            dropped_per_s: vec![0.0; n],
             step_p50: BTreeMap::new(),
             step_count: BTreeMap::new(),
             step_rate: BTreeMap::new(),
@@ -654,5 +831,186 @@ mod tests {
         assert!(gauge_signal(kind, &pts, None).rising);
         // Storage bytes are not a queue, however far they climb.
         assert!(!gauge_signal(GaugeKind::StorageBytes, &pts, Some(&steady(12.0, 9.0))).rising);
+    }
+
+    /// A results directory of a 60 s run at 10 arrivals/s whose every journey
+    /// takes 1 s in `register` (the relayer). From t = 20 s every other arrival
+    /// is dropped (queue timeout) and the relayer's pending gauge rises 0 → 27:
+    /// the journeys that start all complete, the arrivals do not. Each snapshot
+    /// records the host at `host_cpu` % (None: no system metrics); `target` is
+    /// `run.json`'s `target.kind`.
+    fn relayer_falls_behind(host_cpu: Option<f64>, target: &str) -> tempfile::TempDir {
+        use serde_json::json;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.path().join(name), text).expect("write results file")
+        };
+        let (mut events, mut completed, mut dropped) = (Vec::new(), 0u64, 0u64);
+        for user in 0..600u64 {
+            let intended_ms = user as f64 * 100.0;
+            let base = json!({"wallet": "0x0", "test_id": "t", "timestamp": 0,
+                "user": user, "intended_ms": intended_ms});
+            let mut e = base.clone();
+            if intended_ms >= 20_000.0 && user % 2 == 0 {
+                dropped += 1;
+                e["event"] = json!("flow_dropped");
+                e["error"] = json!("queue_timeout");
+                e["wait_ms"] = json!(5000.0);
+            } else {
+                completed += 1;
+                e["event"] = json!("flow_complete");
+                e["duration_ms"] = json!(1000.0);
+                e["wait_ms"] = json!(0.0);
+                e["steps"] = json!([{"name": "register", "ms": 1000.0, "ok": true}]);
+            }
+            events.push(e.to_string());
+        }
+        write("events.jsonl", events.join("\n"));
+        let rows: Vec<String> = (1..=13)
+            .map(|k| {
+                let t = 5.0 * k as f64;
+                let pending = if t <= 20.0 { 0.0 } else { 27.0 };
+                let mut row = json!({"t_s": t, "in_flight": 10,
+                    "gauges": {"relayer": {"relayer_pending_transactions": pending}}});
+                if let Some(cpu) = host_cpu {
+                    // A little jitter around the level, as a real machine shows.
+                    let jitter = [-2.0, 0.0, 3.0, 1.0][k % 4];
+                    row["system"] = json!({"host_cpu_pct": cpu + jitter, "host_cores": 2,
+                        "processes": {"vana-load": {"cpu_pct": 1.2 * cpu, "rss_mb": 80.0},
+                                      "anvil": {"cpu_pct": 0.5 * cpu, "rss_mb": 300.0}}});
+                }
+                row.to_string()
+            })
+            .collect();
+        write("timeseries.jsonl", rows.join("\n"));
+        let summary = json!({
+            "users": {"planned": 600, "started": completed, "succeeded": completed,
+                      "failed": 0, "delayed": dropped, "dropped": dropped},
+            "e2e_ms": {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "max": 1000.0},
+            "steps": {"register": {"count": completed, "errors": 0,
+                                   "p50_ms": 1000.0, "p95_ms": 1000.0, "p99_ms": 1000.0}},
+            "errors": {},
+            "throughput": {"flows_per_s": 6.7, "peak_flows_per_s": 10.0, "tx_per_s": 0.0},
+            "criteria": [],
+            "verdict": "pass"
+        });
+        write("summary.json", summary.to_string());
+        write(
+            "run.json",
+            json!({"run_id": "t", "target": {"kind": target}}).to_string(),
+        );
+        dir
+    }
+
+    fn analyse_dir(dir: &tempfile::TempDir) -> Bottleneck {
+        let data = RunData::load(dir.path()).expect("results load");
+        let tl = Timeline::build(&data);
+        bottleneck(&data, tl.as_ref())
+    }
+
+    const NETWORK: [&str; 7] = [
+        "relayer",
+        "inference",
+        "personal_server",
+        "chain",
+        "indexer",
+        "storage",
+        "tee",
+    ];
+
+    #[test]
+    fn dropped_arrivals_do_not_complete_so_a_queue_that_drops_work_is_saturated() {
+        let dir = relayer_falls_behind(None, "twin");
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("relayer"),
+            "{:#?}",
+            b.sentences
+        );
+        let q = b
+            .components
+            .iter()
+            .find(|c| c.component == "relayer")
+            .and_then(|c| c.queue.clone())
+            .expect("relayer queue gauge");
+        assert!(q.rising, "{q:?}");
+        // About 5 completions/s against 10 arrivals/s, half of them dropped.
+        let (c, a) = (
+            q.completions_per_s_after.unwrap_or(0.0),
+            q.arrivals_per_s_after.unwrap_or(0.0),
+        );
+        assert!((8.0..=12.0).contains(&a) && c < 0.8 * a, "{c}/s of {a}/s");
+        assert!(q.dropped_per_s_after.is_some_and(|d| d > 3.0), "{q:?}");
+        assert!(
+            b.sentences[0].contains("dropped before starting"),
+            "{}",
+            b.sentences[0]
+        );
+    }
+
+    #[test]
+    fn a_saturated_host_shared_with_a_local_twin_is_named_instead_of_the_queue() {
+        let dir = relayer_falls_behind(Some(90.0), "twin");
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("host_cpu"),
+            "{:#?}",
+            b.sentences
+        );
+        assert_eq!(b.knob.as_deref().map(|k| k.contains("CPU")), Some(true));
+        let first = &b.sentences[0];
+        assert!(
+            first.contains("host CPU (driver and twin share it)"),
+            "{first}"
+        );
+        // The measured share (88–93 % around the onset) and what it means.
+        assert!(first.contains("2 cores were 88–93 % busy"), "{first}");
+        assert!(
+            first.contains("the knee is the machine's, not a service's")
+                && first.contains("lower bound"),
+            "{first}"
+        );
+        assert!(first.contains("vana-load 108 %"), "{first}");
+        let host = b
+            .components
+            .iter()
+            .find(|c| c.component == "host_cpu")
+            .expect("host_cpu signal");
+        assert!(host.saturated && host.onset_s.is_some(), "{host:?}");
+        assert!(!first.contains("The bottleneck is the relayer"), "{first}");
+    }
+
+    #[test]
+    fn a_host_at_forty_percent_leaves_the_queue_named() {
+        let dir = relayer_falls_behind(Some(40.0), "twin");
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("relayer"),
+            "{:#?}",
+            b.sentences
+        );
+        assert!(!b.components.iter().any(|c| is_machine(&c.component)));
+    }
+
+    #[test]
+    fn a_saturated_driver_against_a_remote_target_is_the_generator_not_the_network() {
+        let dir = relayer_falls_behind(Some(90.0), "network");
+        let b = analyse_dir(&dir);
+        let c = b.component.clone().unwrap_or_default();
+        assert!(
+            !NETWORK.contains(&c.as_str()),
+            "named {c}: {:#?}",
+            b.sentences
+        );
+        assert_eq!(c, "driver_cpu");
+        assert!(
+            b.sentences[0].contains("load generator itself was saturated"),
+            "{}",
+            b.sentences[0]
+        );
+        assert!(!b.sentences[0].contains("share this machine"));
     }
 }

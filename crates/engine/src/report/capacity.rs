@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{Bottleneck, component_name};
+use super::analysis::{Bottleneck, component_name, is_machine};
 use super::data::RunData;
 use super::fmt::{group, num};
 
@@ -147,7 +147,8 @@ pub fn project(
         Some(l) => {
             c.limiting_component = Some(l.component.clone());
             c.journeys_per_s = l.journeys_per_s;
-            c.lower_bound = !l.at_saturation;
+            // A saturated machine hides the services' own ceiling.
+            c.lower_bound = !l.at_saturation || is_machine(&l.component);
             c.knob = Some(l.knob.clone());
         }
         None => {
@@ -233,7 +234,18 @@ fn sentences(c: &Capacity, twin_unknown: bool) -> Vec<String> {
             super::fmt::pct(c.margin)
         )
     };
-    if c.lower_bound {
+    if let Some(m) = c.limiting_component.as_deref().filter(|m| is_machine(m)) {
+        out.push(format!(
+            "The {who} saturated at {} journeys/s before any service did, so the services' capacity is at least that: ≥ {} users/day, {verdict}. {}",
+            num(c.journeys_per_s),
+            group(c.users_per_day as i128),
+            if m == "host_cpu" {
+                "Run the driver and the twin on separate machines (or on more cores) to find the services' own ceiling."
+            } else {
+                "Run more load-generator machines (or fewer journeys per machine) to find the services' own ceiling."
+            }
+        ));
+    } else if c.lower_bound {
         out.push(format!(
             "Nothing saturated, so capacity is at least the best observed {} journeys/s: ≥ {} users/day, {verdict}. The run did not find the ceiling; run a higher load to find it.",
             num(c.journeys_per_s),

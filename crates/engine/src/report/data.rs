@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::config::{LoadTestConfig, ResolvedStep};
-use crate::schema::{Details, Event, Journey, RunInfo, Summary};
+use crate::schema::{Details, Dropped, Event, Journey, RunInfo, Summary};
 
 /// A report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,48 @@ pub enum ReportError {
 /// One row of `timeseries.jsonl`, read back with the type the engine writes.
 pub type Point = crate::metrics::Snapshot;
 
+/// Peaks and means of `series[].system` over the run (see [`RunData::system_stats`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SystemStats {
+    /// Online cores of the machine (the most any snapshot saw).
+    pub cores: u32,
+    /// Host CPU, busy share of all cores (0–100).
+    pub host: CpuStats,
+    /// Each watched process, `vana-load` first, then by name.
+    pub processes: Vec<ProcStats>,
+}
+
+/// Peak and mean of a CPU share over the snapshots that recorded one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CpuStats {
+    pub peak_pct: Option<f64>,
+    pub mean_pct: Option<f64>,
+}
+
+/// One watched process over the run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProcStats {
+    pub name: String,
+    /// 100 = one core.
+    pub cpu: CpuStats,
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl CpuStats {
+    fn of(v: impl Iterator<Item = f64>) -> CpuStats {
+        let (mut n, mut sum, mut peak) = (0usize, 0.0, f64::NEG_INFINITY);
+        for x in v {
+            n += 1;
+            sum += x;
+            peak = peak.max(x);
+        }
+        CpuStats {
+            peak_pct: (n > 0).then_some(peak),
+            mean_pct: (n > 0).then(|| sum / n as f64),
+        }
+    }
+}
+
 /// Everything a results directory holds, parsed.
 #[derive(Debug, Clone)]
 pub struct RunData {
@@ -53,6 +95,9 @@ pub struct RunData {
     /// The journeys of `flow_complete` and `flow_failed` events (the others
     /// are counted in the summary).
     pub journeys: Vec<Journey>,
+    /// `flow_dropped` events: arrivals that never started (queue timeout or a
+    /// circuit breaker's shed). They arrived and did not complete.
+    pub dropped: Vec<Dropped>,
     /// Tagged histograms of `histograms.hlog` (microseconds).
     pub hists: BTreeMap<String, Histogram<u64>>,
     /// Lines of `events.jsonl` / `timeseries.jsonl` that did not parse.
@@ -149,8 +194,21 @@ impl RunData {
         config: LoadTestConfig,
     ) -> Result<RunData, ReportError> {
         let (series, bad1) = read_lines::<Point>(&dir.join("timeseries.jsonl"), |_| true)?;
-        let (events, bad2) =
-            read_lines::<Event>(&dir.join("events.jsonl"), |e| e.journey().is_some())?;
+        let (events, bad2) = read_lines::<Event>(&dir.join("events.jsonl"), |e| {
+            matches!(
+                e,
+                Event::FlowComplete(_) | Event::FlowFailed(_) | Event::FlowDropped(_)
+            )
+        })?;
+        let mut journeys = Vec::new();
+        let mut dropped = Vec::new();
+        for e in events {
+            match e {
+                Event::FlowComplete(j) | Event::FlowFailed(j) => journeys.push(j),
+                Event::FlowDropped(d) => dropped.push(d),
+                _ => {}
+            }
+        }
         let hp = dir.join("histograms.hlog");
         let hists = if hp.exists() {
             crate::results::read_hlog(&hp)
@@ -168,7 +226,8 @@ impl RunData {
             run,
             config,
             series,
-            journeys: events.into_iter().filter_map(Event::into_journey).collect(),
+            journeys,
+            dropped,
             hists,
             bad_lines: bad1 + bad2,
         })
@@ -198,7 +257,8 @@ impl RunData {
         format!("{} (target not recorded)", hosts.join(", "))
     }
 
-    /// Whether the run drove a twin on the machine it ran on.
+    /// Whether the run drove a twin on this machine: the driver and the
+    /// services then share one machine (and its CPU).
     pub fn local_twin(&self) -> bool {
         self.run.target.kind == crate::schema::TargetKind::Twin
     }
@@ -223,6 +283,55 @@ impl RunData {
             .iter()
             .find(|s| s.name == step)
             .map_or(step, |s| s.component.as_str())
+    }
+
+    /// The names of the processes `series[].system` watched, `vana-load`
+    /// first, then by name.
+    pub fn system_processes(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for p in self.series.iter().filter_map(|p| p.system.as_ref()) {
+            for k in p.processes.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+        names.sort_by_key(|n| (n != crate::sysmon::SELF_NAME, n.clone()));
+        names
+    }
+
+    /// Peak and mean CPU of the host and of each watched process, and each
+    /// process's peak RSS; `None` when no snapshot recorded system metrics.
+    pub fn system_stats(&self) -> Option<SystemStats> {
+        let rows: Vec<&crate::sysmon::SystemSample> = self
+            .series
+            .iter()
+            .filter_map(|p| p.system.as_ref())
+            .collect();
+        if rows.is_empty() {
+            return None;
+        }
+        let processes = self
+            .system_processes()
+            .into_iter()
+            .map(|name| {
+                let of = |r: &&crate::sysmon::SystemSample| r.processes.get(&name).cloned();
+                ProcStats {
+                    cpu: CpuStats::of(rows.iter().filter_map(of).filter_map(|p| p.cpu_pct)),
+                    peak_rss_mb: rows
+                        .iter()
+                        .filter_map(of)
+                        .filter_map(|p| p.rss_mb)
+                        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
+                    name,
+                }
+            })
+            .collect();
+        Some(SystemStats {
+            cores: rows.iter().map(|r| r.host_cores).max().unwrap_or(0),
+            host: CpuStats::of(rows.iter().filter_map(|r| r.host_cpu_pct)),
+            processes,
+        })
     }
 
     /// Steps in journey order: the declared ones first, then any others seen.

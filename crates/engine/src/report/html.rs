@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no
 //! URL), readable offline and printable. Sections: header with verdict and
-//! criteria, charts over time, bottleneck, capacity and cost, per-step
-//! breakdown and histograms, chain, errors.
+//! criteria, charts over time (with the service gauges and the load
+//! generator's machine), bottleneck, capacity and cost, per-step breakdown and
+//! histograms, chain, errors.
 
 use std::fmt::Write;
 
@@ -411,7 +412,88 @@ fn over_time(o: &mut String, d: &RunData, a: &Analysis) {
         }
         o.push_str("</div>");
     }
+    system(o, d);
     o.push_str("</section>");
+}
+
+/// The load generator's machine over time: host CPU, each watched process's
+/// CPU and RSS (`series[].system`), and their peaks.
+fn system(o: &mut String, d: &RunData) {
+    o.push_str(r#"<h3 id="system">System: the load generator's machine</h3>"#);
+    let Some(stats) = d.system_stats() else {
+        o.push_str(r#"<p class="note" id="system-none">This run recorded no system metrics (the host's CPU and the CPU and memory of vana-load and the twin's processes are sampled on Linux at each snapshot).</p>"#);
+        return;
+    };
+    let names = d.system_processes();
+    let rows = || {
+        d.series
+            .iter()
+            .filter_map(|p| p.system.as_ref().map(|s| (p.t_s, s)))
+    };
+    let cores = match stats.cores {
+        0 => "all cores".to_string(),
+        1 => "its one core".to_string(),
+        n => format!("all {n} cores"),
+    };
+    let mut cpu = vec![Series::new(
+        "host",
+        PALETTE[8],
+        Style::Dashed,
+        rows()
+            .filter_map(|(t, s)| s.host_cpu_pct.map(|v| (t, v)))
+            .collect(),
+    )];
+    let mut rss = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let color = PALETTE[i % 8];
+        let proc_pts = |f: &dyn Fn(&crate::sysmon::ProcSample) -> Option<f64>| -> Vec<(f64, f64)> {
+            rows()
+                .filter_map(|(t, s)| s.processes.get(name).and_then(f).map(|v| (t, v)))
+                .collect()
+        };
+        cpu.push(Series::new(
+            name,
+            color,
+            Style::Line,
+            proc_pts(&|p| p.cpu_pct),
+        ));
+        rss.push(Series::new(
+            name,
+            color,
+            Style::Line,
+            proc_pts(&|p| p.rss_mb),
+        ));
+    }
+    o.push_str(r#"<div class="grid">"#);
+    o.push_str(&figure(
+        svg::line_chart("chart-system-cpu", "CPU: host and processes", "seconds", "CPU %", &cpu, None),
+        &format!("Host: busy share of {cores} (100 % = every core busy). Processes: 100 % = one core busy. Sampled from /proc at each snapshot."),
+    ));
+    o.push_str(&figure(
+        svg::line_chart("chart-system-rss", "Resident memory per process", "seconds", "RSS (MiB)", &rss, None),
+        "Resident set size of vana-load and of each watched process (anvil included when the target is the local twin).",
+    ));
+    o.push_str("</div>");
+    let pct_cell = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0} %"));
+    let _ = write!(
+        o,
+        r#"<table id="system-table"><tr><th>what</th><th>peak CPU</th><th>mean CPU</th><th>peak RSS</th></tr><tr><td>host ({})</td><td class="num">{}</td><td class="num">{}</td><td class="num">–</td></tr>"#,
+        esc(&cores),
+        pct_cell(stats.host.peak_pct),
+        pct_cell(stats.host.mean_pct)
+    );
+    for p in &stats.processes {
+        let _ = write!(
+            o,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            esc(&p.name),
+            pct_cell(p.cpu.peak_pct),
+            pct_cell(p.cpu.mean_pct),
+            p.peak_rss_mb
+                .map_or("–".into(), |v| format!("{} MiB", num(v)))
+        );
+    }
+    o.push_str("</table>");
 }
 
 fn bottleneck(o: &mut String, _d: &RunData, a: &Analysis) {

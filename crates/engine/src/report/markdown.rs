@@ -1,6 +1,7 @@
 //! The Markdown summary of a run, fit for a CI job summary
 //! (`$GITHUB_STEP_SUMMARY`): verdict, criteria, end-to-end and per-step
-//! latency, bottleneck and capacity sentences, top errors.
+//! latency, the load generator's machine (peak CPU and RSS), bottleneck and
+//! capacity sentences, top errors.
 
 use std::fmt::Write;
 
@@ -80,6 +81,26 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         oms(s.e2e_ms.p99),
         oms(s.e2e_ms.max)
     );
+    if let Some(sys) = d.system_stats() {
+        let rss: Vec<String> = sys
+            .processes
+            .iter()
+            .filter_map(|p| p.peak_rss_mb.map(|r| format!("{} {} MiB", p.name, num(r))))
+            .collect();
+        let _ = writeln!(
+            o,
+            "**Machine**: peak host CPU {} of {} cores; peak RSS {}.\n",
+            sys.host
+                .peak_pct
+                .map_or("–".into(), |v| format!("{v:.0} %")),
+            sys.cores,
+            if rss.is_empty() {
+                "–".to_string()
+            } else {
+                rss.join(", ")
+            }
+        );
+    }
     o.push_str("| step | component | count | errors | p50 | p95 | p99 |\n|---|---|---:|---:|---:|---:|---:|\n");
     for st in d.step_order() {
         if let Some(x) = s.steps.get(&st) {

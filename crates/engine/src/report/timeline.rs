@@ -4,8 +4,9 @@
 //! the journeys of `events.jsonl` itself: each journey runs from its actual
 //! start (intended start + slot wait) to its end, and its steps run back to
 //! back from the start. Per bin we get the mean number of journeys in flight,
-//! arrivals and completions per second, and per step the median service time
-//! (by step midpoint), the rate of successful samples and the failures.
+//! arrivals (started or dropped: every arrival the schedule dispatched) and
+//! completions per second, and per step the median service time (by step
+//! midpoint), the rate of successful samples and the failures.
 
 use std::collections::BTreeMap;
 
@@ -39,8 +40,12 @@ pub struct Timeline {
     pub in_flight: Vec<f64>,
     /// Successful journeys ending in each bin, per second.
     pub completions_per_s: Vec<f64>,
-    /// Journeys whose intended start falls in each bin, per second.
+    /// Arrivals whose intended start falls in each bin, per second: the
+    /// journeys that started and those dropped before starting (queue timeout,
+    /// breaker shed), as the engine counts arrivals.
     pub arrivals_per_s: Vec<f64>,
+    /// Of those, the arrivals dropped before starting, per second.
+    pub dropped_per_s: Vec<f64>,
     /// Per step: median service time (ms) of successful samples per bin (`None` under 3 samples).
     pub step_p50: BTreeMap<String, Vec<Option<f64>>>,
     /// Per step: successful samples per bin.
@@ -82,7 +87,16 @@ impl Timeline {
                 (intended, start, end.max(start))
             })
             .collect();
-        let t0 = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+        let drops: Vec<f64> = data
+            .dropped
+            .iter()
+            .map(|e| e.who.intended_ms / 1000.0)
+            .collect();
+        let t0 = spans
+            .iter()
+            .map(|s| s.0)
+            .chain(drops.iter().copied())
+            .fold(f64::INFINITY, f64::min);
         let t1 = spans.iter().map(|s| s.2).fold(f64::NEG_INFINITY, f64::max);
         if !t0.is_finite() || !t1.is_finite() {
             return None;
@@ -101,6 +115,11 @@ impl Timeline {
         let mut in_flight = vec![0.0; n];
         let mut completions = vec![0.0; n];
         let mut arrivals = vec![0.0; n];
+        let mut dropped = vec![0.0; n];
+        for &t in &drops {
+            arrivals[bins.index(t)] += 1.0 / w;
+            dropped[bins.index(t)] += 1.0 / w;
+        }
         let mut samples: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
         let mut rate: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut errors: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -167,6 +186,7 @@ impl Timeline {
             in_flight,
             completions_per_s: completions,
             arrivals_per_s: arrivals,
+            dropped_per_s: dropped,
             step_p50,
             step_count,
             step_rate: rate,
@@ -183,7 +203,12 @@ impl Timeline {
         let sched = crate::schedule::Schedule::from_config(&data.config);
         let mut e2e: Vec<Vec<f64>> = vec![Vec::new(); n];
         let mut errors: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); n];
-        let mut intended: Vec<f64> = Vec::with_capacity(data.journeys.len());
+        // Cumulative arrivals count the dropped ones too, as the engine's do.
+        let mut intended: Vec<f64> = data
+            .dropped
+            .iter()
+            .map(|e| e.who.intended_ms / 1000.0)
+            .collect();
         for e in &data.journeys {
             let i0 = e.who.intended_ms / 1000.0;
             intended.push(i0);
