@@ -508,7 +508,9 @@ pub struct Dropped {
     /// `queue_timeout` or `breaker(<component>)`.
     pub error: String,
     /// How long it waited, from the intended start.
+    #[serde(default)]
     pub wait_ms: f64,
+    #[serde(default)]
     pub delayed: bool,
 }
 

@@ -897,7 +897,9 @@ mod tests {
         write("summary.json", summary.to_string());
         write(
             "run.json",
-            json!({"run_id": "t", "target": {"kind": target}}).to_string(),
+            json!({"run_id": "t", "target": {"kind": target},
+                "steps": [{"name": "register", "component": "relayer", "timeout": 60.0, "chain": true}]})
+            .to_string(),
         );
         dir
     }
