@@ -6,7 +6,7 @@
 //! (`RunOptions::resume`: users already finished are skipped and their
 //! measurements carried over) and lets anyone check `summary.json` against it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::Duration;
@@ -53,6 +53,18 @@ fn ms(x: f64) -> Duration {
     Duration::from_secs_f64((x / 1000.0).max(0.0))
 }
 
+/// Counts the start of a journey that ended: an arrival, a start with its slot
+/// wait, and whether it was delayed.
+fn count_start(r: &mut Recorder, ev: &Event) {
+    let at_s = ev.intended_ms / 1000.0;
+    r.arrived += 1;
+    r.first_arrival_s = Some(r.first_arrival_s.map_or(at_s, |a: f64| a.min(at_s)));
+    r.start(ms(ev.wait_ms.unwrap_or(0.0)));
+    if ev.delayed == Some(true) {
+        r.delayed += 1;
+    }
+}
+
 /// Replays `events.jsonl` from `dir`.
 pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
     let f = std::fs::File::open(dir.join("events.jsonl"))?;
@@ -60,7 +72,10 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
         recorder: Recorder::new(planned),
         ..Default::default()
     };
-    let mut started = BTreeSet::new();
+    // A user's start counts only once the journey ends (finished, or dropped in a
+    // resumed run): a start that never ended is a re-run user's, and the re-run
+    // measures it again. Only the latest start of a user is kept.
+    let mut pending: BTreeMap<u64, Event> = BTreeMap::new();
     for line in BufReader::new(f).lines() {
         let line = line?;
         let Ok(ev) = serde_json::from_str::<Event>(&line) else {
@@ -71,19 +86,13 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
         let at_s = ev.intended_ms / 1000.0 + ev.duration_ms.unwrap_or(0.0) / 1000.0;
         match ev.event.as_str() {
             "flow_start" => {
-                started.insert(ev.user);
-                r.arrived += 1;
-                r.first_arrival_s =
-                    Some(r.first_arrival_s.map_or(ev.intended_ms / 1000.0, |a: f64| {
-                        a.min(ev.intended_ms / 1000.0)
-                    }));
-                r.start(ms(ev.wait_ms.unwrap_or(0.0)));
-                if ev.delayed == Some(true) {
-                    r.delayed += 1;
-                }
+                pending.insert(ev.user, ev);
             }
             "flow_complete" | "flow_failed" => {
                 st.finished.insert(ev.user);
+                if let Some(start) = pending.remove(&ev.user) {
+                    count_start(r, &start);
+                }
                 let result = FlowResult {
                     steps: ev
                         .steps
@@ -116,6 +125,8 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
             }
             "flow_dropped" => {
                 st.dropped.insert(ev.user);
+                // Started in an earlier attempt, dropped on resume: that start was never measured.
+                pending.remove(&ev.user);
                 r.arrived += 1;
                 r.dropped += 1;
                 if ev.delayed == Some(true) {
@@ -129,18 +140,83 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                     r.shed += 1;
                 }
             }
-            "flow_cancelled" => r.cancelled(),
+            // Cancelled users run again on resume; their start stays pending.
             _ => {}
         }
     }
-    st.unfinished = started.difference(&st.finished).copied().collect();
-    // A resumed run re-runs unfinished users: they count as neither arrived,
-    // started, in flight nor cancelled until they run again.
-    let n = st.unfinished.len() as u64;
-    st.recorder.started = st.recorder.started.saturating_sub(n);
-    st.recorder.arrived = st.recorder.arrived.saturating_sub(n);
+    st.unfinished = pending
+        .into_keys()
+        .filter(|u| !st.finished.contains(u) && !st.dropped.contains(u))
+        .collect();
+    // Unfinished users are neither in flight nor cancelled until they run again.
     st.recorder.cancelled = 0;
     st.recorder.in_flight = 0;
     st.recorder.interval = Default::default();
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(event: &str, user: u64, extra: &str) -> String {
+        format!(
+            r#"{{"event":"{event}","wallet":"w{user}","test_id":"r-{user}","timestamp":0,"user":{user},"intended_ms":{}{extra}}}"#,
+            user * 100
+        )
+    }
+
+    /// Users finished, failed, dropped, in flight at a crash, cancelled, and one
+    /// re-run by an earlier resume: only the finished and dropped users count.
+    #[test]
+    fn rerun_users_earlier_starts_count_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok =
+            r#","duration_ms":1000,"wait_ms":400,"steps":[{"name":"data","ms":600,"ok":true}]"#;
+        let lines = [
+            line("flow_start", 0, r#","wait_ms":400,"delayed":true"#),
+            line("flow_start", 1, r#","wait_ms":0,"delayed":false"#),
+            line(
+                "flow_dropped",
+                2,
+                r#","error":"queue_timeout","delayed":true"#,
+            ),
+            line("flow_start", 3, r#","wait_ms":900,"delayed":true"#),
+            line("flow_start", 4, r#","wait_ms":700,"delayed":true"#),
+            line("flow_start", 5, r#","wait_ms":800,"delayed":true"#),
+            line("flow_complete", 0, ok),
+            line(
+                "flow_failed",
+                1,
+                r#","duration_ms":300,"step":"data","error":"http_500","steps":[{"name":"data","ms":300,"ok":false,"error":"http_500"}]"#,
+            ),
+            line("flow_cancelled", 4, ""),
+            line("flow_cancelled", 5, ""),
+            // An earlier resume re-ran user 5, not delayed this time.
+            line("flow_start", 5, r#","wait_ms":0,"delayed":false"#),
+            line("flow_complete", 5, ok),
+            // A user that started in the first run and was dropped in the resumed one.
+            line("flow_start", 6, r#","wait_ms":850,"delayed":true"#),
+            line("flow_dropped", 6, r#","error":"breaker(rpc)""#),
+            r#"{"event":"flow_st"#.to_string(),
+        ];
+        std::fs::write(dir.path().join("events.jsonl"), lines.join("\n")).unwrap();
+
+        let st = replay(dir.path(), 10).unwrap();
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        assert_eq!(st.finished, set(&[0, 1, 5]));
+        assert_eq!(st.dropped, set(&[2, 6]));
+        assert_eq!(st.unfinished, set(&[3, 4]));
+        assert_eq!(st.bad_lines, 1);
+        let r = &st.recorder;
+        assert_eq!(r.delayed, 2, "users 0 and 2 only");
+        assert_eq!(r.arrived, 5, "users 0, 1, 2, 5, 6");
+        assert_eq!(r.started, 3, "users 0, 1, 5");
+        assert_eq!((r.dropped, r.shed), (2, 1));
+        assert_eq!((r.succeeded, r.failed), (2, 1));
+        assert_eq!((r.cancelled, r.in_flight), (0, 0));
+        assert_eq!(r.queue_wait.len(), 3);
+        assert_eq!(r.queue_wait.max_ms().map(f64::round), Some(400.0));
+        assert_eq!(r.first_arrival_s, Some(0.0));
+    }
 }
