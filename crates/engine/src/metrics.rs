@@ -345,8 +345,18 @@ pub struct StepPoint {
 }
 
 impl Recorder {
-    /// Builds a snapshot and resets the interval accumulators.
-    pub fn snapshot(&mut self, t_s: f64, interval_s: f64, phase: &str, planned: u64) -> Snapshot {
+    /// Builds a snapshot of the `interval_s` seconds just ended and resets the
+    /// interval accumulators. `nominal_s` is the configured metrics interval: an
+    /// interval shorter than half of it (the last one of a run, cut short) is
+    /// reported but does not count toward `peak_completions_per_s`.
+    pub fn snapshot(
+        &mut self,
+        t_s: f64,
+        interval_s: f64,
+        nominal_s: f64,
+        phase: &str,
+        planned: u64,
+    ) -> Snapshot {
         let iv = self.take_interval();
         let per_s = |n: u64| {
             if interval_s > 0.0 {
@@ -356,7 +366,7 @@ impl Recorder {
             }
         };
         let cps = per_s(iv.completions);
-        if cps > self.peak_completions_per_s {
+        if interval_s >= nominal_s / 2.0 && cps > self.peak_completions_per_s {
             self.peak_completions_per_s = cps;
         }
         Snapshot {
@@ -396,5 +406,35 @@ impl Recorder {
             breakers_open: Vec::new(),
             gauges: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(r: &mut Recorder, n: usize) {
+        for _ in 0..n {
+            r.finish(1.0, Duration::from_millis(100), &FlowResult::default());
+        }
+    }
+
+    /// The last interval of a run is cut short: 3 completions in 0.2 s are not a
+    /// peak of 15/s when full 1 s intervals saw 10/s.
+    #[test]
+    fn a_short_final_interval_does_not_set_the_peak() {
+        let mut r = Recorder::new(20);
+        complete(&mut r, 10);
+        let s = r.snapshot(1.0, 1.0, 1.0, "sustain", 10);
+        assert_eq!(s.completions_per_s, 10.0);
+        complete(&mut r, 3);
+        let s = r.snapshot(1.2, 0.2, 1.0, "done", 13);
+        // The interval's own rate is still reported as measured.
+        assert_eq!(s.completions_per_s, 15.0);
+        assert_eq!(r.peak_completions_per_s, 10.0);
+        // Half the nominal length is enough.
+        complete(&mut r, 6);
+        r.snapshot(1.7, 0.5, 1.0, "done", 13);
+        assert_eq!(r.peak_completions_per_s, 12.0);
     }
 }

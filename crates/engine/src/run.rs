@@ -594,7 +594,13 @@ async fn monitor<F: Flow>(
             let (snap, e2e_iv) = {
                 let mut r = lock(&sh.rec);
                 let e2e_iv = r.interval.e2e.clone();
-                let mut s = r.snapshot(t, iv_s, state.phase.as_str(), state.planned_arrivals);
+                let mut s = r.snapshot(
+                    t,
+                    iv_s,
+                    sh.cfg.metrics_interval,
+                    state.phase.as_str(),
+                    state.planned_arrivals,
+                );
                 s.breakers_open = state.breakers_open.clone();
                 s.gauges = gauges;
                 (s, e2e_iv)
