@@ -201,7 +201,7 @@ impl Recorder {
                         first_s: at_s,
                         last_s: at_s,
                         step: err.step.to_string(),
-                        sample: truncate(&crate::results::redact_secrets(&err.message), 300),
+                        sample: truncate(&crate::redact::redact_text(&err.message), 300),
                     });
                 info.count += 1;
                 info.last_s = at_s;

@@ -423,7 +423,7 @@ async fn user_task<F: Flow>(
             ev.step = Some(err.step.to_string());
             ev.error = Some(err.class.clone());
             ev.message = Some(
-                crate::results::redact_secrets(&err.message)
+                crate::redact::redact_text(&err.message)
                     .chars()
                     .take(500)
                     .collect(),

@@ -8,8 +8,9 @@ use std::fmt::Write;
 use super::Analysis;
 use super::analysis::{GaugeKind, component_name, gauge_series};
 use super::data::RunData;
-use super::fmt::{esc, group, ms, num, oms, pct, redact, secs};
+use super::fmt::{esc, group, ms, num, oms, pct, secs};
 use super::svg::{self, PALETTE, Series, Style};
+use crate::redact::redact_text;
 
 const CSS: &str = r#"
 *{box-sizing:border-box}
@@ -750,7 +751,9 @@ fn errors(o: &mut String, d: &RunData) {
                 f("last_s")
                     .and_then(|v| v.as_f64())
                     .map_or("–".into(), secs),
-                esc(&redact(f("sample").and_then(|v| v.as_str()).unwrap_or("")))
+                esc(&redact_text(
+                    f("sample").and_then(|v| v.as_str()).unwrap_or("")
+                ))
             );
         }
         o.push_str("</table>");
