@@ -558,7 +558,7 @@ async fn monitor<F: Flow>(
             if r.finished() >= 10 {
                 let failing = aborters
                     .iter()
-                    .map(|th| th.evaluate(&*r as &dyn MetricView))
+                    .map(|th| th.evaluate(&*r as &dyn MetricView, r.finished()))
                     .find(|res| !res.pass);
                 drop(r);
                 if let Some(f) = failing {
@@ -1007,7 +1007,7 @@ pub async fn run<F: Flow>(
     let rec = lock(&sh.rec).clone();
     let th_results: Vec<ThresholdResult> = thresholds
         .iter()
-        .map(|t| t.evaluate(&rec as &dyn MetricView))
+        .map(|t| t.evaluate(&rec as &dyn MetricView, rec.finished()))
         .collect();
     let mut summary = Summary::from_recorder(&rec);
     summary.criteria = criteria(&sh.cfg, &rec, &th_results, &thresholds, &breakers, &aborted);
