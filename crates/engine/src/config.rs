@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::StepDef;
+use crate::redact::redact_url;
 use crate::threshold::ThresholdSpec;
 
 /// A step as this run uses it: the flow's declaration with the config's overrides.
@@ -780,29 +781,4 @@ fn parse_decimal(s: &str) -> Option<f64> {
         && s.chars().filter(|c| *c == '.').count() <= 1
         && s.chars().any(|c| c.is_ascii_digit());
     if ok { s.parse().ok() } else { None }
-}
-
-/// Hides credentials in a URL: userinfo and any path segment or query that
-/// looks like an API key (long alphanumeric runs), keeping scheme and host.
-pub fn redact_url(u: &str) -> String {
-    let Some((scheme, rest)) = u.split_once("://") else {
-        return "<redacted>".into();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let tail = if tail.contains('?')
-        || tail.split('/').any(|seg| {
-            seg.len() >= 16
-                && seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        }) {
-        "/<redacted>"
-    } else {
-        tail
-    };
-    format!("{scheme}://{host}{tail}")
 }

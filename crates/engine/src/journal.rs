@@ -76,10 +76,13 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
         }
     }
     let mut started = BTreeSet::new();
-    for ev in &events {
+    // A user re-run by an earlier resume started more than once: its last start counts.
+    let mut last_start = std::collections::HashMap::new();
+    for (i, ev) in events.iter().enumerate() {
         match ev {
             Event::FlowStart(s) => {
                 started.insert(s.who.user);
+                last_start.insert(s.who.user, i);
             }
             Event::FlowComplete(j) | Event::FlowFailed(j) => {
                 st.finished.insert(j.who.user);
@@ -90,11 +93,18 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
             Event::FlowCancelled(_) => {}
         }
     }
-    st.unfinished = started.difference(&st.finished).copied().collect();
+    st.unfinished = started
+        .iter()
+        .filter(|u| !st.finished.contains(u) && !st.dropped.contains(u))
+        .copied()
+        .collect();
     let r = &mut st.recorder;
-    for ev in events {
+    for (i, ev) in events.into_iter().enumerate() {
         match ev {
-            Event::FlowStart(s) if st.finished.contains(&s.who.user) => {
+            Event::FlowStart(s)
+                if st.finished.contains(&s.who.user)
+                    && last_start.get(&s.who.user) == Some(&i) =>
+            {
                 let at = s.who.intended_ms / 1000.0;
                 r.arrived += 1;
                 r.first_arrival_s = Some(r.first_arrival_s.map_or(at, |a: f64| a.min(at)));
@@ -157,4 +167,70 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
     st.recorder.in_flight = 0;
     st.recorder.interval = Default::default();
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(event: &str, user: u64, extra: &str) -> String {
+        format!(
+            r#"{{"event":"{event}","wallet":"w{user}","test_id":"r-{user}","timestamp":0,"user":{user},"intended_ms":{}{extra}}}"#,
+            user * 100
+        )
+    }
+
+    /// Users finished, failed, dropped, in flight at a crash, cancelled, and one
+    /// re-run by an earlier resume: only the finished and dropped users count.
+    #[test]
+    fn rerun_users_earlier_starts_count_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok =
+            r#","duration_ms":1000,"wait_ms":400,"steps":[{"name":"data","ms":600,"ok":true}]"#;
+        let lines = [
+            line("flow_start", 0, r#","wait_ms":400,"delayed":true"#),
+            line("flow_start", 1, r#","wait_ms":0,"delayed":false"#),
+            line(
+                "flow_dropped",
+                2,
+                r#","error":"queue_timeout","delayed":true"#,
+            ),
+            line("flow_start", 3, r#","wait_ms":900,"delayed":true"#),
+            line("flow_start", 4, r#","wait_ms":700,"delayed":true"#),
+            line("flow_start", 5, r#","wait_ms":800,"delayed":true"#),
+            line("flow_complete", 0, ok),
+            line(
+                "flow_failed",
+                1,
+                r#","duration_ms":300,"step":"data","error":"http_500","steps":[{"name":"data","ms":300,"ok":false,"error":"http_500"}]"#,
+            ),
+            line("flow_cancelled", 4, ""),
+            line("flow_cancelled", 5, ""),
+            // An earlier resume re-ran user 5, not delayed this time.
+            line("flow_start", 5, r#","wait_ms":0,"delayed":false"#),
+            line("flow_complete", 5, ok),
+            // A user that started in the first run and was dropped in the resumed one.
+            line("flow_start", 6, r#","wait_ms":850,"delayed":true"#),
+            line("flow_dropped", 6, r#","error":"breaker(rpc)""#),
+            r#"{"event":"flow_st"#.to_string(),
+        ];
+        std::fs::write(dir.path().join("events.jsonl"), lines.join("\n")).unwrap();
+
+        let st = replay(dir.path(), 10).unwrap();
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        assert_eq!(st.finished, set(&[0, 1, 5]));
+        assert_eq!(st.dropped, set(&[2, 6]));
+        assert_eq!(st.unfinished, set(&[3, 4]));
+        assert_eq!(st.bad_lines, 1);
+        let r = &st.recorder;
+        assert_eq!(r.delayed, 2, "users 0 and 2 only");
+        assert_eq!(r.arrived, 5, "users 0, 1, 2, 5, 6");
+        assert_eq!(r.started, 3, "users 0, 1, 5");
+        assert_eq!((r.dropped, r.shed), (2, 1));
+        assert_eq!((r.succeeded, r.failed), (2, 1));
+        assert_eq!((r.cancelled, r.in_flight), (0, 0));
+        assert_eq!(r.queue_wait.len(), 3);
+        assert_eq!(r.queue_wait.max_ms().map(f64::round), Some(400.0));
+        assert_eq!(r.first_arrival_s, Some(0.0));
+    }
 }

@@ -39,6 +39,7 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod prom;
+pub mod redact;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{FlowResult, TxSample};
-use crate::threshold::{Agg, MetricView};
+use crate::threshold::{Agg, MetricView, metric as m};
 
 /// The `step` of an error class charged to arrivals that never started.
 pub const DROPPED_STEP: &str = "(not started)";
@@ -307,35 +307,37 @@ fn truncate(s: &str, n: usize) -> String {
     format!("{}…", &s[..i])
 }
 
+/// Answers exactly the [`crate::threshold::ENGINE_METRICS`] (by their names in
+/// [`crate::threshold::metric`]) and, for any other name, the step of that name.
 impl MetricView for Recorder {
     fn latency(&self, metric: &str, agg: Agg) -> Option<f64> {
         match metric {
-            "e2e" => self.e2e_ok.agg_ms(agg),
-            "queue_wait" => self.queue_wait.agg_ms(agg),
-            "schedule_lag" => self.schedule_lag.agg_ms(agg),
+            m::E2E => self.e2e_ok.agg_ms(agg),
+            m::QUEUE_WAIT => self.queue_wait.agg_ms(agg),
+            m::SCHEDULE_LAG => self.schedule_lag.agg_ms(agg),
             step => self.steps.get(step).and_then(|s| s.ok.agg_ms(agg)),
         }
     }
     fn count(&self, metric: &str) -> Option<f64> {
         Some(match metric {
-            "e2e" | "success" | "succeeded" => self.succeeded as f64,
-            "errors" => (self.failed + self.dropped + self.cancelled) as f64,
-            "failed" => self.failed as f64,
-            "dropped" => self.dropped as f64,
-            "delayed" => self.delayed as f64,
-            "started" => self.started as f64,
-            "txs" => self.tx_count() as f64,
+            m::E2E | m::SUCCESS | m::SUCCEEDED => self.succeeded as f64,
+            m::ERRORS => (self.failed + self.dropped + self.cancelled) as f64,
+            m::FAILED => self.failed as f64,
+            m::DROPPED => self.dropped as f64,
+            m::DELAYED => self.delayed as f64,
+            m::STARTED => self.started as f64,
+            m::TXS => self.tx_count() as f64,
             step => self.steps.get(step).map(|s| s.count as f64)?,
         })
     }
     fn rate(&self, metric: &str) -> Option<f64> {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         match metric {
-            "errors" => self.error_rate(),
-            "failed" => ratio(self.failed, self.finished()),
-            "success" | "succeeded" | "e2e" => ratio(self.succeeded, self.finished()),
-            "dropped" => ratio(self.dropped, self.arrived),
-            "delayed" => ratio(self.delayed, self.arrived),
+            m::ERRORS => self.error_rate(),
+            m::FAILED => ratio(self.failed, self.finished()),
+            m::SUCCESS | m::SUCCEEDED | m::E2E => ratio(self.succeeded, self.finished()),
+            m::DROPPED => ratio(self.dropped, self.arrived),
+            m::DELAYED => ratio(self.delayed, self.arrived),
             step => self.steps.get(step).and_then(|s| ratio(s.errors, s.count)),
         }
     }
@@ -392,9 +394,10 @@ pub struct StepPoint {
 }
 
 impl Recorder {
-    /// Builds a snapshot and resets the interval accumulators.
-    /// Only intervals at least half of `nominal_s` long count toward the peak
-    /// completion rate (the last, short interval would inflate it).
+    /// Builds a snapshot of the `interval_s` seconds just ended and resets the
+    /// interval accumulators. `nominal_s` is the configured metrics interval: an
+    /// interval shorter than half of it (the last one of a run, cut short) is
+    /// reported but does not count toward `peak_completions_per_s`.
     pub fn snapshot(
         &mut self,
         t_s: f64,
@@ -453,5 +456,69 @@ impl Recorder {
             gauges: BTreeMap::new(),
             system: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(r: &mut Recorder, n: usize) {
+        for _ in 0..n {
+            r.finish(1.0, Duration::from_millis(100), &FlowResult::default());
+        }
+    }
+
+    /// The recorder answers every engine metric with exactly the aggregations
+    /// `ENGINE_METRICS` lists for it, so a checked threshold always has data.
+    #[test]
+    fn metric_view_answers_the_engine_metrics_as_listed() {
+        use crate::flow::TxSample;
+        use crate::threshold::ENGINE_METRICS;
+        let mut r = Recorder::new(4);
+        for _ in 0..2 {
+            r.arrival(0.1, Duration::from_millis(2));
+            r.start(Duration::from_millis(3));
+        }
+        r.delayed = 1;
+        r.dropped = 1;
+        let mut ok = FlowResult::default();
+        ok.txs.push(TxSample {
+            kind: "register",
+            gas_used: 21_000,
+            fee_wei: 1,
+            confirm: Duration::from_secs(1),
+            block: 7,
+        });
+        r.finish(1.0, Duration::from_millis(100), &ok);
+        for e in ENGINE_METRICS {
+            let n = e.name;
+            assert_eq!(
+                r.latency(n, Agg::Max).is_some(),
+                e.latency,
+                "latency of {n}"
+            );
+            assert_eq!(r.count(n).is_some(), e.count, "count of {n}");
+            assert_eq!(r.rate(n).is_some(), e.rate, "rate of {n}");
+        }
+    }
+
+    /// The last interval of a run is cut short: 3 completions in 0.2 s are not a
+    /// peak of 15/s when full 1 s intervals saw 10/s.
+    #[test]
+    fn a_short_final_interval_does_not_set_the_peak() {
+        let mut r = Recorder::new(20);
+        complete(&mut r, 10);
+        let s = r.snapshot(1.0, 1.0, 1.0, "sustain", 10);
+        assert_eq!(s.completions_per_s, 10.0);
+        complete(&mut r, 3);
+        let s = r.snapshot(1.2, 0.2, 1.0, "done", 13);
+        // The interval's own rate is still reported as measured.
+        assert_eq!(s.completions_per_s, 15.0);
+        assert_eq!(r.peak_completions_per_s, 10.0);
+        // Half the nominal length is enough.
+        complete(&mut r, 6);
+        r.snapshot(1.7, 0.5, 1.0, "done", 13);
+        assert_eq!(r.peak_completions_per_s, 12.0);
     }
 }

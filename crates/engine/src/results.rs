@@ -199,21 +199,3 @@ pub fn read_hlog(
 pub fn default_out_dir() -> PathBuf {
     PathBuf::from("runs").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
 }
-
-/// Hides bearer tokens and JWTs in an error message before it is written to results.
-pub fn redact_secrets(msg: &str) -> String {
-    let mut out = Vec::new();
-    let mut redact_next = false;
-    for word in msg.split(' ') {
-        let bare = word
-            .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_');
-        let is_jwt = bare.starts_with("eyJ") && bare.matches('.').count() == 2 && bare.len() > 20;
-        if redact_next || is_jwt {
-            out.push(word.replace(bare, "<redacted>"));
-        } else {
-            out.push(word.to_string());
-        }
-        redact_next = bare.eq_ignore_ascii_case("bearer");
-    }
-    out.join(" ")
-}

@@ -468,7 +468,9 @@ pub struct Start {
     #[serde(flatten)]
     pub who: Who,
     /// Wait for a concurrency slot.
+    #[serde(default)]
     pub wait_ms: f64,
+    #[serde(default)]
     pub delayed: bool,
 }
 
@@ -478,7 +480,9 @@ pub struct Journey {
     #[serde(flatten)]
     pub who: Who,
     /// End-to-end latency from the intended start.
+    #[serde(default)]
     pub duration_ms: f64,
+    #[serde(default)]
     pub wait_ms: f64,
     /// The failed step (failed journeys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,6 +527,7 @@ pub struct Cancelled {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
     /// Whether it had started (held a slot).
+    #[serde(default)]
     pub started: bool,
 }
 

@@ -1,34 +1,26 @@
 //! k6-style thresholds: `p95(e2e) < 30s`, `rate(errors) < 0.02`, `p99(register) < 10s`.
 //!
 //! Grammar: `AGG(METRIC) OP VALUE[UNIT]`.
-//! - `AGG`: `pNN` / `pNN.N` or k6's `p(NN)` (percentile), `max`, `min`, `avg`,
-//!   `count`, `rate`;
-//! - `METRIC`: `e2e` (successful journeys, from the intended start), a step name
-//!   of the flow (successful samples of that step), `queue_wait`, `schedule_lag`;
-//!   counted: `errors` (failed journeys + dropped + cancelled arrivals), `failed`,
-//!   `succeeded`, `dropped`, `delayed`, `started`, `txs`;
-//!   `rate(step)` is that step's error rate, `rate(errors)` the error rate over
-//!   arrived users, `rate(failed)` failed / finished journeys,
-//!   `rate(dropped|delayed)` over arrivals;
+//! - `AGG`: `pNN` / `pNN.N` or k6's `p(NN)` / `p(NN.N)` (percentile, so
+//!   `p(95)(e2e)` is `p95(e2e)`), `med`, `max`, `min`, `avg`, `count`, `rate`;
+//! - `METRIC`: one of [`ENGINE_METRICS`] or a step name of the flow:
+//!   - latencies (`pNN`, `med`, `max`, `min`, `avg`): `e2e` (successful journeys,
+//!     from the intended start), `queue_wait`, `schedule_lag`, a step (its
+//!     successful samples);
+//!   - `count`: `e2e`/`success`/`succeeded`, `errors`/`failed`, `dropped`,
+//!     `delayed`, `started`, `txs`, a step (its samples);
+//!   - `rate`: `errors`/`failed` and `success`/`succeeded`/`e2e` over finished
+//!     journeys, `dropped`/`delayed` over arrivals, a step's error rate;
+//!
+//!   [`Threshold::check_metric`] rejects any other metric or pairing;
 //! - `OP`: `<`, `<=`, `>`, `>=`, `==`, `!=`;
-//! - `UNIT`: `ms` (the default for latencies), `s`, `m`, or `%` for rates.
+//! - `UNIT`: `ms` (the default for latencies), `us`, `s`, `m`, or `%` for rates.
+//!
+//! A threshold whose metric has no samples although journeys have finished
+//! (every `register` failed, say) fails, with a reason; before any journey has
+//! finished it passes as "no data yet".
 
 use serde::{Deserialize, Serialize};
-
-/// Metrics with latencies (any aggregation but `count`/`rate`), besides the flow's steps.
-pub const LATENCY_METRICS: [&str; 3] = ["e2e", "queue_wait", "schedule_lag"];
-/// Counted metrics (`count` and `rate`), besides the flow's steps.
-pub const COUNTED_METRICS: [&str; 9] = [
-    "e2e",
-    "errors",
-    "failed",
-    "success",
-    "succeeded",
-    "dropped",
-    "delayed",
-    "started",
-    "txs",
-];
 
 /// A threshold as written in a profile: a bare string or `{ expr, abortOnFail }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +82,63 @@ pub struct ThresholdError {
     pub reason: String,
 }
 
+/// A metric the engine records, and the aggregations it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineMetric {
+    pub name: &'static str,
+    /// Takes latency aggregations (`pNN`, `med`, `max`, `min`, `avg`).
+    pub latency: bool,
+    /// Takes `count`.
+    pub count: bool,
+    /// Takes `rate`.
+    pub rate: bool,
+}
+
+/// Names of the engine's metrics, for [`MetricView`] implementations.
+pub mod metric {
+    pub const E2E: &str = "e2e";
+    pub const ERRORS: &str = "errors";
+    pub const FAILED: &str = "failed";
+    pub const SUCCESS: &str = "success";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const DROPPED: &str = "dropped";
+    pub const DELAYED: &str = "delayed";
+    pub const STARTED: &str = "started";
+    pub const TXS: &str = "txs";
+    pub const QUEUE_WAIT: &str = "queue_wait";
+    pub const SCHEDULE_LAG: &str = "schedule_lag";
+}
+
+const fn em(name: &'static str, latency: bool, count: bool, rate: bool) -> EngineMetric {
+    EngineMetric {
+        name,
+        latency,
+        count,
+        rate,
+    }
+}
+
+/// Every metric a threshold can name besides a step (a step takes every
+/// aggregation). `impl MetricView for Recorder` answers exactly these.
+pub const ENGINE_METRICS: &[EngineMetric] = &[
+    em(metric::E2E, true, true, true),
+    em(metric::ERRORS, false, true, true),
+    em(metric::FAILED, false, true, true),
+    em(metric::SUCCESS, false, true, true),
+    em(metric::SUCCEEDED, false, true, true),
+    em(metric::DROPPED, false, true, true),
+    em(metric::DELAYED, false, true, true),
+    em(metric::STARTED, false, true, false),
+    em(metric::TXS, false, true, false),
+    em(metric::QUEUE_WAIT, true, false, false),
+    em(metric::SCHEDULE_LAG, true, false, false),
+];
+
+/// The engine metric named `name`, if any.
+pub fn engine_metric(name: &str) -> Option<&'static EngineMetric> {
+    ENGINE_METRICS.iter().find(|m| m.name == name)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Agg {
     Percentile(f64),
@@ -98,6 +147,26 @@ pub enum Agg {
     Avg,
     Count,
     Rate,
+}
+
+impl Agg {
+    /// A latency aggregation (percentile, max, min, avg).
+    pub fn is_latency(self) -> bool {
+        !matches!(self, Agg::Count | Agg::Rate)
+    }
+}
+
+impl std::fmt::Display for Agg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Agg::Percentile(q) => write!(f, "p{q}"),
+            Agg::Max => f.write_str("max"),
+            Agg::Min => f.write_str("min"),
+            Agg::Avg => f.write_str("avg"),
+            Agg::Count => f.write_str("count"),
+            Agg::Rate => f.write_str("rate"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,11 +226,12 @@ pub trait MetricView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub expr: String,
-    /// `None` when the metric has no data.
+    /// `None` when the metric has no samples.
     pub actual: Option<f64>,
     pub pass: bool,
-    /// Why, when the value alone does not say (no samples).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why there is no `actual`: "no data yet" (a pass: no journey has finished),
+    /// or what has no samples (a failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -172,44 +242,27 @@ impl Threshold {
             reason: reason.to_string(),
         };
         let s = expr.trim();
-        let open = s
-            .find('(')
-            .ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
-        let close = s.find(')').ok_or_else(|| err("missing `)`"))?;
-        if close < open {
-            return Err(err("misplaced `)`"));
-        }
-        let agg_s = s[..open].trim();
-        let inner = s[open + 1..close].trim();
-        // k6 writes percentiles as `p(95)`: then `(METRIC)` may follow, and
-        // without it the metric is `e2e` (k6 keys a threshold by its metric;
-        // a profile's list has no key, and the journey is what k6 users time).
-        let (agg_s, metric, close) = if agg_s == "p" {
-            let rest = &s[close + 1..];
-            match rest.trim_start().strip_prefix('(') {
-                Some(r) => {
-                    let c2 = r
-                        .find(')')
-                        .ok_or_else(|| err("missing `)` after the metric"))?;
-                    let used = rest.len() - r.len() + c2;
-                    (
-                        format!("p{inner}"),
-                        r[..c2].trim().to_string(),
-                        close + 1 + used,
-                    )
-                }
-                None => (format!("p{inner}"), "e2e".to_string(), close),
+        // k6 spells a percentile `p(95)`: `p(95)(e2e)` is `p95(e2e)`.
+        let (agg_s, rest) = match s.strip_prefix("p(") {
+            Some(r) => {
+                let close = r.find(')').ok_or_else(|| err("missing `)` after `p(`"))?;
+                (
+                    format!("p{}", r[..close].trim()),
+                    r[close + 1..].trim_start(),
+                )
             }
-        } else {
-            (agg_s.to_string(), inner.to_string(), close)
+            None => {
+                let open = s
+                    .find('(')
+                    .ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
+                (s[..open].trim().to_string(), &s[open..])
+            }
         };
-        if metric.is_empty()
-            || !metric
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
-            return Err(err("metric must be a name like e2e, errors or a step name"));
-        }
+        let inner = rest.strip_prefix('(').ok_or_else(|| {
+            err("expected (METRIC) after the aggregation, e.g. p(95)(e2e) or p95(e2e)")
+        })?;
+        let close = inner.find(')').ok_or_else(|| err("missing `)`"))?;
+        let metric = inner[..close].trim().to_string();
         if metric.is_empty()
             || !metric
                 .chars()
@@ -227,7 +280,7 @@ impl Threshold {
             p if p.starts_with('p') => {
                 let q: f64 = p[1..]
                     .parse()
-                    .map_err(|_| err("percentile must look like p95 or p99.9"))?;
+                    .map_err(|_| err("percentile must look like p95, p99.9 or p(95)"))?;
                 if !(0.0..=100.0).contains(&q) {
                     return Err(err("percentile must be within p0..p100"));
                 }
@@ -235,11 +288,11 @@ impl Threshold {
             }
             _ => {
                 return Err(err(
-                    "unknown aggregation (expected pNN, max, min, avg, count or rate)",
+                    "unknown aggregation (expected pNN, p(NN), med, max, min, avg, count or rate)",
                 ));
             }
         };
-        let rest = s[close + 1..].trim();
+        let rest = inner[close + 1..].trim();
         let (op, rest) = [
             ("<=", Op::Le),
             (">=", Op::Ge),
@@ -277,56 +330,58 @@ impl Threshold {
         })
     }
 
-    /// Refuses a metric the engine does not know, or one the aggregation does
-    /// not fit. `steps` are the flow's step names.
+    /// Checks that the metric is one the engine records ([`ENGINE_METRICS`]) or
+    /// one of the flow's `steps`, and that the aggregation applies to it (a
+    /// latency aggregation to a latency, `count`/`rate` to what is counted).
     pub fn check_metric(&self, steps: &[&str]) -> Result<(), ThresholdError> {
-        let m = self.metric.as_str();
-        let is_step = steps.contains(&m);
-        let counted = matches!(self.agg, Agg::Count | Agg::Rate);
-        let known = is_step
-            || if counted {
-                COUNTED_METRICS.contains(&m)
-            } else {
-                LATENCY_METRICS.contains(&m)
-            };
-        if known {
-            return Ok(());
-        }
-        let any = is_step || COUNTED_METRICS.contains(&m) || LATENCY_METRICS.contains(&m);
-        let reason = if any {
-            if counted {
-                format!(
-                    "`{m}` has no count or rate (count and rate take {} or a step)",
-                    COUNTED_METRICS.join(", ")
-                )
-            } else {
-                format!(
-                    "`{m}` is not a latency (latency aggregations take {} or a step)",
-                    LATENCY_METRICS.join(", ")
-                )
-            }
-        } else {
-            let mut all: Vec<&str> = LATENCY_METRICS.to_vec();
-            for c in COUNTED_METRICS {
-                if !all.contains(&c) {
-                    all.push(c);
-                }
-            }
-            format!(
-                "unknown metric `{m}` (expected {}, or a step: {})",
-                all.join(", "),
-                steps.join(", ")
-            )
-        };
-        Err(ThresholdError {
+        let err = |reason: String| ThresholdError {
             expr: self.expr.clone(),
             reason,
-        })
+        };
+        let m = self.metric.as_str();
+        let (latency, count, rate) = match engine_metric(m) {
+            Some(e) => (e.latency, e.count, e.rate),
+            None if steps.contains(&m) => (true, true, true),
+            None => {
+                let names: Vec<&str> = ENGINE_METRICS.iter().map(|e| e.name).collect();
+                let mut reason = format!("unknown metric `{m}` (expected {}", names.join(", "));
+                if steps.is_empty() {
+                    reason.push(')');
+                } else {
+                    reason.push_str(&format!(", or a step: {})", steps.join(", ")));
+                }
+                if let Some(near) = closest(m, names.iter().chain(steps)) {
+                    reason.push_str(&format!("; did you mean `{near}`?"));
+                }
+                return Err(err(reason));
+            }
+        };
+        let fits = match self.agg {
+            Agg::Count => count,
+            Agg::Rate => rate,
+            _ => latency,
+        };
+        if !fits {
+            let takes: Vec<&str> = [
+                (latency, "a latency aggregation (pNN, med, max, min, avg)"),
+                (count, "count"),
+                (rate, "rate"),
+            ]
+            .iter()
+            .filter_map(|(ok, what)| ok.then_some(*what))
+            .collect();
+            return Err(err(format!(
+                "`{}` does not apply to `{m}`, which takes {}",
+                self.agg,
+                takes.join(" or ")
+            )));
+        }
+        Ok(())
     }
 
-    /// Evaluates against a view of the metrics. `finished` is the number of
-    /// journeys that have finished: once there are any, a threshold whose
-    /// metric has no samples fails and says why; before, it is pending.
+    /// Evaluates against a view of the metrics, once `finished` journeys have
+    /// finished. No samples before any journey finished passes ("no data yet");
+    /// no samples after some have fails.
     pub fn evaluate(&self, view: &dyn MetricView, finished: u64) -> ThresholdResult {
         let actual = match self.agg {
             Agg::Count => view.count(&self.metric),
@@ -339,8 +394,9 @@ impl Threshold {
             None => (
                 false,
                 Some(format!(
-                    "no samples of `{}` among {finished} finished journeys",
-                    self.metric
+                    "no samples: {} among {finished} finished journey{}",
+                    self.missing(),
+                    if finished == 1 { "" } else { "s" }
                 )),
             ),
         };
@@ -351,6 +407,40 @@ impl Threshold {
             reason,
         }
     }
+
+    /// What has no samples when the metric has none.
+    fn missing(&self) -> String {
+        let m = &self.metric;
+        match (self.agg.is_latency(), engine_metric(m)) {
+            (true, Some(e)) if e.name == metric::E2E => "no successful journey".into(),
+            (true, None) => format!("no successful `{m}` step"),
+            (false, None) => format!("no `{m}` step ran"),
+            (_, Some(_)) => format!("no `{m}` sample"),
+        }
+    }
+}
+
+/// The candidate nearest to `name` by edit distance, if close enough to be a typo.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a &'a str>) -> Option<&'a str> {
+    let dist = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    candidates
+        .map(|c| (dist(name, c), *c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn split_unit(s: &str) -> (&str, &str) {

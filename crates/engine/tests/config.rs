@@ -261,8 +261,8 @@ fn redacted_config_hides_credentials() {
 
 #[test]
 fn error_messages_lose_tokens_before_they_reach_results() {
-    use vana_load_engine::results::redact_secrets;
-    let m = redact_secrets(
+    use vana_load_engine::redact::redact_text;
+    let m = redact_text(
         "401 from https://api.pinata.cloud: header Authorization: Bearer abc.def-123 rejected (token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl)",
     );
     assert!(!m.contains("abc.def-123") && !m.contains("eyJhbGci"), "{m}");

@@ -74,9 +74,9 @@ fn every_section_and_chart_is_present_with_data() {
     assert!(verdict == "PASS" || verdict == "FAIL");
     let target: String = doc.select(&sel("#target")).next().unwrap().text().collect();
     assert!(target.contains("127.0.0.1:8545"), "{target}");
-    // Criteria: the four default rows, each with a pass/fail cell.
+    // Criteria: the five default rows (completed, users, error rate, p95, critical).
     let rows = doc.select(&sel("#criteria tr")).count();
-    assert_eq!(rows, 1 + 4);
+    assert_eq!(rows, 1 + 5);
     let mut charts = vec![
         "chart-arrivals".to_string(),
         "chart-inflight".into(),

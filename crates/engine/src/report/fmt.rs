@@ -98,33 +98,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// Hides secrets in an error message shown in a report: bearer tokens and JWTs
-/// (as the engine does), 64-hex-digit strings (private keys look like that),
-/// and credentials in URLs.
-pub fn redact(msg: &str) -> String {
-    let base = crate::results::redact_secrets(msg);
-    base.split(' ')
-        .map(|w| {
-            if w.contains("://") {
-                return crate::config::redact_url(w);
-            }
-            let hex: String = w
-                .trim_start_matches("0x")
-                .chars()
-                .take_while(|c| c.is_ascii_hexdigit())
-                .collect();
-            if hex.len() >= 64 {
-                "<redacted>".to_string()
-            } else {
-                w.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-        // The engine redacts before writing; a second pass must not nest the marker.
-        .replace("<<redacted>>", "<redacted>")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,11 +108,6 @@ mod tests {
         assert_eq!(ms(2410.0), "2.41 s");
         assert_eq!(group(1234567), "1,234,567");
         assert_eq!(esc("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
-        let k = format!("key 0x{} failed", "ab".repeat(32));
-        assert_eq!(redact(&k), "key <redacted> failed");
-        assert!(redact("Authorization: Bearer abc.def").contains("<redacted>"));
-        let once = crate::results::redact_secrets("Authorization: Bearer abc.def");
-        assert_eq!(redact(&once), "Authorization: Bearer <redacted>");
         assert_eq!(vana(0.00091), "0.00091");
         assert_eq!(vana(91.0), "91");
     }

@@ -121,7 +121,7 @@ pub(super) async fn user_task<F: Flow>(
     guard.armed = false;
     // Secrets leave the message here, once, before anything records it.
     if let Some(err) = result.error.as_mut() {
-        err.message = crate::results::redact_secrets(&err.message);
+        err.message = crate::redact::redact_text(&err.message);
     }
     let e2e = end.saturating_duration_since(intended);
     let at_s = sh.secs_since_t0(end);
