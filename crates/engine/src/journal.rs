@@ -102,8 +102,7 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
     for (i, ev) in events.into_iter().enumerate() {
         match ev {
             Event::FlowStart(s)
-                if st.finished.contains(&s.who.user)
-                    && last_start.get(&s.who.user) == Some(&i) =>
+                if st.finished.contains(&s.who.user) && last_start.get(&s.who.user) == Some(&i) =>
             {
                 let at = s.who.intended_ms / 1000.0;
                 r.arrived += 1;

@@ -123,6 +123,12 @@ pub fn is_machine(component: &str) -> bool {
 /// saturated around a component's onset.
 pub const HOST_CPU_SATURATED_PCT: f64 = 85.0;
 
+/// Share of the busy host CPU that the run's own processes (driver and twin)
+/// must account for before the host is named.
+const OWN_SHARE_TWIN: f64 = 2.0 / 3.0;
+/// The same against a remote target, for the driver alone.
+const OWN_SHARE_DRIVER: f64 = 0.5;
+
 /// The machine's CPU over a stretch of the run, from `series[].system`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostCpu {
@@ -573,6 +579,25 @@ fn machine_saturation(data: &RunData, b: &Bottleneck, half_width: f64) -> Option
     if cpu.mean_pct < HOST_CPU_SATURATED_PCT {
         return None;
     }
+    // The run's own processes must be what keeps the machine busy (the driver
+    // and the twin; against a remote target, the driver alone): when other
+    // work on the machine takes the CPU (a build, parallel tests), the knee
+    // cannot be pinned on this run's load.
+    let own: f64 = cpu
+        .processes
+        .iter()
+        .filter(|(n, _)| data.local_twin() || n.as_str() == crate::sysmon::SELF_NAME)
+        .map(|(_, c)| c)
+        .sum::<f64>()
+        / f64::from(cpu.cores.max(1));
+    let need = if data.local_twin() {
+        OWN_SHARE_TWIN
+    } else {
+        OWN_SHARE_DRIVER
+    };
+    if own < need * cpu.mean_pct {
+        return None;
+    }
     let busy = if cpu.max_pct - cpu.min_pct < 1.0 {
         format!("{:.0} % busy", cpu.mean_pct)
     } else {
@@ -840,6 +865,15 @@ mod tests {
     /// records the host at `host_cpu` % (None: no system metrics); `target` is
     /// `run.json`'s `target.kind`.
     fn relayer_falls_behind(host_cpu: Option<f64>, target: &str) -> tempfile::TempDir {
+        relayer_falls_behind_with(host_cpu, target, 1.0)
+    }
+
+    /// As [`relayer_falls_behind`], with the watched processes' CPU scaled by `own`.
+    fn relayer_falls_behind_with(
+        host_cpu: Option<f64>,
+        target: &str,
+        own: f64,
+    ) -> tempfile::TempDir {
         use serde_json::json;
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, text: String| {
@@ -876,8 +910,8 @@ mod tests {
                     // A little jitter around the level, as a real machine shows.
                     let jitter = [-2.0, 0.0, 3.0, 1.0][k % 4];
                     row["system"] = json!({"host_cpu_pct": cpu + jitter, "host_cores": 2,
-                        "processes": {"vana-load": {"cpu_pct": 1.2 * cpu, "rss_mb": 80.0},
-                                      "anvil": {"cpu_pct": 0.5 * cpu, "rss_mb": 300.0}}});
+                        "processes": {"vana-load": {"cpu_pct": 1.2 * cpu * own, "rss_mb": 80.0},
+                                      "anvil": {"cpu_pct": 0.5 * cpu * own, "rss_mb": 300.0}}});
                 }
                 row.to_string()
             })
@@ -948,6 +982,20 @@ mod tests {
             b.sentences[0].contains("dropped before starting"),
             "{}",
             b.sentences[0]
+        );
+    }
+
+    #[test]
+    fn a_host_kept_busy_by_other_work_is_not_blamed_on_the_run() {
+        // 90 % busy, but the driver and the twin use a fifth of that: a build
+        // or parallel tests took the CPU, so the queue that moved is named.
+        let dir = relayer_falls_behind_with(Some(90.0), "twin", 0.2);
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("relayer"),
+            "{:#?}",
+            b.sentences
         );
     }
 
