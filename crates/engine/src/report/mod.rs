@@ -7,8 +7,8 @@
 //!
 //! ```no_run
 //! use vana_load_engine::report::{ReportOptions, write_report};
-//! let paths = write_report(std::path::Path::new("runs/x"), &ReportOptions::default())?;
-//! println!("{}", paths.html.display());
+//! let page = write_report(std::path::Path::new("runs/x"), &ReportOptions::default())?;
+//! println!("{}", page.display());
 //! # Ok::<(), vana_load_engine::report::ReportError>(())
 //! ```
 
