@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod support;
+
 fn run_against(twin_toml: &str, users: u32, minutes: f64, dir: &Path) -> serde_json::Value {
     let twin = dir.join("twin.toml");
     std::fs::write(&twin, twin_toml).unwrap();
@@ -41,6 +43,9 @@ fn run_against(twin_toml: &str, users: u32, minutes: f64, dir: &Path) -> serde_j
     );
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(out.join("report.html").exists());
+    // A whole smoke run's files validate against the published schemas.
+    support::validate("summary.schema.json", &[&out.join("summary.json")]);
+    support::validate("run.schema.json", &[&out.join("run.json")]);
     serde_json::from_str(&summary).unwrap()
 }
 

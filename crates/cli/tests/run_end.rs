@@ -2,11 +2,16 @@
 //! unknown threshold metric is refused with exit 2 before anything starts,
 //! and SIGTERM mid-run (a CI cancel, `timeout`, a Kubernetes stop) drains,
 //! writes a complete results directory, fails the `completed` criterion and
-//! exits 1. The run is small (a smoke-sized twin run on 127.0.0.1) and bounded.
+//! exits 1; its files validate against the JSON Schemas in `docs/schema/`,
+//! checked by ajv (an independent validator, from the pinned npm tools). The
+//! run is small (a smoke-sized twin run on 127.0.0.1) and bounded.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::validate;
 
 fn vana_load() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vana-load"));
@@ -126,6 +131,13 @@ fn sigterm_mid_run_leaves_complete_results_and_fails_completed() {
     ] {
         assert!(out.join(f).exists(), "{f} is missing");
     }
+    validate("run.schema.json", &[&out.join("run.json")]);
+    validate("summary.schema.json", &[&out.join("summary.json")]);
+    validate("details.schema.json", &[&out.join("details.json")]);
+    validate(
+        "event.schema.json",
+        &[Path::new("--lines"), &out.join("events.jsonl")],
+    );
     let run = json(&out.join("run.json"));
     assert_eq!(run["status"], "interrupted");
     assert_eq!(run["aborted"]["kind"], "signal");
@@ -141,6 +153,10 @@ fn sigterm_mid_run_leaves_complete_results_and_fails_completed() {
     );
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["verdict"], "fail");
+    assert_eq!(
+        summary["target"], run["target"],
+        "the summary names its target"
+    );
     let completed = summary["criteria"]
         .as_array()
         .unwrap()

@@ -35,7 +35,7 @@ struct Breaker {
 }
 
 /// What the report shows of one breaker.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct BreakerReport {
     pub component: String,
     pub trips: u32,

@@ -21,11 +21,13 @@ use crate::redact::redact_url;
 use crate::threshold::ThresholdSpec;
 
 /// A step as this run uses it: the flow's declaration with the config's overrides.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedStep {
     pub name: String,
     pub component: String,
+    /// Seconds.
     #[serde(with = "secs_f64")]
+    #[schemars(with = "f64")]
     pub timeout: Duration,
     pub chain: bool,
 }
@@ -80,7 +82,9 @@ pub enum TxMode {
 }
 
 /// Spacing of arrivals within the rate curve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Spacing {
     /// Deterministic: the k-th arrival where the cumulative rate reaches k.

@@ -100,7 +100,7 @@ pub struct IntervalStats {
 }
 
 /// First/last seen and a sample message of an error class.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorInfo {
     pub count: u64,
     pub first_s: f64,

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerReport;
@@ -31,10 +32,23 @@ fn legacy_version() -> u32 {
     1
 }
 
+/// The JSON Schema (draft 2020-12) of each results file, by schema file name:
+/// `run`, `summary` and `details` describe those files; `event` one line of
+/// `events.jsonl`. `docs/schema/` holds them, checked against these by a test.
+pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
+    let v = |s: schemars::Schema| serde_json::to_value(s).unwrap_or_default();
+    vec![
+        ("run.schema.json", v(schemars::schema_for!(RunInfo))),
+        ("summary.schema.json", v(schemars::schema_for!(Summary))),
+        ("details.schema.json", v(schemars::schema_for!(Details))),
+        ("event.schema.json", v(schemars::schema_for!(Event))),
+    ]
+}
+
 // ---------------------------------------------------------------- run.json
 
 /// `run.json`: what was run, against what, and how it ended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default)]
 pub struct RunInfo {
     pub schema_version: u32,
@@ -62,7 +76,7 @@ pub struct RunInfo {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     #[default]
@@ -75,7 +89,7 @@ pub enum RunStatus {
 }
 
 /// What the run was aimed at. Never holds credentials: the RPC is a host name.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default)]
 pub struct TargetInfo {
     pub kind: TargetKind,
@@ -87,7 +101,7 @@ pub struct TargetInfo {
     pub chain_id: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// A twin of the network that vana-load started on this machine.
@@ -119,7 +133,7 @@ impl TargetInfo {
 }
 
 /// The twin's settings that the analysis needs, plus its whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(default)]
 pub struct TwinInfo {
     pub block_gas_limit: u64,
@@ -130,7 +144,7 @@ pub struct TwinInfo {
 }
 
 /// Why a run stopped before its schedule was done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AbortReason {
     /// SIGINT (Ctrl-C) or SIGTERM (a CI cancel, `timeout`, a Kubernetes stop).
@@ -187,7 +201,7 @@ impl fmt::Display for AbortReason {
 // ---------------------------------------------------------------- summary.json
 
 /// The verdict of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -222,7 +236,7 @@ impl fmt::Display for Verdict {
 }
 
 /// `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Summary {
     #[serde(default = "legacy_version")]
     pub schema_version: u32,
@@ -241,6 +255,9 @@ pub struct Summary {
     pub throughput: Throughput,
     #[serde(default)]
     pub time_scale: f64,
+    /// What the run was aimed at (as in `run.json`).
+    #[serde(default)]
+    pub target: TargetInfo,
     /// Schedule-lag p99 and the bound above which the verdict is `inconclusive`.
     #[serde(default)]
     pub schedule_lag: ScheduleLag,
@@ -253,7 +270,7 @@ pub struct Summary {
     pub bottleneck: Option<Bottleneck>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Users {
     pub planned: u64,
     pub started: u64,
@@ -272,7 +289,7 @@ pub struct Users {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct E2e {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
@@ -281,7 +298,7 @@ pub struct E2e {
 }
 
 /// Failure rates, each with the population it is taken over.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Rates {
     /// (failed + dropped + cancelled) ÷ arrived users.
     pub error_rate: Option<f64>,
@@ -292,7 +309,7 @@ pub struct Rates {
     pub not_succeeded_of_planned: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct StepSummary {
     /// Samples of the step (successful and failed).
     pub count: u64,
@@ -303,7 +320,7 @@ pub struct StepSummary {
     pub p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Throughput {
     /// Successful journeys per second over the load phases (first arrival → last completion).
     pub flows_per_s: f64,
@@ -312,13 +329,13 @@ pub struct Throughput {
     pub tx_per_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct ScheduleLag {
     pub p99_ms: Option<f64>,
     pub bound_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Criterion {
     pub name: String,
     pub target: String,
@@ -332,7 +349,7 @@ pub struct Criterion {
 // ---------------------------------------------------------------- details.json
 
 /// `details.json`: what the summary has no field for.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct Details {
     pub run_id: String,
@@ -361,7 +378,7 @@ pub struct Details {
     pub capacity: Option<Capacity>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct ScheduleInfo {
     pub duration_s: f64,
@@ -375,7 +392,7 @@ pub struct ScheduleInfo {
 }
 
 /// The plan's `LoadTestMetrics` groups.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct LoadTestMetrics {
     pub blockchain: BlockchainMetrics,
@@ -384,7 +401,7 @@ pub struct LoadTestMetrics {
     pub end_to_end: EndToEndMetrics,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct TxKindMetrics {
     pub count: u64,
@@ -394,7 +411,7 @@ pub struct TxKindMetrics {
     pub confirm_ms: E2e,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct BlockchainMetrics {
     /// Transactions per second over the load phases.
@@ -408,7 +425,7 @@ pub struct BlockchainMetrics {
     pub mean_tx_per_block: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct StorageMetrics {
     pub upload_latency_ms: E2e,
@@ -417,7 +434,7 @@ pub struct StorageMetrics {
     pub storage_quota_used: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct AiMetrics {
     /// Service time of the inference-wait step.
@@ -428,7 +445,7 @@ pub struct AiMetrics {
     pub model_availability: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default)]
 pub struct EndToEndMetrics {
     pub flow_completion_time_ms: E2e,
@@ -440,7 +457,7 @@ pub struct EndToEndMetrics {
 
 /// One line of `events.jsonl`: the plan's structured log (`event`, `wallet`,
 /// `test_id`, `timestamp`) plus what the journal needs to rebuild the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     FlowStart(Start),
@@ -451,7 +468,7 @@ pub enum Event {
 }
 
 /// Who and when, on every event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Who {
     pub wallet: String,
     pub test_id: String,
@@ -463,7 +480,7 @@ pub struct Who {
     pub intended_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Start {
     #[serde(flatten)]
     pub who: Who,
@@ -475,7 +492,7 @@ pub struct Start {
 }
 
 /// A journey that ran to its end (complete or failed).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct Journey {
     #[serde(flatten)]
     pub who: Who,
@@ -505,7 +522,7 @@ impl Journey {
 }
 
 /// An arrival that never started.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Dropped {
     #[serde(flatten)]
     pub who: Who,
@@ -519,7 +536,7 @@ pub struct Dropped {
 }
 
 /// A journey, or a queued arrival, cancelled by an abort.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Cancelled {
     #[serde(flatten)]
     pub who: Who,
@@ -531,7 +548,7 @@ pub struct Cancelled {
     pub started: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct EventStep {
     pub name: String,
     pub ms: f64,
@@ -540,7 +557,7 @@ pub struct EventStep {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct EventTx {
     pub kind: String,
     pub gas_used: u64,

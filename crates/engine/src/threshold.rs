@@ -223,7 +223,7 @@ pub trait MetricView {
 }
 
 /// The outcome of evaluating a threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThresholdResult {
     pub expr: String,
     /// `None` when the metric has no samples.

@@ -488,6 +488,7 @@ async fn summary_json_has_exactly_the_issues_fields() {
             "rates",
             "throughput",
             "time_scale",
+            "target",
             "schedule_lag",
             "criteria",
             "verdict",

@@ -138,7 +138,7 @@ async fn run_on(
         handle_signals: true,
         target: resolved.info(),
         twin: resolved.twin_info(),
-        versions: Default::default(),
+        versions: resolved.versions(),
     };
     let outcome = match engine::run(config, flow, options).await {
         Ok(o) => o,

@@ -80,6 +80,20 @@ impl ResolvedTarget {
         })
     }
 
+    /// Versions of what the run drives besides vana-load (the twin's anvil).
+    pub fn versions(&self) -> std::collections::BTreeMap<String, String> {
+        let mut v = std::collections::BTreeMap::new();
+        if let Some(t) = &self.twin
+            && let Ok(o) = std::process::Command::new(&t.anvil().path)
+                .arg("--version")
+                .output()
+            && let Some(line) = String::from_utf8_lossy(&o.stdout).lines().next()
+        {
+            v.insert("anvil".to_string(), line.trim().to_string());
+        }
+        v
+    }
+
     /// The twin's processes (name, pid) whose CPU and memory the run records.
     pub fn processes(&self) -> Vec<(String, u32)> {
         self.twin

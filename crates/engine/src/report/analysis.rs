@@ -16,7 +16,7 @@ use super::fmt::{ms as fmt_ms, num, secs};
 use super::timeline::{Timeline, correlation};
 
 /// How one step's median service time changes between low and high load.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct StepGrowth {
     pub step: String,
     pub component: String,
@@ -37,7 +37,7 @@ pub struct StepGrowth {
 }
 
 /// A queue-like gauge of a component (relayer pending, inference queue, indexer lag).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct GaugeSignal {
     pub gauge: String,
     pub first: f64,
@@ -54,7 +54,7 @@ pub struct GaugeSignal {
 }
 
 /// What the run says about one component.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ComponentSignal {
     pub component: String,
     pub steps: Vec<String>,
@@ -72,7 +72,7 @@ pub struct ComponentSignal {
 }
 
 /// `summary.json`'s `bottleneck` object.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Default)]
 pub struct Bottleneck {
     /// The component that saturates first, if any did.
     pub component: Option<String>,

@@ -18,7 +18,7 @@ pub const DEFAULT_BLOCK_GAS_LIMIT: u64 = 30_000_000;
 pub const DEFAULT_BLOCK_TIME_S: f64 = 6.0;
 
 /// A chain's block gas limit and block time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChainParams {
     pub block_gas_limit: u64,
     pub block_time_s: f64,
@@ -34,7 +34,7 @@ impl Default for ChainParams {
 }
 
 /// The chain's ceiling for one set of parameters.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Ceiling {
     pub label: String,
     pub block_gas_limit: u64,
@@ -46,7 +46,7 @@ pub struct Ceiling {
 }
 
 /// One component's projected capacity.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ComponentCapacity {
     pub component: String,
     pub journeys_per_s: f64,
@@ -57,7 +57,7 @@ pub struct ComponentCapacity {
 }
 
 /// Gas and fees.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Default)]
 pub struct Cost {
     pub txs_per_journey: f64,
     pub gas_per_journey: f64,
@@ -70,7 +70,7 @@ pub struct Cost {
     pub by_kind: Vec<KindCost>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct KindCost {
     pub kind: String,
     pub count: u64,
@@ -79,7 +79,7 @@ pub struct KindCost {
 }
 
 /// `details.json`'s `capacity` object.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Default)]
 pub struct Capacity {
     pub target_users_per_day: u64,
     /// 100,000/day as an average rate.

@@ -199,34 +199,48 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> EngineError 
     }
 }
 
-/// Waits for SIGINT or SIGTERM and aborts the run with it.
+/// Waits for SIGINT or SIGTERM and aborts the run with it (the run drains
+/// for `abortGraceSecs`, then writes every file). A second signal stops the
+/// process at once; `events.jsonl`, flushed as it goes, keeps what was measured.
 fn watch_signals<F: Flow>(sh: Arc<Shared<F>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         #[cfg(unix)]
-        let signal = {
+        {
             use tokio::signal::unix::{SignalKind, signal};
-            match (
+            let (Ok(mut int), Ok(mut term)) = (
                 signal(SignalKind::interrupt()),
                 signal(SignalKind::terminate()),
-            ) {
-                (Ok(mut int), Ok(mut term)) => tokio::select! {
-                    _ = int.recv() => "SIGINT",
-                    _ = term.recv() => "SIGTERM",
-                },
-                _ => {
-                    tracing::warn!("cannot install SIGINT/SIGTERM handlers");
-                    return;
-                }
+            ) else {
+                tracing::warn!("cannot install SIGINT/SIGTERM handlers");
+                return;
+            };
+            let first = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            eprintln!(
+                "{first}: stopping; in-flight journeys get {} s, then the results are written \
+                 (send it again to stop at once)",
+                sh.cfg.abort_grace_secs
+            );
+            sh.abort(AbortReason::Signal {
+                signal: first.into(),
+            });
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-        };
+            eprintln!(
+                "stopped at once: the summary was not written (events.jsonl holds the journal)"
+            );
+            std::process::exit(1);
+        }
         #[cfg(not(unix))]
-        let signal = match tokio::signal::ctrl_c().await {
-            Ok(()) => "SIGINT",
-            Err(_) => return,
-        };
-        sh.abort(AbortReason::Signal {
-            signal: signal.into(),
-        });
+        if tokio::signal::ctrl_c().await.is_ok() {
+            sh.abort(AbortReason::Signal {
+                signal: "SIGINT".into(),
+            });
+        }
     })
 }
 
@@ -395,6 +409,7 @@ pub async fn run<F: Flow>(
         sched: &sched,
         gauge_max,
         run_id: &run_id,
+        target: &options.target,
         started_at: &started_at,
         resumed,
     });

@@ -33,6 +33,7 @@ pub(super) struct Inputs<'a> {
     pub sched: &'a Schedule,
     pub gauge_max: BTreeMap<String, f64>,
     pub run_id: &'a str,
+    pub target: &'a crate::schema::TargetInfo,
     pub started_at: &'a chrono::DateTime<chrono::Utc>,
     pub resumed: bool,
 }
@@ -55,6 +56,7 @@ pub(super) fn judge(i: Inputs<'_>) -> (Summary, Details) {
         .map(|t| t.evaluate(r as &dyn MetricView, r.finished()))
         .collect();
     let mut summary = summarize(r, i.cfg);
+    summary.target = i.target.clone();
     summary.criteria = criteria(i.cfg, r, &th_results, i.thresholds, &i.breakers, &i.aborted);
     let (verdict, reason) = verdict(&summary, i.cfg, r, &i.aborted);
     summary.verdict = verdict;
@@ -153,6 +155,7 @@ pub fn summarize(r: &Recorder, cfg: &LoadTestConfig) -> Summary {
             tx_per_s: per_s(r.tx_count()),
         },
         time_scale: cfg.time_scale,
+        target: Default::default(),
         schedule_lag: ScheduleLag {
             p99_ms: r.schedule_lag.pct_ms(99.0),
             bound_ms: cfg.max_schedule_lag_ms,
