@@ -21,4 +21,3 @@ pub fn validate(schema: &str, files: &[&Path]) {
     );
     assert!(out.contains(" valid, 0 invalid"), "{out}");
 }
-
