@@ -1,6 +1,6 @@
 //! How a run and each journey end: the engine's journey timeout keeps the
 //! finished steps, an abort starts no queued arrival (and records every one),
-//! a resumed run keeps its time base, failures are charged to the step that
+//! failures are charged to the step that
 //! failed them, secrets leave messages before anything is written, and the
 //! load generator records its own CPU and memory. Paused clock unless noted.
 
@@ -9,42 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use vana_load_engine::config::{LoadTestConfig, Preset};
 use vana_load_engine::schema::{AbortReason, Event, RunInfo, RunStatus};
-use vana_load_engine::{
-    Flow, FlowError, FlowResult, LiveMode, Progress, RunOptions, StepDef, StepSample, run,
-};
+use vana_load_engine::{Flow, FlowError, FlowResult, Progress, StepDef, StepSample, run};
 
-fn cfg(users: u64, secs: f64, cap: u64) -> LoadTestConfig {
-    let mut c = Preset::Smoke.config();
-    c.total_users = users;
-    c.max_wallets = users;
-    c.max_concurrent_users = cap;
-    c.ramp_up_minutes = 0.0;
-    c.ramp_down_minutes = 0.0;
-    c.sustain_minutes = secs / 60.0;
-    c.test_duration_minutes = secs / 60.0;
-    c.metrics_interval = 1.0;
-    c.breaker.enabled = false;
-    c
-}
-
-fn opts(dir: &std::path::Path) -> RunOptions {
-    RunOptions {
-        out_dir: Some(dir.to_path_buf()),
-        live: LiveMode::Off,
-        run_id: Some("t".into()),
-        ..Default::default()
-    }
-}
-
-fn events(dir: &std::path::Path) -> Vec<Event> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod common;
+use common::{cfg, events, opts};
 
 /// Steps `a` (1 s), `b` (1 s) and `c` (sleeps `c_secs`), reported as they go.
 struct ThreeSteps {
@@ -196,68 +165,6 @@ async fn an_abort_starts_no_queued_arrival_and_records_each() {
     let info: RunInfo =
         serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
     assert_eq!(info.status, RunStatus::Aborted);
-}
-
-/// Users 0..40 arrive every 0.5 s; user 15 fails (`failFast`). The resumed run
-/// keeps the first run's time base: every user's intended start is its
-/// schedule offset, whichever run dispatched it.
-#[tokio::test(start_paused = true)]
-async fn a_resumed_run_keeps_the_original_time_base() {
-    struct FailAt(u64);
-    impl Flow for FailAt {
-        fn steps(&self) -> Vec<StepDef> {
-            vec![StepDef::new(
-                "claim",
-                "chain",
-                Duration::from_secs(60),
-                true,
-            )]
-        }
-        async fn run(&self, u: u64, _p: &Progress) -> FlowResult {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if u == self.0 {
-                return FlowResult {
-                    steps: vec![],
-                    error: Some(FlowError {
-                        step: "claim",
-                        class: "nonce".into(),
-                        message: "x".into(),
-                    }),
-                    txs: vec![],
-                };
-            }
-            FlowResult::ok(vec![StepSample::ok("claim", Duration::from_millis(500))])
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(40, 20.0, 40);
-    c.fail_fast = true;
-    c.abort_grace_secs = 0.0;
-    run(c.clone(), Arc::new(FailAt(15)), opts(dir.path()))
-        .await
-        .unwrap();
-    let mut o = opts(dir.path());
-    o.resume = true;
-    let out = run(c, Arc::new(FailAt(u64::MAX)), o).await.unwrap();
-    assert_eq!(out.summary.users.succeeded + out.summary.users.failed, 40);
-    for j in events(dir.path()).iter().filter_map(Event::journey) {
-        let want = 500.0 * j.who.user as f64;
-        assert!(
-            (j.who.intended_ms - want).abs() < 1.0,
-            "user {}: intended {} ms, schedule {want} ms",
-            j.who.user,
-            j.who.intended_ms
-        );
-        assert!(
-            j.duration_ms < 1000.0,
-            "user {}: {}",
-            j.who.user,
-            j.duration_ms
-        );
-    }
-    // Throughput spans the schedule (about 20 s), not a restarted clock.
-    let fps = out.summary.throughput.flows_per_s;
-    assert!((1.5..2.5).contains(&fps), "{fps} journeys/s");
 }
 
 /// A failure is charged to the step that failed, even when an earlier journey

@@ -6,22 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vana_load_engine::config::{LoadTestConfig, Preset};
+mod common;
+use common::{cfg, defs, events, journeys, opts};
+
+use vana_load_engine::config::Preset;
 use vana_load_engine::journal;
 use vana_load_engine::results::read_hlog;
 use vana_load_engine::schema::{AbortReason, Event, Journey, Summary};
 use vana_load_engine::{
-    Flow, FlowError, FlowResult, LiveMode, Progress, RunOptions, StepDef, StepSample,
-    ThresholdSpec, TxSample, run,
+    Flow, FlowError, FlowResult, Progress, StepDef, StepSample, ThresholdSpec, TxSample, run,
 };
-
-/// Steps of the given names, each its own component, with a generous deadline.
-fn defs(names: &[&'static str]) -> Vec<StepDef> {
-    names
-        .iter()
-        .map(|&n| StepDef::new(n, n, Duration::from_secs(600), n == "register"))
-        .collect()
-}
 
 /// Sleeps `service` in one step named `service`.
 struct Fixed {
@@ -37,41 +31,6 @@ impl Flow for Fixed {
         tokio::time::sleep(self.service).await;
         FlowResult::ok(vec![StepSample::ok("service", self.service)])
     }
-}
-
-fn cfg(users: u64, sustain_secs: f64, cap: u64) -> LoadTestConfig {
-    let mut c = Preset::Smoke.config();
-    c.total_users = users;
-    c.max_wallets = users.max(1);
-    c.max_concurrent_users = cap;
-    c.ramp_up_minutes = 0.0;
-    c.ramp_down_minutes = 0.0;
-    c.sustain_minutes = sustain_secs / 60.0;
-    c.test_duration_minutes = sustain_secs / 60.0;
-    c.metrics_interval = 1.0;
-    c
-}
-
-fn opts(dir: &std::path::Path) -> RunOptions {
-    RunOptions {
-        out_dir: Some(dir.to_path_buf()),
-        live: LiveMode::Off,
-        run_id: Some("t".into()),
-        ..Default::default()
-    }
-}
-
-fn events(dir: &std::path::Path) -> Vec<Event> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The journeys (complete and failed) of a run's journal.
-fn journeys(ev: &[Event]) -> Vec<&Journey> {
-    ev.iter().filter_map(Event::journey).collect()
 }
 
 fn summary(dir: &std::path::Path) -> Summary {
@@ -714,6 +673,26 @@ async fn interrupted_run_resumes_from_the_journal() {
     );
     assert!(ran1.union(&ran2).count() == 40);
     assert!(out2.details.resumed);
+    // The resumed run keeps the first run's time base: every user's intended
+    // start is its schedule offset (0.5 s apart), whichever run dispatched it.
+    for j in events(dir.path()).iter().filter_map(Event::journey) {
+        let want = 500.0 * j.who.user as f64;
+        assert!(
+            (j.who.intended_ms - want).abs() < 1.0,
+            "user {}: intended {} ms, schedule {want} ms",
+            j.who.user,
+            j.who.intended_ms
+        );
+        assert!(
+            j.duration_ms < 1000.0,
+            "user {}: {}",
+            j.who.user,
+            j.duration_ms
+        );
+    }
+    // Throughput spans the schedule (about 20 s), not a restarted clock.
+    let fps = out2.summary.throughput.flows_per_s;
+    assert!((1.5..2.5).contains(&fps), "{fps} journeys/s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
