@@ -169,6 +169,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         profile.profile = args.positional_profile.clone();
     }
     let cfg = profile.load()?;
+    // The same checks as `run`: step names and thresholds against the journey's steps.
+    cfg.validate_for(&super::run::journey_steps(
+        &client::steps::StepTimeouts::default(),
+    ))?;
     let w = match (&args.from_run, args.journey_secs) {
         (Some(dir), _) => Some(measured(dir)?),
         (None, Some(s)) if s.is_finite() && s > 0.0 => Some((s, "given (--journey-secs)".into())),

@@ -625,7 +625,7 @@ fn steps(o: &mut String, d: &RunData) {
         svg::stacked_hbars("chart-breakdown", "Where a median and a p95 journey spend their time", &rows),
         "The successful journeys at the median and at the 95th percentile of E2E latency, split into slot wait and the steps' service times.",
     ));
-    o.push_str(r#"<div><table id="step-table"><tr><th>step</th><th>component</th><th>count</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th></tr>"#);
+    o.push_str(r#"<div><table id="step-table"><tr><th>step</th><th>component</th><th>count</th><th>errors</th><th>p50 (successful samples)</th><th>p95</th><th>p99</th></tr>"#);
     for st in d.step_order() {
         if let Some(s) = d.summary.steps.get(&st) {
             let _ = write!(
