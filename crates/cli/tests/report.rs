@@ -1,7 +1,9 @@
 //! `vana-load report` end to end on real results directories written by the
-//! engine (synthetic flows of known timing): HTML and Markdown output, chain
-//! flags, `report compare` exit codes (0 same, 1 regressed beyond the
-//! tolerance, 2 bad input), and clear errors for a missing directory.
+//! engine (synthetic flows of known timing): HTML and Markdown output, the CI
+//! outputs (`junit.xml`, `steps.csv`, `timeseries.csv`) rewritten and the
+//! end-of-run summary with ✓/✗ printed, chain flags, `report compare` exit
+//! codes (0 same, 1 regressed beyond the tolerance, 2 bad input), and clear
+//! errors for a missing directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -58,7 +60,8 @@ impl Flow for Fixed {
     }
 }
 
-fn make_run(dir: &Path, register_ms: u64) {
+/// A 40-user run into `dir`, with the profile's `thresholds`.
+fn make_run(dir: &Path, register_ms: u64, thresholds: &[&str]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut cfg = Preset::Smoke.config();
@@ -68,6 +71,10 @@ fn make_run(dir: &Path, register_ms: u64) {
         cfg.ramp_down_minutes = 0.5 / 60.0;
         cfg.test_duration_minutes = 2.0 / 60.0;
         cfg.metrics_interval = 0.2;
+        cfg.thresholds = thresholds
+            .iter()
+            .map(|t| engine::ThresholdSpec::new(t, false))
+            .collect();
         engine::run(
             cfg,
             Arc::new(Fixed {
@@ -101,12 +108,15 @@ fn vana_load(args: &[&str]) -> (i32, String, String) {
 fn report_renders_html_and_markdown_and_compare_gates_regressions() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    make_run(&a, 10);
-    make_run(&b, 60);
+    make_run(&a, 10, &["p95(register) < 1s"]);
+    make_run(&b, 60, &["p95(register) < 30ms"]);
     let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
 
-    // HTML: regenerated in place, with the twin's chain settings.
-    std::fs::remove_file(a.join("report.html")).unwrap();
+    // HTML and the CI outputs: regenerated in place, with the twin's chain settings.
+    const REWRITTEN: [&str; 4] = ["report.html", "junit.xml", "steps.csv", "timeseries.csv"];
+    for f in REWRITTEN {
+        std::fs::remove_file(a.join(f)).unwrap_or_else(|e| panic!("the run wrote no {f}: {e}"));
+    }
     let (code, out, err) = vana_load(&[
         "report",
         a_s,
@@ -117,6 +127,47 @@ fn report_renders_html_and_markdown_and_compare_gates_regressions() {
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("report: "), "{out}");
+    for f in REWRITTEN {
+        assert!(a.join(f).is_file(), "{f} is rewritten");
+    }
+    let junit = std::fs::read_to_string(a.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuite name="vana-load smoke" tests="7" failures="0""#),
+        "{junit}"
+    );
+    let steps = std::fs::read_to_string(a.join("steps.csv")).unwrap();
+    assert_eq!(steps.lines().count(), 1 + Step::ALL.len(), "{steps}");
+    assert!(steps.starts_with("step,component,count,errors,p50_ms,p95_ms,p99_ms\nwallet,"));
+    // The end-of-run summary, plain (stdout is a pipe): every check passed.
+    assert!(out.contains("vana-load PASS"), "{out}");
+    assert!(!out.contains('\u{1b}'), "no escape codes on a pipe: {out}");
+    let marks: Vec<&str> = out
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with(['✓', '✗']))
+        .collect();
+    assert_eq!(marks.len(), 6, "five criteria and one threshold: {out}");
+    assert!(marks.iter().all(|l| l.starts_with('✓')), "{out}");
+    assert!(out.contains("✓ p95(register) < 1s"), "{out}");
+
+    // B's threshold failed: ✗ with the measured value, and a <failure> in junit.xml.
+    let (code, out, err) = vana_load(&["report", b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("vana-load FAIL"), "{out}");
+    let failed = out
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("✗ p95(register) < 30ms"))
+        .unwrap_or_else(|| panic!("no ✗ line for the threshold: {out}"));
+    assert!(
+        failed.contains(" ms") && failed.contains("limit < 30 ms"),
+        "{failed}"
+    );
+    let junit = std::fs::read_to_string(b.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<failure message="measured "#) && junit.contains("limit &lt; 30 ms"),
+        "{junit}"
+    );
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(html.contains("Chain ceiling (twin)"));
     assert!(html.contains("id=\"chart-e2e\""));

@@ -1,7 +1,8 @@
 //! How `vana-load run` ends, run as the built binary: a profile naming an
 //! unknown threshold metric is refused with exit 2 before anything starts,
 //! and SIGTERM mid-run (a CI cancel, `timeout`, a Kubernetes stop) drains,
-//! writes a complete results directory, fails the `completed` criterion and
+//! writes a complete results directory (with `junit.xml` and the CSVs), fails
+//! the `completed` criterion, prints it with ✗ in the end-of-run summary and
 //! exits 1; its files validate against the JSON Schemas in `docs/schema/`,
 //! checked by ajv (an independent validator, from the pinned npm tools). The
 //! run is small (a smoke-sized twin run on 127.0.0.1) and bounded.
@@ -117,7 +118,14 @@ fn sigterm_mid_run_leaves_complete_results_and_fails_completed() {
         String::from_utf8_lossy(&o.stderr),
     );
     assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("vana-load FAIL"), "{stdout}");
+    // The end-of-run summary: the failed criterion marked, the results named.
+    assert!(stdout.contains("✗ completed"), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no escape codes on a pipe: {stdout}"
+    );
+    assert!(stdout.contains(&out.display().to_string()), "{stdout}");
 
     for f in [
         "summary.json",
@@ -128,6 +136,9 @@ fn sigterm_mid_run_leaves_complete_results_and_fails_completed() {
         "timeseries.jsonl",
         "histograms.hlog",
         "report.html",
+        "junit.xml",
+        "steps.csv",
+        "timeseries.csv",
     ] {
         assert!(out.join(f).exists(), "{f} is missing");
     }

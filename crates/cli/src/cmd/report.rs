@@ -1,6 +1,8 @@
-//! `vana-load report`: renders a run's results directory as `report.html`
-//! (or a Markdown summary for a CI job summary), and `report compare A B`
-//! shows two runs side by side and exits 1 when B regresses beyond a tolerance.
+//! `vana-load report`: re-renders a run's results directory — `report.html`,
+//! `junit.xml`, `steps.csv` and `timeseries.csv` — and prints the end-of-run
+//! summary (or, with `--format markdown`, prints the Markdown summary for a CI
+//! job summary and writes nothing); `report compare A B` shows two runs side
+//! by side and exits 1 when B regresses beyond a tolerance.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +18,8 @@ pub struct Args {
     /// Results directory of a run (as written by `vana-load run --out DIR`).
     #[arg(required = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// `html` writes DIR/report.html; `markdown` prints a summary for a CI job summary.
+    /// `html` rewrites DIR/report.html, junit.xml and the CSVs and prints the summary;
+    /// `markdown` prints a summary for a CI job summary.
     #[arg(long, value_enum, default_value_t = Format::Html)]
     pub format: Format,
     /// Also write the output to this file.
@@ -107,10 +110,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let opts = args.chain.options()?;
             match args.format {
                 Format::Html => {
-                    let data = report::RunData::load(&dir)
+                    let mut data = report::RunData::load(&dir)
                         .with_context(|| format!("cannot report on {}", dir.display()))?;
                     let a = report::analyse(&data, &opts);
+                    data.summary.bottleneck = Some(a.bottleneck.clone());
                     let page = report::write_html(&data, &a)
+                        .with_context(|| format!("cannot report on {}", dir.display()))?;
+                    report::write_ci_outputs(&data)
                         .with_context(|| format!("cannot report on {}", dir.display()))?;
                     let mut shown = page.clone();
                     if let Some(out) = &args.out {
@@ -118,13 +124,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                             .with_context(|| format!("cannot write {}", out.display()))?;
                         shown = out.clone();
                     }
-                    println!("verdict: {}", data.summary.verdict);
-                    if let Some(s) = a.bottleneck.sentences.first() {
-                        println!("{s}");
-                    }
-                    if let Some(s) = a.capacity.sentences.first() {
-                        println!("{s}");
-                    }
+                    print!("{}", report::text::render(&data, super::color_stdout()));
                     println!("report: {}", shown.display());
                 }
                 Format::Markdown => {

@@ -5,7 +5,8 @@
 //! user's wallet through the batch funder) happens before the engine's clock
 //! starts, so it never dilutes the measured throughput. The engine then drives
 //! [`JourneyFlow`] — the client's eleven-step journey — on the profile's open
-//! arrival schedule and writes the results directory.
+//! arrival schedule and writes the results directory, and the end-of-run
+//! summary (the engine's [`engine::report::text`]) is printed on stdout.
 //!
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
@@ -147,23 +148,7 @@ async fn run_on(
             return Ok(ExitCode::from(e.exit_code()));
         }
     };
-    let s = &outcome.summary;
-    println!(
-        "{}: {} of {} users succeeded, {} failed, {} delayed, {} dropped; e2e p95 {} (successful journeys)",
-        s.verdict.as_str().to_uppercase(),
-        s.users.succeeded,
-        s.users.planned,
-        s.users.failed,
-        s.users.delayed,
-        s.users.dropped,
-        s.e2e_ms
-            .p95
-            .map_or_else(|| "-".to_owned(), |ms| format!("{:.1} s", ms / 1000.0))
-    );
-    if let Some(why) = &s.verdict_reason {
-        println!("why: {why}");
-    }
-    println!("results: {}", outcome.out_dir.display());
+    print!("{}", outcome.text_summary(super::color_stdout()));
     Ok(ExitCode::from(outcome.exit_code()))
 }
 

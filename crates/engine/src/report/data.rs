@@ -33,6 +33,8 @@ pub enum ReportError {
     },
     #[error("{0} is not a results directory (no summary.json)")]
     NotResults(PathBuf),
+    #[error("cannot render {path}: {message}")]
+    Render { path: PathBuf, message: String },
 }
 
 /// One row of `timeseries.jsonl`, read back with the type the engine writes.
@@ -182,6 +184,24 @@ impl RunData {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         Self::assemble(dir, summary, details, run, config)
+    }
+
+    /// A run's data from its typed parts alone, reading nothing: no time
+    /// series, journeys or histograms. Enough for what the summary and
+    /// details hold (the end-of-run text, `junit.xml`, `steps.csv`).
+    pub fn from_parts(dir: &Path, summary: Summary, details: Details, run: RunInfo) -> RunData {
+        RunData {
+            dir: dir.to_path_buf(),
+            summary,
+            details,
+            run,
+            config: LoadTestConfig::default(),
+            series: Vec::new(),
+            journeys: Vec::new(),
+            dropped: Vec::new(),
+            hists: BTreeMap::new(),
+            bad_lines: 0,
+        }
     }
 
     /// A run's data from its typed parts plus the journal, the time series and

@@ -77,6 +77,29 @@ pub fn vana(v: f64) -> String {
     }
 }
 
+/// A measured value as judged against a limit: no thousands separators (it
+/// also goes into JUnit messages), integers as they are, otherwise about four
+/// significant digits with trailing zeros trimmed: `61.24`, `0.0123`, `1234.5`.
+pub fn measured(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let a = v.abs();
+    let digits = if a >= 100.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        (3 - a.log10().floor() as i32).clamp(3, 12) as usize
+    };
+    let s = format!("{v:.digits$}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
 /// A percentage from a ratio: `1.5 %`.
 pub fn pct(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
@@ -110,5 +133,10 @@ mod tests {
         assert_eq!(esc("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
         assert_eq!(vana(0.00091), "0.00091");
         assert_eq!(vana(91.0), "91");
+        assert_eq!(measured(61.2449), "61.24");
+        assert_eq!(measured(0.0123), "0.0123");
+        assert_eq!(measured(0.5), "0.5");
+        assert_eq!(measured(1234.56), "1234.6");
+        assert_eq!(measured(40.0), "40");
     }
 }

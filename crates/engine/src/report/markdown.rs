@@ -1,11 +1,14 @@
 //! The Markdown summary of a run, fit for a CI job summary
-//! (`$GITHUB_STEP_SUMMARY`): verdict, criteria, end-to-end and per-step
-//! latency, the load generator's machine (peak CPU and RSS), bottleneck and
-//! capacity sentences, top errors.
+//! (`$GITHUB_STEP_SUMMARY`): the end-of-run summary of [`super::text`] —
+//! verdict and why, every criterion and threshold with ✓/✗, its measured
+//! value and its limit, end-to-end and per-step latency in the flow's step
+//! order, the bottleneck, where the results are — plus the load generator's
+//! machine (peak CPU and RSS), the capacity sentences and the top errors.
 
 use std::fmt::Write;
 
 use super::Analysis;
+use super::checks::{CheckKind, checks};
 use super::data::RunData;
 use super::fmt::{group, num, oms, pct};
 
@@ -58,20 +61,36 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             .map_or("–".into(), |v| format!("{} ms", num(v))),
         s.e2e_population
     );
-    o.push_str("| criterion | target | actual | result |\n|---|---|---|---|\n");
-    for c in &s.criteria {
-        let actual = match &c.actual {
-            serde_json::Value::String(x) => x.clone(),
-            v => v.to_string(),
-        };
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} |",
-            cell(&c.name),
-            cell(&c.target),
-            cell(&actual),
-            if c.pass { "pass" } else { "**fail**" }
-        );
+    let all = checks(d);
+    for (kind, head) in [
+        (
+            CheckKind::Criterion,
+            "| criterion | target | actual | result |\n|---|---|---|---|\n",
+        ),
+        (
+            CheckKind::Threshold,
+            "\n| threshold | limit | measured | result |\n|---|---|---|---|\n",
+        ),
+    ] {
+        let list: Vec<_> = all.iter().filter(|c| c.kind == kind).collect();
+        if list.is_empty() {
+            continue;
+        }
+        o.push_str(head);
+        for c in list {
+            let result = match (c.pass, &c.reason) {
+                (true, _) => "✓ pass".to_string(),
+                (false, None) => "✗ **fail**".to_string(),
+                (false, Some(r)) => format!("✗ **fail**: {}", cell(r)),
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {result} |",
+                cell(&c.name),
+                cell(&c.limit),
+                cell(&c.measured)
+            );
+        }
     }
     let _ = writeln!(
         o,
@@ -125,6 +144,18 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
     for line in &a.capacity.sentences {
         let _ = writeln!(o, "- {line}");
     }
+    let files = super::text::present_files(d);
+    let _ = writeln!(
+        o,
+        "\n**Results**: `{}`{}{}",
+        cell(&d.dir.display().to_string()),
+        if files.is_empty() { "" } else { " — " },
+        files
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if !s.errors.is_empty() {
         o.push_str("\n### Top errors\n\n| class | count |\n|---|---:|\n");
         let mut e: Vec<_> = s.errors.iter().collect();

@@ -1,7 +1,9 @@
-//! Reports people read: turns a results directory into `report.html` (one
-//! self-contained page with inline SVG charts), a Markdown summary for CI job
-//! summaries, a bottleneck analysis and a capacity projection, and compares
-//! two runs. The engine runs the analysis once at the end of a run and writes
+//! Reports people and CI systems read: turns a results directory into
+//! `report.html` (one self-contained page with inline SVG charts), the
+//! end-of-run summary for a terminal ([`text`]) and its Markdown twin for CI
+//! job summaries ([`markdown`]), `junit.xml` ([`junit`]), `steps.csv` and
+//! `timeseries.csv` ([`tables`]), a bottleneck analysis and a capacity
+//! projection, and compares two runs. The engine runs the analysis once at the end of a run and writes
 //! it into `summary.json` (`bottleneck`) and `details.json` (`capacity`);
 //! rendering a report later only rereads the files.
 //!
@@ -14,12 +16,16 @@
 
 pub mod analysis;
 pub mod capacity;
+pub mod checks;
 pub mod compare;
 pub mod data;
 pub mod fmt;
 pub mod html;
+pub mod junit;
 pub mod markdown;
 pub mod svg;
+pub mod tables;
+pub mod text;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +87,31 @@ pub fn write_html(data: &RunData, a: &Analysis) -> Result<PathBuf, ReportError> 
     let path = data.dir.join("report.html");
     write_atomic(&path, html::render(data, a).as_bytes())?;
     Ok(path)
+}
+
+/// The files [`write_ci_outputs`] writes into a results directory.
+pub const CI_FILES: [&str; 3] = ["junit.xml", "steps.csv", "timeseries.csv"];
+
+/// Writes `junit.xml`, `steps.csv` and `timeseries.csv` into the run's
+/// directory (each atomically). Returns their paths.
+pub fn write_ci_outputs(data: &RunData) -> Result<Vec<PathBuf>, ReportError> {
+    let render_err = |file: &str, e: &dyn std::fmt::Display| ReportError::Render {
+        path: data.dir.join(file),
+        message: e.to_string(),
+    };
+    let junit = junit::render(data).map_err(|e| render_err("junit.xml", &e))?;
+    let steps = tables::steps_csv(data).map_err(|e| render_err("steps.csv", &e))?;
+    let series = tables::timeseries_csv(data).map_err(|e| render_err("timeseries.csv", &e))?;
+    let mut paths = Vec::new();
+    for (name, bytes) in CI_FILES
+        .into_iter()
+        .zip([junit.into_bytes(), steps, series])
+    {
+        let path = data.dir.join(name);
+        write_atomic(&path, &bytes)?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// The Markdown summary of `dir` (for a CI job summary).

@@ -119,6 +119,19 @@ impl RunOutcome {
     pub fn exit_code(&self) -> u8 {
         self.summary.verdict.exit_code()
     }
+
+    /// The end-of-run summary ([`crate::report::text`]): verdict, criteria
+    /// and thresholds with ✓/✗, the step table, the bottleneck and where the
+    /// results are. `color` adds ANSI styles (only for a terminal).
+    pub fn text_summary(&self, color: bool) -> String {
+        let data = crate::report::RunData::from_parts(
+            &self.out_dir,
+            self.summary.clone(),
+            self.details.clone(),
+            self.run.clone(),
+        );
+        crate::report::text::render(&data, color)
+    }
 }
 
 /// What every part of a running test shares.
@@ -437,7 +450,8 @@ fn ended(mut run: RunInfo, aborted: &Option<AbortReason>) -> RunInfo {
     run
 }
 
-/// Analyses the run (bottleneck, capacity), then writes `details.json`,
+/// Analyses the run (bottleneck, capacity), then writes the CI outputs
+/// (`junit.xml`, `steps.csv`, `timeseries.csv`), `details.json`,
 /// `summary.json`, `run.json` and `report.html`, each once.
 fn finish(
     out: PathBuf,
@@ -460,6 +474,9 @@ fn finish(
             details.capacity = Some(a.capacity.clone());
             data.summary.bottleneck = summary.bottleneck.clone();
             data.details.capacity = details.capacity.clone();
+            if let Err(e) = crate::report::write_ci_outputs(&data) {
+                tracing::warn!("cannot write the CI outputs: {e}");
+            }
             results::write_final(&out, &run, &summary, &details).map_err(io_err(&out))?;
             if let Err(e) = crate::report::write_html(&data, &a) {
                 tracing::warn!("cannot write report.html: {e}");
