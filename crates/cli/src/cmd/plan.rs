@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use engine::config::{ConfigPatch, LoadTestConfig, Preset, Spacing, TxMode};
-use engine::{PlanReport, ThresholdSpec};
+use engine::{PlanReport, ThresholdLayer, ThresholdSpec};
 
 /// The load profile and its CLI overrides.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -104,13 +104,15 @@ impl ProfileArgs {
             fail_fast: self.fail_fast.then_some(true),
             enable_debug_logs: self.debug.then_some(true),
             thresholds: (!self.thresholds.is_empty()).then(|| {
-                self.thresholds
-                    .iter()
-                    .map(|t| match t.strip_prefix('!') {
-                        Some(rest) => ThresholdSpec::new(rest.trim(), true),
-                        None => ThresholdSpec::new(t, false),
-                    })
-                    .collect()
+                ThresholdLayer::List(
+                    self.thresholds
+                        .iter()
+                        .map(|t| match t.strip_prefix('!') {
+                            Some(rest) => ThresholdSpec::new(rest.trim(), true),
+                            None => ThresholdSpec::new(t, false),
+                        })
+                        .collect(),
+                )
             }),
             ..Default::default()
         })
@@ -214,8 +216,10 @@ mod tests {
             (c.total_users, c.max_concurrent_users, c.time_scale),
             (10_000, 500, 0.1)
         );
-        assert!(c.thresholds[0].abort_on_fail && c.thresholds[0].expr == "rate(errors) < 0.02");
-        assert!(!c.thresholds[1].abort_on_fail);
+        // After the burst preset's four baselines.
+        assert_eq!(c.thresholds.len(), 6);
+        assert!(c.thresholds[4].abort_on_fail && c.thresholds[4].expr == "rate(errors) < 0.02");
+        assert!(!c.thresholds[5].abort_on_fail);
         let bad = Cli::parse_from(["x", "--profile", "burst", "--total", "20000"]);
         assert!(bad.p.load().unwrap_err().to_string().contains("totalUsers"));
     }
