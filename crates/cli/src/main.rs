@@ -3,12 +3,14 @@
 //! This binary is deliberately thin: each subcommand parses its flags and calls
 //! into the library crates (`twin`, `client`, `engine`). Exit codes follow the
 //! engine's convention: 0 pass, 1 thresholds failed, 2 usage or setup error.
+//! With no subcommand it prints its help and exits 0 (a load test starts only
+//! when asked: `vana-load run`).
 
 mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "vana-load", version, about, long_about = None)]
@@ -45,6 +47,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let Some(command) = cli.command else {
+        let _ = Cli::command().print_help();
+        return ExitCode::SUCCESS;
+    };
     cmd::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -56,9 +62,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = cli
-        .command
-        .unwrap_or(Command::Run(cmd::run::Args::default()));
     let result = runtime.block_on(async move {
         match command {
             Command::Run(args) => cmd::run::run(args).await,

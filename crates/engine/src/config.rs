@@ -3,8 +3,20 @@
 //!
 //! A config is built in layers, later wins: a built-in preset
 //! ([`Preset`]) → a profile TOML file → the plan's `LOAD_TEST_*` environment
-//! variables → CLI overrides. Each layer is a [`ConfigPatch`] (all fields optional).
+//! variables → the CLI layer (in the binary: each flag, or its
+//! `VANA_LOAD_<FLAG>` environment variable when the flag is absent, as clap
+//! resolves them). Each layer is a [`ConfigPatch`] (all fields optional).
 //! Field names in TOML are the plan's camelCase names (`totalUsers`, `rampUpMinutes`…).
+//! `profiles/*.toml` spell out each preset (a test keeps them equal to
+//! [`Preset::config`]) and document every field (`profiles/example.toml`).
+//!
+//! Thresholds layer by key rather than by position (see
+//! [`ThresholdLayer`]): a later threshold on the same aggregation and metric
+//! replaces an earlier one, k6's metric-as-key table replaces a metric's
+//! list, and `resetThresholds` drops everything below. That is what makes
+//! the `burst` and `conservative` presets' baselines ([`Preset::baselines`])
+//! overridable.
+//!
 //! [`LoadTestConfig::validate`] refuses an inconsistent config, naming the field;
 //! [`LoadTestConfig::validate_for`] also checks every step name the config uses
 //! (`stepTimeouts`, `stepComponents`, thresholds) against the flow's own steps,
@@ -18,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::StepDef;
 use crate::redact::redact_url;
-use crate::threshold::ThresholdSpec;
+use crate::threshold::{ThresholdLayer, ThresholdSpec};
 
 /// A step as this run uses it: the flow's declaration with the config's overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -194,7 +206,8 @@ pub struct LoadTestConfig {
     pub error_budget: f64,
     /// P95 end-to-end target in seconds (the plan's 30 s).
     pub p95_e2e_target_secs: f64,
-    /// Extra k6-style thresholds, e.g. `p99(register) < 10s`.
+    /// k6-style thresholds, e.g. `p99(register) < 10s`: the preset's
+    /// baselines ([`Preset::baselines`]) and those the layers add.
     pub thresholds: Vec<ThresholdSpec>,
     /// Step name → component overrides (the flow declares each step's component).
     pub step_components: BTreeMap<String, String>,
@@ -243,6 +256,14 @@ impl Default for LoadTestConfig {
     }
 }
 
+/// The plan's performance baselines ([`Preset::baselines`]).
+pub const BASELINES: [&str; 4] = [
+    "p95(e2e) < 60s",
+    "p95(tx_confirm) < 10s",
+    "p95(component.inference) < 30s",
+    "p95(component.storage) < 5s",
+];
+
 /// Built-in presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
@@ -286,13 +307,43 @@ impl Preset {
         }
     }
 
+    /// The plan's "Performance Baselines" as thresholds, for `burst` and
+    /// `conservative` (none for `smoke` and `debug`, which check that a
+    /// journey works rather than how fast): end to end < 60 s per user, a
+    /// blockchain transaction < 10 s, an AI inference job < 30 s, a storage
+    /// upload < 5 s, each as a p95 (the plan's statistic for its E2E target).
+    ///
+    /// The engine holds no step names, so these name engine metrics
+    /// (`e2e`, `tx_confirm`: submission → receipt of every transaction) and
+    /// two components, `storage` and `inference`: the plan's own metric
+    /// categories (`LoadTestMetrics.storage`, `.ai`), which the flow maps its
+    /// steps onto (`StepDef::component`, `stepComponents`). A flow without one
+    /// of them is refused by [`LoadTestConfig::validate_for`], naming the
+    /// threshold. Each is a criterion of the verdict; a layer replaces one by
+    /// a threshold on the same aggregation and metric, drops a metric's with
+    /// the table form (`[thresholds] tx_confirm = []`), or drops all with
+    /// `resetThresholds = true`.
+    pub fn baselines(self) -> Vec<ThresholdSpec> {
+        match self {
+            Preset::Burst | Preset::Conservative => BASELINES
+                .iter()
+                .map(|e| ThresholdSpec::new(e, false))
+                .collect(),
+            Preset::Smoke | Preset::Debug => Vec::new(),
+        }
+    }
+
     /// The preset's full config.
     pub fn config(self) -> LoadTestConfig {
         let base = LoadTestConfig::default();
         match self {
-            Preset::Burst => base,
+            Preset::Burst => LoadTestConfig {
+                thresholds: self.baselines(),
+                ..base
+            },
             Preset::Conservative => LoadTestConfig {
                 profile: "conservative".into(),
+                thresholds: self.baselines(),
                 total_users: 5000,
                 max_concurrent_users: 200,
                 test_duration_minutes: 60.0,
@@ -368,8 +419,13 @@ pub struct ConfigPatch {
     pub max_schedule_lag_ms: Option<f64>,
     pub error_budget: Option<f64>,
     pub p95_e2e_target_secs: Option<f64>,
-    /// Appended to the current list.
-    pub thresholds: Option<Vec<ThresholdSpec>>,
+    /// Drops every threshold of the layers below (the preset's baselines
+    /// among them) before this layer's `thresholds` apply.
+    pub reset_thresholds: Option<bool>,
+    /// A list (each added, replacing one on the same aggregation and metric)
+    /// or k6's metric-as-key table (each metric's list replaces it): see
+    /// [`ThresholdLayer`].
+    pub thresholds: Option<ThresholdLayer>,
     /// Merged into the current map.
     pub step_components: Option<BTreeMap<String, String>>,
     pub breaker: Option<BreakerConfig>,
@@ -464,10 +520,10 @@ impl LoadTestConfig {
     /// `testDurationMinutes` rescales the three phases proportionally; one that sets
     /// only phases recomputes the total. A layer setting both is checked by `validate`.
     pub fn apply(&mut self, p: &ConfigPatch) -> Result<(), ConfigError> {
+        // A profile's `preset` is where it starts from: that preset's config,
+        // its baseline thresholds included, replaces what was below.
         if let Some(name) = &p.preset {
-            let keep_thresholds = std::mem::take(&mut self.thresholds);
             *self = name.parse::<Preset>()?.config();
-            self.thresholds = keep_thresholds;
         }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &p.$f { self.$f = v.clone(); } )* };
@@ -531,10 +587,36 @@ impl LoadTestConfig {
             self.step_components
                 .extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
+        if p.reset_thresholds == Some(true) {
+            self.thresholds.clear();
+        }
         if let Some(t) = &p.thresholds {
-            self.thresholds.extend(t.iter().cloned());
+            t.apply_to(&mut self.thresholds);
         }
         Ok(())
+    }
+
+    /// The config of `--profile NAME|FILE`: a preset by name, or a profile
+    /// TOML file (a name ending in `.toml`, or an existing file) over the
+    /// `burst` preset unless the file names its own `preset`; then `env`
+    /// and `cli`. A file that sets no `profile` is named by its file stem.
+    pub fn from_profile(
+        name: &str,
+        env: &ConfigPatch,
+        cli: &ConfigPatch,
+    ) -> Result<LoadTestConfig, ConfigError> {
+        let path = Path::new(name);
+        if !(name.ends_with(".toml") || path.is_file()) {
+            return Self::layered(name.parse()?, None, env, cli);
+        }
+        let file = ConfigPatch::from_file(path)?;
+        let mut cfg = Self::layered(Preset::Burst, Some(&file), env, cli)?;
+        if file.profile.is_none() && cli.profile.is_none() && env.profile.is_none() {
+            cfg.profile = path
+                .file_stem()
+                .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned());
+        }
+        Ok(cfg)
     }
 
     /// Builds the config from its layers and validates it.
@@ -692,12 +774,27 @@ impl LoadTestConfig {
                 return Err(unknown("stepComponents", name));
             }
         }
+        let mut components: Vec<String> = self
+            .resolve_steps(steps)
+            .into_iter()
+            .map(|s| s.component)
+            .collect();
+        components.sort();
+        components.dedup();
+        let components: Vec<&str> = components.iter().map(String::as_str).collect();
         for (i, t) in self.thresholds.iter().enumerate() {
             let th = t
                 .parse()
                 .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
-            th.check_metric(&names)
-                .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
+            th.check_metric(&names, &components).map_err(|e| {
+                let hint = if BASELINES.contains(&t.expr.as_str()) {
+                    " (a baseline of the preset: drop it with `[thresholds] <metric> = []` \
+                     or `resetThresholds = true` in a profile, or --reset-thresholds)"
+                } else {
+                    ""
+                };
+                invalid(&format!("thresholds[{i}]"), format!("{e}{hint}"))
+            })?;
         }
         if let Some(limit) = self.journey_timeout_secs {
             let plan = self.resolve_steps(steps);

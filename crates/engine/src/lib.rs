@@ -56,4 +56,4 @@ pub use prom::GaugeSource;
 pub use run::{EngineError, RunOptions, RunOutcome, run};
 pub use schedule::{RateCurve, Schedule};
 pub use schema::{AbortReason, RunInfo, Summary, TargetInfo, TargetKind, TwinInfo, Verdict};
-pub use threshold::{Threshold, ThresholdSpec};
+pub use threshold::{Threshold, ThresholdLayer, ThresholdSpec};

@@ -138,6 +138,11 @@ pub struct Recorder {
     /// Failed journeys by the step that failed them.
     pub failures_by_step: BTreeMap<String, u64>,
     pub txs: BTreeMap<String, TxStats>,
+    /// Submission → receipt of every transaction, all kinds together (`tx_confirm`).
+    pub tx_confirm: Hist,
+    /// Step name → the component it exercises (for `component.<name>`
+    /// thresholds); set by the run from the resolved steps.
+    pub components: BTreeMap<String, String>,
     pub tx_per_block: BTreeMap<u64, u64>,
     pub interval: IntervalStats,
     pub peak_completions_per_s: f64,
@@ -241,6 +246,7 @@ impl Recorder {
         s.gas_total += t.gas_used as u128;
         s.fee_wei_total += t.fee_wei;
         s.confirm.record(t.confirm);
+        self.tx_confirm.record(t.confirm);
         *self.tx_per_block.entry(t.block).or_default() += 1;
         self.interval.txs += 1;
     }
@@ -252,6 +258,24 @@ impl Recorder {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
         self.cancelled += 1;
+    }
+
+    /// Records which component each step exercises: `(step, component)` pairs.
+    pub fn set_components<'a>(&mut self, steps: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.components = steps
+            .into_iter()
+            .map(|(s, c)| (s.to_string(), c.to_string()))
+            .collect();
+    }
+
+    /// The steps of `component`, as recorded so far.
+    fn steps_of<'a>(&'a self, component: &'a str) -> impl Iterator<Item = &'a StepStats> + 'a {
+        self.steps
+            .iter()
+            .filter(move |(name, _)| {
+                self.components.get(name.as_str()).map(String::as_str) == Some(component)
+            })
+            .map(|(_, s)| s)
     }
 
     pub fn tx_count(&self) -> u64 {
@@ -308,17 +332,33 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// Answers exactly the [`crate::threshold::ENGINE_METRICS`] (by their names in
-/// [`crate::threshold::metric`]) and, for any other name, the step of that name.
+/// [`crate::threshold::metric`]), `component.<name>` (every step of that
+/// component together: their successful samples pooled, their counts summed)
+/// and, for any other name, the step of that name.
 impl MetricView for Recorder {
     fn latency(&self, metric: &str, agg: Agg) -> Option<f64> {
+        if let Some(c) = metric.strip_prefix(m::COMPONENT_PREFIX) {
+            let mut pooled = Hist::default();
+            for s in self.steps_of(c) {
+                // Both histograms auto-resize, so adding cannot fail on range.
+                let _ = pooled.0.add(&s.ok.0);
+            }
+            return pooled.agg_ms(agg);
+        }
         match metric {
             m::E2E => self.e2e_ok.agg_ms(agg),
             m::QUEUE_WAIT => self.queue_wait.agg_ms(agg),
             m::SCHEDULE_LAG => self.schedule_lag.agg_ms(agg),
+            m::TX_CONFIRM => self.tx_confirm.agg_ms(agg),
             step => self.steps.get(step).and_then(|s| s.ok.agg_ms(agg)),
         }
     }
     fn count(&self, metric: &str) -> Option<f64> {
+        if let Some(c) = metric.strip_prefix(m::COMPONENT_PREFIX) {
+            let mut steps = self.steps_of(c).peekable();
+            steps.peek()?;
+            return Some(steps.map(|s| s.count as f64).sum());
+        }
         Some(match metric {
             m::E2E | m::SUCCESS | m::SUCCEEDED => self.succeeded as f64,
             m::ERRORS => (self.failed + self.dropped + self.cancelled) as f64,
@@ -327,11 +367,18 @@ impl MetricView for Recorder {
             m::DELAYED => self.delayed as f64,
             m::STARTED => self.started as f64,
             m::TXS => self.tx_count() as f64,
+            m::TX_CONFIRM => self.tx_confirm.len() as f64,
             step => self.steps.get(step).map(|s| s.count as f64)?,
         })
     }
     fn rate(&self, metric: &str) -> Option<f64> {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        if let Some(c) = metric.strip_prefix(m::COMPONENT_PREFIX) {
+            let (errors, count) = self
+                .steps_of(c)
+                .fold((0, 0), |(e, n), s| (e + s.errors, n + s.count));
+            return ratio(errors, count);
+        }
         match metric {
             m::ERRORS => self.error_rate(),
             m::FAILED => ratio(self.failed, self.finished()),

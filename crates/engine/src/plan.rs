@@ -193,6 +193,17 @@ impl PlanReport {
                 " (does not bind)".into()
             }
         );
+        let _ = writeln!(
+            s,
+            "criteria         p95(e2e) < {}s, error rate < {}{}",
+            cfg.p95_e2e_target_secs,
+            cfg.error_budget,
+            if cfg.thresholds.is_empty() {
+                String::new()
+            } else {
+                format!("; thresholds: {}", threshold_list(cfg))
+            }
+        );
         let _ = writeln!(s, "\narrival rate");
         s.push_str(&self.ascii_curve(60, 10));
         if !self.warnings.is_empty() {
@@ -203,6 +214,21 @@ impl PlanReport {
         }
         s
     }
+}
+
+/// The thresholds as written, `!` marking those that abort the run.
+fn threshold_list(cfg: &LoadTestConfig) -> String {
+    cfg.thresholds
+        .iter()
+        .map(|t| {
+            if t.abort_on_fail {
+                format!("!{}", t.expr)
+            } else {
+                t.expr.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn fmt_dur(secs: f64) -> String {

@@ -3,22 +3,35 @@
 //! Grammar: `AGG(METRIC) OP VALUE[UNIT]`.
 //! - `AGG`: `pNN` / `pNN.N` or k6's `p(NN)` / `p(NN.N)` (percentile, so
 //!   `p(95)(e2e)` is `p95(e2e)`), `med`, `max`, `min`, `avg`, `count`, `rate`;
-//! - `METRIC`: one of [`ENGINE_METRICS`] or a step name of the flow:
+//! - `METRIC`: one of [`ENGINE_METRICS`], a step name of the flow, or
+//!   `component.<name>` for a component of the flow (its steps together):
 //!   - latencies (`pNN`, `med`, `max`, `min`, `avg`): `e2e` (successful journeys,
-//!     from the intended start), `queue_wait`, `schedule_lag`, a step (its
-//!     successful samples);
+//!     from the intended start), `queue_wait`, `schedule_lag`, `tx_confirm`
+//!     (submission → receipt of every transaction), a step (its successful
+//!     samples), a component (its steps' successful samples, pooled);
 //!   - `count`: `e2e`/`success`/`succeeded`, `errors`/`failed`, `dropped`,
-//!     `delayed`, `started`, `txs`, a step (its samples);
+//!     `delayed`, `started`, `txs`, `tx_confirm`, a step or a component (its samples);
 //!   - `rate`: `errors`/`failed` and `success`/`succeeded`/`e2e` over finished
-//!     journeys, `dropped`/`delayed` over arrivals, a step's error rate;
+//!     journeys, `dropped`/`delayed` over arrivals, a step's or a component's
+//!     error rate;
 //!
 //!   [`Threshold::check_metric`] rejects any other metric or pairing;
 //! - `OP`: `<`, `<=`, `>`, `>=`, `==`, `!=`;
-//! - `UNIT`: `ms` (the default for latencies), `us`, `s`, `m`, or `%` for rates.
+//! - `UNIT`: `ms` (the default for latencies, as in k6), `us`, `s`, `m`, or `%` for rates.
+//!
+//! k6's metric-as-key form leaves the metric out (`p(95)<30000`, `rate<0.01`)
+//! and lists expressions under their metric; a profile writes it as a
+//! `[thresholds]` table ([`ThresholdLayer`]), and [`Threshold::qualify`] turns
+//! each into a complete expression. Layers combine thresholds by key (the
+//! aggregation and metric), so a later layer can replace or drop an earlier
+//! one, e.g. a preset's baseline.
 //!
 //! A threshold whose metric has no samples although journeys have finished
 //! (every `register` failed, say) fails, with a reason; before any journey has
 //! finished it passes as "no data yet".
+//!
+//! The parser is written by hand: the grammar is a dozen tokens, and no
+//! crate parses k6's threshold syntax outside k6 itself (Go).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +50,8 @@ pub struct ThresholdSpec {
 enum RawSpec {
     Expr(String),
     Table {
+        /// k6 names it `threshold`.
+        #[serde(alias = "threshold")]
         expr: String,
         #[serde(default, alias = "abort_on_fail", rename = "abortOnFail")]
         abort_on_fail: bool,
@@ -75,6 +90,130 @@ impl ThresholdSpec {
     }
 }
 
+impl ThresholdSpec {
+    /// What a later threshold replaces this one by: its aggregation and
+    /// metric (`p95`, `e2e`); `None` when the expression does not parse.
+    pub fn key(&self) -> Option<(String, String)> {
+        self.parse().ok().map(|t| (t.agg.to_string(), t.metric))
+    }
+
+    /// The metric the expression names, if it parses.
+    pub fn metric(&self) -> Option<String> {
+        self.parse().ok().map(|t| t.metric)
+    }
+}
+
+/// `thresholds` as one config layer writes it: a list, or k6's
+/// metric-as-key table.
+///
+/// ```toml
+/// thresholds = ["p95(e2e) < 30s", { expr = "rate(errors) < 2%", abortOnFail = true }]
+/// # or
+/// [thresholds]
+/// e2e = ["p(95)<30000"]                       # k6: milliseconds
+/// register = ["p(99)<10000", "rate<0.01"]
+/// component.storage = ["p(95)<5000"]          # a dotted key is a metric with a dot
+/// tx_confirm = []                             # drops every threshold on tx_confirm
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, try_from = "RawLayer")]
+pub enum ThresholdLayer {
+    /// Each is added; one on the same aggregation and metric as an earlier
+    /// threshold ([`ThresholdSpec::key`]) replaces it in place.
+    List(Vec<ThresholdSpec>),
+    /// Metric → its complete list, which replaces every earlier threshold on
+    /// that metric (`[]` drops them). Expressions are held qualified
+    /// ([`Threshold::qualify`]): `p(95)<30000` under `e2e` is `p(95)(e2e) < 30000`.
+    ByMetric(std::collections::BTreeMap<String, Vec<ThresholdSpec>>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLayer {
+    List(Vec<ThresholdSpec>),
+    ByMetric(std::collections::BTreeMap<String, RawEntry>),
+}
+
+/// A value in the table form: one expression, a list, or (for a dotted TOML
+/// key such as `component.storage`) a table of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawEntry {
+    One(ThresholdSpec),
+    Many(Vec<ThresholdSpec>),
+    Nested(std::collections::BTreeMap<String, RawEntry>),
+}
+
+impl TryFrom<RawLayer> for ThresholdLayer {
+    type Error = String;
+    fn try_from(raw: RawLayer) -> Result<Self, String> {
+        fn flatten(
+            prefix: &str,
+            entries: std::collections::BTreeMap<String, RawEntry>,
+            out: &mut std::collections::BTreeMap<String, Vec<ThresholdSpec>>,
+        ) -> Result<(), String> {
+            for (key, entry) in entries {
+                let metric = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                let specs = match entry {
+                    RawEntry::One(s) => vec![s],
+                    RawEntry::Many(v) => v,
+                    RawEntry::Nested(m) => {
+                        flatten(&metric, m, out)?;
+                        continue;
+                    }
+                };
+                let qualified = specs
+                    .into_iter()
+                    .map(|s| {
+                        Threshold::qualify(&s.expr, &metric)
+                            .map(|expr| ThresholdSpec { expr, ..s })
+                            .map_err(|e| format!("thresholds.{metric}: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.insert(metric, qualified);
+            }
+            Ok(())
+        }
+        Ok(match raw {
+            RawLayer::List(v) => ThresholdLayer::List(v),
+            RawLayer::ByMetric(m) => {
+                let mut out = std::collections::BTreeMap::new();
+                flatten("", m, &mut out)?;
+                ThresholdLayer::ByMetric(out)
+            }
+        })
+    }
+}
+
+impl ThresholdLayer {
+    /// Applies this layer over `current` (see the variants).
+    pub fn apply_to(&self, current: &mut Vec<ThresholdSpec>) {
+        match self {
+            ThresholdLayer::List(v) => {
+                for t in v {
+                    let slot = t
+                        .key()
+                        .and_then(|k| current.iter_mut().find(|c| c.key().as_ref() == Some(&k)));
+                    match slot {
+                        Some(slot) => *slot = t.clone(),
+                        None => current.push(t.clone()),
+                    }
+                }
+            }
+            ThresholdLayer::ByMetric(m) => {
+                for (metric, list) in m {
+                    current.retain(|c| c.metric().as_deref() != Some(metric.as_str()));
+                    current.extend(list.iter().cloned());
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("threshold `{expr}`: {reason}")]
 pub struct ThresholdError {
@@ -107,6 +246,9 @@ pub mod metric {
     pub const TXS: &str = "txs";
     pub const QUEUE_WAIT: &str = "queue_wait";
     pub const SCHEDULE_LAG: &str = "schedule_lag";
+    pub const TX_CONFIRM: &str = "tx_confirm";
+    /// `component.<name>`: every step of the flow's component `<name>`.
+    pub const COMPONENT_PREFIX: &str = "component.";
 }
 
 const fn em(name: &'static str, latency: bool, count: bool, rate: bool) -> EngineMetric {
@@ -132,6 +274,7 @@ pub const ENGINE_METRICS: &[EngineMetric] = &[
     em(metric::TXS, false, true, false),
     em(metric::QUEUE_WAIT, true, false, false),
     em(metric::SCHEDULE_LAG, true, false, false),
+    em(metric::TX_CONFIRM, true, true, false),
 ];
 
 /// The engine metric named `name`, if any.
@@ -235,50 +378,157 @@ pub struct ThresholdResult {
     pub reason: Option<String>,
 }
 
+/// The pieces of an expression as written, before their meaning is checked.
+struct Parts<'a> {
+    /// The aggregation as written: `p95`, `p(95)`, `med`, `rate`…
+    agg_text: &'a str,
+    /// `pNN` for k6's `p(NN)`, else `agg_text`.
+    agg_name: String,
+    /// `None` in k6's metric-as-key form (`p(95)<200` under a metric key).
+    metric: Option<&'a str>,
+    op: Op,
+    /// The value and its unit as written, e.g. `30s`, `2%`.
+    value_text: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn split(
+        s: &'a str,
+        err: &dyn Fn(&str) -> ThresholdError,
+    ) -> Result<Parts<'a>, ThresholdError> {
+        // k6 spells a percentile `p(95)`: `p(95)(e2e)` is `p95(e2e)`.
+        let (agg_text, agg_name, rest) = if let Some(r) = s.strip_prefix("p(") {
+            let close = r.find(')').ok_or_else(|| err("missing `)` after `p(`"))?;
+            (
+                &s[..close + 3],
+                format!("p{}", r[..close].trim()),
+                r[close + 1..].trim_start(),
+            )
+        } else {
+            let end = s
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+                .unwrap_or(s.len());
+            if end == 0 {
+                return Err(err("expected AGG(METRIC), e.g. p95(e2e) or p(95)(e2e)"));
+            }
+            (&s[..end], s[..end].to_string(), s[end..].trim_start())
+        };
+        let (metric, rest) = match rest.strip_prefix('(') {
+            Some(inner) => {
+                let close = inner.find(')').ok_or_else(|| err("missing `)`"))?;
+                (Some(inner[..close].trim()), inner[close + 1..].trim())
+            }
+            None => (None, rest),
+        };
+        let (op, value_text) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(t, op)| rest.strip_prefix(t).map(|r| (*op, r.trim())))
+        .ok_or_else(|| {
+            if metric.is_none() {
+                err(
+                    "expected (METRIC) after the aggregation, e.g. p(95)(e2e) or p95(e2e) \
+                     (k6's `p(95)<200` without a metric works only under a metric key \
+                     in the table form of `thresholds`)",
+                )
+            } else {
+                err("expected a comparison: < <= > >= == !=")
+            }
+        })?;
+        Ok(Parts {
+            agg_text,
+            agg_name,
+            metric,
+            op,
+            value_text,
+        })
+    }
+}
+
 impl Threshold {
+    /// Parses `AGG(METRIC) OP VALUE[UNIT]`.
     pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
+        Self::parse_with(expr, None)
+    }
+
+    /// Parses an expression listed under `metric` in k6's metric-as-key form:
+    /// it may leave the metric out (`p(95)<30000`, `rate<0.01`); if it names
+    /// one, it must be `metric`.
+    pub fn parse_for(expr: &str, metric: &str) -> Result<Threshold, ThresholdError> {
+        Self::parse_with(expr, Some(metric))
+    }
+
+    /// `expr` as a complete expression on `metric`: unchanged when it names
+    /// its metric, else with `(metric)` after the aggregation (`p(95)<30000`
+    /// under `e2e` is `p(95)(e2e) < 30000`). Refuses an expression that
+    /// names another metric, or does not parse.
+    pub fn qualify(expr: &str, metric: &str) -> Result<String, ThresholdError> {
+        let t = Self::parse_for(expr, metric)?;
+        let s = expr.trim();
         let err = |reason: &str| ThresholdError {
             expr: expr.to_string(),
             reason: reason.to_string(),
         };
-        let s = expr.trim();
-        // k6 spells a percentile `p(95)`: `p(95)(e2e)` is `p95(e2e)`.
-        let (agg_s, rest) = match s.strip_prefix("p(") {
-            Some(r) => {
-                let close = r.find(')').ok_or_else(|| err("missing `)` after `p(`"))?;
-                (
-                    format!("p{}", r[..close].trim()),
-                    r[close + 1..].trim_start(),
-                )
+        let p = Parts::split(s, &err)?;
+        Ok(match p.metric {
+            Some(_) => expr.to_string(),
+            None => format!(
+                "{}({}) {} {}",
+                p.agg_text,
+                t.metric,
+                p.op.symbol(),
+                p.value_text
+            ),
+        })
+    }
+
+    fn parse_with(expr: &str, default_metric: Option<&str>) -> Result<Threshold, ThresholdError> {
+        let err = |reason: &str| ThresholdError {
+            expr: expr.to_string(),
+            reason: reason.to_string(),
+        };
+        let p = Parts::split(expr.trim(), &err)?;
+        let metric = match (p.metric, default_metric) {
+            (Some(m), Some(key)) if m != key => {
+                return Err(err(&format!(
+                    "listed under `{key}` but names the metric `{m}`"
+                )));
             }
-            None => {
-                let open = s
-                    .find('(')
-                    .ok_or_else(|| err("expected AGG(METRIC), e.g. p95(e2e)"))?;
-                (s[..open].trim().to_string(), &s[open..])
+            (Some(m), _) => m,
+            (None, Some(key)) => key,
+            // `Parts::split` refuses a metric-less expression with no comparison;
+            // one with a comparison still needs its metric here.
+            (None, None) => {
+                return Err(err(
+                    "expected (METRIC) after the aggregation, e.g. p(95)(e2e) or p95(e2e) \
+                     (k6's `p(95)<200` without a metric works only under a metric key \
+                     in the table form of `thresholds`)",
+                ));
             }
         };
-        let inner = rest.strip_prefix('(').ok_or_else(|| {
-            err("expected (METRIC) after the aggregation, e.g. p(95)(e2e) or p95(e2e)")
-        })?;
-        let close = inner.find(')').ok_or_else(|| err("missing `)`"))?;
-        let metric = inner[..close].trim().to_string();
-        if metric.is_empty()
-            || !metric
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
+        let metric_ok = |m: &str| {
+            !m.is_empty()
+                && m.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        if !metric_ok(metric) {
             return Err(err("metric must be a name like e2e, errors or a step name"));
         }
-        let agg = match agg_s.as_str() {
+        let agg = match p.agg_name.as_str() {
             "max" => Agg::Max,
             "min" => Agg::Min,
             "avg" | "mean" => Agg::Avg,
             "med" => Agg::Percentile(50.0),
             "count" => Agg::Count,
             "rate" => Agg::Rate,
-            p if p.starts_with('p') => {
-                let q: f64 = p[1..]
+            a if a.starts_with('p') => {
+                let q: f64 = a[1..]
                     .parse()
                     .map_err(|_| err("percentile must look like p95, p99.9 or p(95)"))?;
                 if !(0.0..=100.0).contains(&q) {
@@ -292,19 +542,7 @@ impl Threshold {
                 ));
             }
         };
-        let rest = inner[close + 1..].trim();
-        let (op, rest) = [
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("==", Op::Eq),
-            ("!=", Op::Ne),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ]
-        .iter()
-        .find_map(|(t, op)| rest.strip_prefix(t).map(|r| (*op, r.trim())))
-        .ok_or_else(|| err("expected a comparison: < <= > >= == !="))?;
-        let (num, unit) = split_unit(rest);
+        let (num, unit) = split_unit(p.value_text);
         let n: f64 = num
             .parse()
             .map_err(|_| err("expected a number after the comparison"))?;
@@ -323,33 +561,51 @@ impl Threshold {
         Ok(Threshold {
             expr: expr.to_string(),
             agg,
-            metric,
-            op,
+            metric: metric.to_string(),
+            op: p.op,
             value,
             abort_on_fail: false,
         })
     }
 
-    /// Checks that the metric is one the engine records ([`ENGINE_METRICS`]) or
-    /// one of the flow's `steps`, and that the aggregation applies to it (a
-    /// latency aggregation to a latency, `count`/`rate` to what is counted).
-    pub fn check_metric(&self, steps: &[&str]) -> Result<(), ThresholdError> {
+    /// Checks that the metric is one the engine records ([`ENGINE_METRICS`]),
+    /// one of the flow's `steps`, or `component.<name>` for one of the flow's
+    /// `components`, and that the aggregation applies to it (a latency
+    /// aggregation to a latency, `count`/`rate` to what is counted).
+    pub fn check_metric(&self, steps: &[&str], components: &[&str]) -> Result<(), ThresholdError> {
         let err = |reason: String| ThresholdError {
             expr: self.expr.clone(),
             reason,
         };
         let m = self.metric.as_str();
-        let (latency, count, rate) = match engine_metric(m) {
-            Some(e) => (e.latency, e.count, e.rate),
-            None if steps.contains(&m) => (true, true, true),
-            None => {
+        let component = m.strip_prefix(metric::COMPONENT_PREFIX);
+        let (latency, count, rate) = match (engine_metric(m), component) {
+            (Some(e), _) => (e.latency, e.count, e.rate),
+            (None, Some(c)) if components.contains(&c) => (true, true, true),
+            (None, Some(c)) => {
+                let mut reason = format!(
+                    "unknown component `{c}` in `{m}` (the flow's components are {})",
+                    components.join(", ")
+                );
+                if let Some(near) = closest(c, components.iter()) {
+                    reason.push_str(&format!("; did you mean `component.{near}`?"));
+                }
+                return Err(err(reason));
+            }
+            (None, None) if steps.contains(&m) => (true, true, true),
+            (None, None) => {
                 let names: Vec<&str> = ENGINE_METRICS.iter().map(|e| e.name).collect();
                 let mut reason = format!("unknown metric `{m}` (expected {}", names.join(", "));
-                if steps.is_empty() {
-                    reason.push(')');
-                } else {
-                    reason.push_str(&format!(", or a step: {})", steps.join(", ")));
+                if !steps.is_empty() {
+                    reason.push_str(&format!(", or a step: {}", steps.join(", ")));
                 }
+                if !components.is_empty() {
+                    reason.push_str(&format!(
+                        ", or component.<name> for a component: {}",
+                        components.join(", ")
+                    ));
+                }
+                reason.push(')');
                 if let Some(near) = closest(m, names.iter().chain(steps)) {
                     reason.push_str(&format!("; did you mean `{near}`?"));
                 }
@@ -413,8 +669,14 @@ impl Threshold {
         let m = &self.metric;
         match (self.agg.is_latency(), engine_metric(m)) {
             (true, Some(e)) if e.name == metric::E2E => "no successful journey".into(),
-            (true, None) => format!("no successful `{m}` step"),
-            (false, None) => format!("no `{m}` step ran"),
+            (true, None) => match m.strip_prefix(metric::COMPONENT_PREFIX) {
+                Some(c) => format!("no successful step of component `{c}`"),
+                None => format!("no successful `{m}` step"),
+            },
+            (false, None) => match m.strip_prefix(metric::COMPONENT_PREFIX) {
+                Some(c) => format!("no step of component `{c}` ran"),
+                None => format!("no `{m}` step ran"),
+            },
             (_, Some(_)) => format!("no `{m}` sample"),
         }
     }

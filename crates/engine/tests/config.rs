@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use std::time::Duration;
 
-use vana_load_engine::StepDef;
 use vana_load_engine::config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, TxMode};
+use vana_load_engine::{StepDef, ThresholdLayer, ThresholdSpec};
 
 /// A flow's steps: two of 100 s and one of 300 s (500 s in sum).
 fn flow_steps() -> Vec<StepDef> {
@@ -77,7 +77,14 @@ fn field_of(e: ConfigError) -> String {
 #[test]
 fn burst_is_the_plans_default_config() {
     let c = Preset::Burst.config();
-    assert_eq!(c, LoadTestConfig::default());
+    // The plan's DEFAULT_CONFIG, plus its performance baselines as thresholds.
+    assert_eq!(
+        c,
+        LoadTestConfig {
+            thresholds: Preset::Burst.baselines(),
+            ..LoadTestConfig::default()
+        }
+    );
     assert_eq!(
         (c.total_users, c.max_concurrent_users, c.max_wallets),
         (12_500, 1000, 15_000)
@@ -161,8 +168,10 @@ fn layers_apply_in_order_later_wins() {
     assert_eq!(c.step_timeouts["infer_wait"], 120.0);
     // Only overrides are held: the flow's own deadlines stay its own.
     assert!(!c.step_timeouts.contains_key("register"));
-    assert_eq!(c.thresholds.len(), 2);
-    assert!(c.thresholds[1].abort_on_fail);
+    // The conservative preset's four baselines, then the profile's two.
+    assert_eq!(c.thresholds.len(), 6);
+    assert_eq!(c.thresholds[..4], Preset::Conservative.baselines());
+    assert!(c.thresholds[5].abort_on_fail);
     assert_eq!(c.time_scale, 0.1);
 }
 
@@ -226,7 +235,8 @@ fn invalid_configs_are_refused_naming_the_field() {
     assert_eq!(field_of(e), "rpcEndpoints");
     let p = ConfigPatch::from_toml_str(r#"thresholds = ["p95(e2e) < banana"]"#, "x.toml").unwrap();
     let e = layered(p).unwrap_err();
-    assert_eq!(field_of(e), "thresholds[0]");
+    // After the burst preset's four baselines.
+    assert_eq!(field_of(e), "thresholds[4]");
     // Unknown keys in a profile are named.
     let e = ConfigPatch::from_toml_str("totalUser = 5", "typo.toml").unwrap_err();
     assert!(e.to_string().contains("totalUser"), "{e}");
@@ -270,4 +280,191 @@ fn error_messages_lose_tokens_before_they_reach_results() {
         m.starts_with("401 from https://api.pinata.cloud") && m.contains("Bearer <redacted>"),
         "{m}"
     );
+}
+
+fn exprs(c: &LoadTestConfig) -> Vec<&str> {
+    c.thresholds.iter().map(|t| t.expr.as_str()).collect()
+}
+
+fn with_profile(toml: &str) -> Result<LoadTestConfig, ConfigError> {
+    let none = ConfigPatch::default();
+    let p = ConfigPatch::from_toml_str(toml, "p.toml")?;
+    LoadTestConfig::layered(Preset::Smoke, Some(&p), &none, &none)
+}
+
+#[test]
+fn the_plans_baselines_are_thresholds_of_burst_and_conservative_only() {
+    let baselines = [
+        "p95(e2e) < 60s",
+        "p95(tx_confirm) < 10s",
+        "p95(component.inference) < 30s",
+        "p95(component.storage) < 5s",
+    ];
+    assert_eq!(exprs(&Preset::Burst.config()), baselines);
+    assert_eq!(exprs(&Preset::Conservative.config()), baselines);
+    assert!(Preset::Smoke.config().thresholds.is_empty());
+    assert!(Preset::Debug.config().thresholds.is_empty());
+    // 60 s, 10 s, 30 s and 5 s, as the plan's "Performance Baselines" say.
+    let values: Vec<(String, f64)> = Preset::Burst
+        .baselines()
+        .iter()
+        .map(|t| {
+            let t = t.parse().unwrap();
+            (t.metric, t.value)
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("e2e".to_string(), 60_000.0),
+            ("tx_confirm".to_string(), 10_000.0),
+            ("component.inference".to_string(), 30_000.0),
+            ("component.storage".to_string(), 5_000.0),
+        ]
+    );
+    // A flow with both components takes them; one without is refused,
+    // naming the threshold and how to drop it.
+    let with = [
+        StepDef::new("upload", "storage", Duration::from_secs(10), false),
+        StepDef::new("infer", "inference", Duration::from_secs(10), false),
+    ];
+    Preset::Burst.config().validate_for(&with).unwrap();
+    let e = Preset::Burst
+        .config()
+        .validate_for(&flow_steps())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("thresholds[2]")
+            && e.contains("unknown component `inference`")
+            && e.contains("resetThresholds"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_later_threshold_on_the_same_metric_replaces_a_baseline() {
+    // List form: the same aggregation and metric replaces in place; others add.
+    let c = with_profile(
+        r#"
+        preset = "burst"
+        thresholds = ["p(95)(e2e) < 45s", "p99(e2e) < 90s", "p95(tx_confirm) < 2s"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        exprs(&c),
+        [
+            "p(95)(e2e) < 45s",
+            "p95(tx_confirm) < 2s",
+            "p95(component.inference) < 30s",
+            "p95(component.storage) < 5s",
+            "p99(e2e) < 90s",
+        ]
+    );
+    // A CLI layer does the same over a profile.
+    let none = ConfigPatch::default();
+    let cli = ConfigPatch {
+        thresholds: Some(ThresholdLayer::List(vec![ThresholdSpec::new(
+            "p95(component.storage) < 8s",
+            true,
+        )])),
+        ..Default::default()
+    };
+    let c = LoadTestConfig::layered(Preset::Conservative, None, &none, &cli).unwrap();
+    assert_eq!(c.thresholds.len(), 4);
+    assert_eq!(
+        c.thresholds[3],
+        ThresholdSpec::new("p95(component.storage) < 8s", true)
+    );
+}
+
+#[test]
+fn thresholds_can_be_dropped_one_metric_or_all() {
+    // k6's table form: a metric's list replaces its thresholds; [] drops them.
+    let c = with_profile(
+        r#"
+        preset = "conservative"
+        [thresholds]
+        tx_confirm = []
+        component.storage = []
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        exprs(&c),
+        ["p95(e2e) < 60s", "p95(component.inference) < 30s"]
+    );
+    // resetThresholds drops everything below, then the layer's own apply.
+    let c = with_profile(
+        r#"
+        preset = "burst"
+        resetThresholds = true
+        thresholds = ["rate(errors) < 1%"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(exprs(&c), ["rate(errors) < 1%"]);
+    let none = ConfigPatch::default();
+    let cli = ConfigPatch {
+        reset_thresholds: Some(true),
+        ..Default::default()
+    };
+    let c = LoadTestConfig::layered(Preset::Burst, None, &none, &cli).unwrap();
+    assert!(c.thresholds.is_empty());
+}
+
+#[test]
+fn k6s_metric_as_key_form_reads_like_k6() {
+    let c = with_profile(
+        r#"
+        [thresholds]
+        e2e = ["p(95)<30000"]
+        register = ["p(99)<10000", "rate<0.01"]
+        errors = "rate<0.02"
+        dropped = [{ threshold = "count==0", abortOnFail = true }]
+        component.storage = ["p(95)<5000"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        exprs(&c),
+        [
+            "p(95)(component.storage) < 5000",
+            "count(dropped) == 0",
+            "p(95)(e2e) < 30000",
+            "rate(errors) < 0.02",
+            "p(99)(register) < 10000",
+            "rate(register) < 0.01",
+        ]
+    );
+    assert!(c.thresholds[1].abort_on_fail);
+    let t = c.thresholds[2].parse().unwrap();
+    assert_eq!((t.metric.as_str(), t.value), ("e2e", 30_000.0));
+    // The flow's steps and components are checked as for the list form.
+    let steps = [
+        StepDef::new("register", "relayer", Duration::from_secs(10), true),
+        StepDef::new("upload", "storage", Duration::from_secs(10), false),
+    ];
+    c.validate_for(&steps).unwrap();
+    // An unknown metric key is refused by name, before anything starts.
+    let c = with_profile("[thresholds]\nregster = [\"p(99)<10000\"]").unwrap();
+    let e = c.validate_for(&steps).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown metric `regster`") && e.contains("did you mean `register`?"),
+        "{e}"
+    );
+    // An expression naming another metric than its key is refused on load.
+    let e = with_profile("[thresholds]\ne2e = [\"p95(register) < 1s\"]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("thresholds.e2e") && e.contains("names the metric `register`"),
+        "{e}"
+    );
+    // The list form still takes complete expressions only.
+    let e = with_profile(r#"thresholds = ["p(95)<30000"]"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("under a metric key"), "{e}");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use vana_load_engine::metrics::Recorder;
 use vana_load_engine::threshold::{Agg, ENGINE_METRICS, MetricView, Op, Threshold};
-use vana_load_engine::{FlowError, FlowResult, StepSample};
+use vana_load_engine::{FlowError, FlowResult, StepSample, TxSample};
 
 struct View;
 impl MetricView for View {
@@ -116,7 +116,7 @@ const STEPS: &[&str] = &["wallet", "data", "register", "claim"];
 fn check(expr: &str) -> Result<(), String> {
     Threshold::parse(expr)
         .unwrap()
-        .check_metric(STEPS)
+        .check_metric(STEPS, &[])
         .map_err(|e| e.to_string())
 }
 
@@ -144,9 +144,9 @@ fn a_misspelt_metric_is_rejected_naming_what_is_accepted() {
     // Without steps, and far from any name: no suggestion.
     let e = Threshold::parse("count(zzz) < 1")
         .unwrap()
-        .check_metric(&[])
+        .check_metric(&[], &[])
         .unwrap_err();
-    assert!(e.reason.ends_with("schedule_lag)"), "{e}");
+    assert!(e.reason.ends_with("tx_confirm)"), "{e}");
 }
 
 #[test]
@@ -271,4 +271,162 @@ fn the_reason_is_serialised_only_when_there_is_one() {
     let t = Threshold::parse("p95(e2e) < 1s").unwrap();
     let j = serde_json::to_value(t.evaluate(&Recorder::new(1) as &dyn MetricView, 0)).unwrap();
     assert_eq!(j["reason"], "no data yet");
+}
+
+#[test]
+fn k6_expressions_under_a_metric_key_take_the_key_as_their_metric() {
+    // k6 writes latencies in milliseconds, without a unit.
+    let t = Threshold::parse_for("p(95)<30000", "e2e").unwrap();
+    assert_eq!(
+        (t.agg, t.metric.as_str(), t.op, t.value),
+        (Agg::Percentile(95.0), "e2e", Op::Lt, 30_000.0)
+    );
+    let t = Threshold::parse_for("rate<0.02", "errors").unwrap();
+    assert_eq!(
+        (t.agg, t.metric.as_str(), t.value),
+        (Agg::Rate, "errors", 0.02)
+    );
+    let t = Threshold::parse_for(" avg <= 2s", "register").unwrap();
+    assert_eq!((t.agg, t.op, t.value), (Agg::Avg, Op::Le, 2000.0));
+    // Naming the key's own metric is fine; another metric is refused.
+    assert!(Threshold::parse_for("p(95)(e2e) < 30s", "e2e").is_ok());
+    let e = Threshold::parse_for("p95(register) < 30s", "e2e").unwrap_err();
+    assert!(
+        e.reason
+            .contains("listed under `e2e` but names the metric `register`"),
+        "{e}"
+    );
+    // Without a key, a metric-less expression is refused, saying where it works.
+    let e = Threshold::parse("rate<0.02").unwrap_err();
+    assert!(e.reason.contains("under a metric key"), "{e}");
+    // Qualified: a complete expression, held as written when it was one.
+    assert_eq!(
+        Threshold::qualify("p(95)<30000", "e2e").unwrap(),
+        "p(95)(e2e) < 30000"
+    );
+    assert_eq!(
+        Threshold::qualify("rate<0.02", "errors").unwrap(),
+        "rate(errors) < 0.02"
+    );
+    assert_eq!(
+        Threshold::qualify("p99(register)<10s", "register").unwrap(),
+        "p99(register)<10s"
+    );
+    let q = Threshold::qualify("p(95)<5000", "component.storage").unwrap();
+    assert_eq!(
+        Threshold::parse(&q).unwrap(),
+        Threshold {
+            expr: q.clone(),
+            ..Threshold::parse_for("p(95)<5000", "component.storage").unwrap()
+        }
+    );
+    assert!(Threshold::qualify("p(95)<soon", "e2e").is_err());
+}
+
+fn tx(confirm_ms: u64) -> TxSample {
+    TxSample {
+        kind: "register",
+        gas_used: 21_000,
+        fee_wei: 1,
+        confirm: Duration::from_millis(confirm_ms),
+        block: 1,
+    }
+}
+
+/// Journeys of three steps over two components (`storage`: upload and
+/// fetch; `relayer`: register), each with two transactions.
+fn by_component() -> Recorder {
+    let mut r = Recorder::new(10);
+    r.set_components([
+        ("upload", "storage"),
+        ("fetch", "storage"),
+        ("register", "relayer"),
+    ]);
+    for i in 0..10u64 {
+        let f = FlowResult {
+            steps: vec![
+                StepSample::ok("upload", Duration::from_millis(100 + i)),
+                StepSample::ok("fetch", Duration::from_millis(1000 + i)),
+                if i == 9 {
+                    StepSample::failed("register", Duration::from_secs(1), "timeout")
+                } else {
+                    StepSample::ok("register", Duration::from_millis(50))
+                },
+            ],
+            error: None,
+            txs: vec![tx(2000 + i), tx(8000 + i)],
+        };
+        r.finish(1.0, Duration::from_secs(2), &f);
+    }
+    r
+}
+
+#[test]
+fn tx_confirm_and_component_metrics_read_the_recorder() {
+    let r = by_component();
+    let ev = |s: &str| {
+        Threshold::parse(s)
+            .unwrap()
+            .evaluate(&r as &dyn MetricView, r.finished())
+    };
+    // Every transaction's confirm time, all kinds together.
+    assert_eq!(r.count("tx_confirm"), Some(20.0));
+    let max = r.latency("tx_confirm", Agg::Max).unwrap();
+    assert!((8009.0..8020.0).contains(&max), "{max}");
+    let med = r.latency("tx_confirm", Agg::Percentile(50.0)).unwrap();
+    assert!((2000.0..2020.0).contains(&med), "{med}");
+    assert!(ev("p95(tx_confirm) < 10s").pass);
+    assert!(!ev("p95(tx_confirm) < 5s").pass);
+    // A component pools its steps' successful samples: half upload (~0.1 s),
+    // half fetch (~1 s).
+    assert_eq!(r.count("component.storage"), Some(20.0));
+    let p25 = r
+        .latency("component.storage", Agg::Percentile(25.0))
+        .unwrap();
+    let p75 = r
+        .latency("component.storage", Agg::Percentile(75.0))
+        .unwrap();
+    assert!((100.0..110.0).contains(&p25), "{p25}");
+    assert!((1000.0..1010.0).contains(&p75), "{p75}");
+    // Its rate is the error rate of its steps.
+    assert_eq!(r.rate("component.relayer"), Some(0.1));
+    assert_eq!(r.rate("component.storage"), Some(0.0));
+    // A component with no step recorded has no data.
+    assert_eq!(r.latency("component.inference", Agg::Max), None);
+    assert_eq!(r.count("component.inference"), None);
+    let res = ev("p95(component.inference) < 30s");
+    assert!(!res.pass);
+    assert_eq!(
+        res.reason.as_deref(),
+        Some("no samples: no successful step of component `inference` among 10 finished journeys")
+    );
+}
+
+#[test]
+fn a_component_threshold_names_one_of_the_flows_components() {
+    let check = |expr: &str| {
+        Threshold::parse(expr)
+            .unwrap()
+            .check_metric(STEPS, &["storage", "relayer"])
+            .map_err(|e| e.to_string())
+    };
+    check("p95(component.storage) < 5s").unwrap();
+    check("rate(component.relayer) < 1%").unwrap();
+    check("count(component.storage) > 0").unwrap();
+    check("p95(tx_confirm) < 10s").unwrap();
+    check("count(tx_confirm) > 0").unwrap();
+    let e = check("rate(tx_confirm) < 1").unwrap_err();
+    assert!(e.contains("`rate` does not apply to `tx_confirm`"), "{e}");
+    let e = check("p95(component.storag) < 5s").unwrap_err();
+    assert!(
+        e.contains("unknown component `storag` in `component.storag` (the flow's components are storage, relayer)")
+            && e.ends_with("did you mean `component.storage`?"),
+        "{e}"
+    );
+    // The list of accepted metrics names the components too.
+    let e = check("p95(nope) < 5s").unwrap_err();
+    assert!(
+        e.contains("or component.<name> for a component: storage, relayer)"),
+        "{e}"
+    );
 }

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use client::context::{Context, RunOptions};
-use client::data::DataSize;
 use client::journey::{self, JourneyReport, Mode};
 
 use super::target_arg::{ResolvedTarget, TargetArgs};
+use super::values::{Size, TxMode};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -22,11 +22,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// relayer: the user signs, the relayer pays; direct: the user sends and pays.
-    #[arg(long, value_name = "relayer|direct", default_value = "relayer")]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = TxMode::Relayer)]
+    pub mode: TxMode,
     /// Synthetic data size: small (1 KB), medium (10 KB) or large (100 KB).
-    #[arg(long, value_name = "small|medium|large", default_value = "small")]
-    pub size: DataSize,
+    #[arg(long, value_enum, default_value_t = Size::Small)]
+    pub size: Size,
     /// User index (HD index offset + N); default: 0 on a fresh local twin, a
     /// random unused-looking index elsewhere.
     #[arg(long, value_name = "N")]
@@ -63,11 +63,12 @@ async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<Exit
             fresh_user_index()
         }
     });
+    let mode = Mode::from(args.mode);
     let opts = RunOptions {
         run_seed: args.seed,
         test_run_id: format!("journey-{}", now_nanos() / 1_000_000),
-        data_size: args.size,
-        relayer: args.mode == Mode::Relayer,
+        data_size: args.size.into(),
+        relayer: mode == Mode::Relayer,
     };
     let ctx = Context::new(target, opts)
         .await
@@ -77,10 +78,10 @@ async fn run_with(args: &Args, resolved: &ResolvedTarget) -> anyhow::Result<Exit
         eprintln!(
             "journey on {} ({} mode), user {user}",
             ctx.target.name,
-            mode_name(args.mode)
+            mode_name(mode)
         );
     }
-    let report = journey::run(&ctx, user, args.mode).await;
+    let report = journey::run(&ctx, user, mode).await;
     let json = serde_json::to_string_pretty(&report.to_json())?;
     if let Some(path) = &args.out {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;

@@ -6,6 +6,7 @@ pub mod report;
 pub mod run;
 pub mod target_arg;
 pub mod twin;
+pub mod values;
 pub mod wallets;
 
 /// Logs go to stderr; `RUST_LOG` overrides the default `info` level.

@@ -3,73 +3,94 @@
 //! and warns where the concurrency cap binds or the numbers disagree.
 //!
 //! [`ProfileArgs`] (the profile and its overrides) is shared with `run`
-//! (`#[command(flatten)] profile: plan::ProfileArgs`), so both read a config the same way:
-//! preset → profile TOML → `LOAD_TEST_*` env → these flags.
+//! (`#[command(flatten)] profile: plan::ProfileArgs`), so both read a config
+//! the same way, later winning: preset → profile TOML → the plan's
+//! `LOAD_TEST_*` variables → these flags. Every flag can also be set as
+//! `VANA_LOAD_<FLAG>` (`--ramp-up` is `VANA_LOAD_RAMP_UP`); clap reads the
+//! variable only when the flag is absent, so a flag beats its variable, and
+//! both beat `LOAD_TEST_*` (they form the last layer).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use engine::config::{ConfigPatch, LoadTestConfig, Preset, Spacing, TxMode};
-use engine::{PlanReport, ThresholdSpec};
+use clap::builder::BoolishValueParser;
+use engine::config::{ConfigPatch, LoadTestConfig};
+use engine::{PlanReport, ThresholdLayer, ThresholdSpec};
+
+use super::values::{Arrival, TxMode};
 
 /// The load profile and its CLI overrides.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct ProfileArgs {
-    /// A preset (burst, conservative, smoke, debug) or a profile TOML file.
-    #[arg(long, value_name = "NAME|FILE")]
+    /// A preset (burst, conservative, smoke, debug) or a profile TOML file
+    /// (see profiles/example.toml).
+    #[arg(long, value_name = "NAME|FILE", env = "VANA_LOAD_PROFILE")]
     pub profile: Option<String>,
     /// Total users (the plan's `--total`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VANA_LOAD_TOTAL")]
     pub total: Option<u64>,
     /// Maximum journeys in flight (the plan's `--concurrent`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VANA_LOAD_CONCURRENT")]
     pub concurrent: Option<u64>,
     /// Total duration in minutes (phases are rescaled unless given).
-    #[arg(long, value_name = "MIN")]
+    #[arg(long, value_name = "MIN", env = "VANA_LOAD_DURATION")]
     pub duration: Option<f64>,
     /// Ramp-up minutes.
-    #[arg(long, value_name = "MIN")]
+    #[arg(long, value_name = "MIN", env = "VANA_LOAD_RAMP_UP")]
     pub ramp_up: Option<f64>,
     /// Sustain minutes.
-    #[arg(long, value_name = "MIN")]
+    #[arg(long, value_name = "MIN", env = "VANA_LOAD_SUSTAIN")]
     pub sustain: Option<f64>,
     /// Ramp-down minutes.
-    #[arg(long, value_name = "MIN")]
+    #[arg(long, value_name = "MIN", env = "VANA_LOAD_RAMP_DOWN")]
     pub ramp_down: Option<f64>,
     /// Multiply every schedule duration by F (rates by 1/F): 0.1 replays 3 h in 18 min.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", env = "VANA_LOAD_TIME_SCALE")]
     pub time_scale: Option<f64>,
     /// Arrival spacing.
-    #[arg(long, value_parser = ["uniform", "poisson"])]
-    pub arrival: Option<String>,
+    #[arg(long, value_enum, env = "VANA_LOAD_ARRIVAL")]
+    pub arrival: Option<Arrival>,
     /// Seed of the Poisson spacing.
-    #[arg(long)]
+    #[arg(long, env = "VANA_LOAD_SEED")]
     pub seed: Option<u64>,
     /// Wallets available (users must not exceed it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VANA_LOAD_MAX_WALLETS")]
     pub max_wallets: Option<u64>,
     /// RPC endpoints, comma-separated.
-    #[arg(long, value_name = "URLS")]
+    #[arg(long, value_name = "URLS", env = "VANA_LOAD_RPC")]
     pub rpc: Option<String>,
     /// Transaction mode.
-    #[arg(long, value_parser = ["relayer", "direct"])]
-    pub tx_mode: Option<String>,
+    #[arg(long, value_enum, env = "VANA_LOAD_TX_MODE")]
+    pub tx_mode: Option<TxMode>,
     /// Seconds between metric snapshots.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "VANA_LOAD_METRICS_INTERVAL")]
     pub metrics_interval: Option<f64>,
     /// Seconds an arrival may wait for a slot before it is dropped.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "VANA_LOAD_MAX_QUEUE_WAIT")]
     pub max_queue_wait: Option<f64>,
     /// Stop at the first critical error.
-    #[arg(long)]
+    #[arg(long, env = "VANA_LOAD_FAIL_FAST", value_parser = BoolishValueParser::new())]
     pub fail_fast: bool,
     /// Verbose logs.
-    #[arg(long)]
+    #[arg(long, env = "VANA_LOAD_DEBUG", value_parser = BoolishValueParser::new())]
     pub debug: bool,
-    /// Extra threshold, k6-style (repeatable), e.g. 'p99(register) < 10s'. Prefix with `!` to abort on failure.
-    #[arg(long = "threshold", value_name = "EXPR")]
+    /// Threshold, k6-style (repeatable), e.g. 'p99(register) < 10s' or
+    /// 'p(95)(e2e)<30000' (milliseconds). Prefix with `!` to abort on failure.
+    /// One on the same aggregation and metric as a threshold of the profile
+    /// (a preset baseline, say) replaces it. In VANA_LOAD_THRESHOLD, separate
+    /// several with `;`.
+    #[arg(
+        long = "threshold",
+        value_name = "EXPR",
+        env = "VANA_LOAD_THRESHOLD",
+        value_delimiter = ';'
+    )]
     pub thresholds: Vec<String>,
+    /// Drop the thresholds of the preset (its baselines), the profile and
+    /// the environment; only --threshold flags apply.
+    #[arg(long, env = "VANA_LOAD_RESET_THRESHOLDS", value_parser = BoolishValueParser::new())]
+    pub reset_thresholds: bool,
 }
 
 impl ProfileArgs {
@@ -83,10 +104,7 @@ impl ProfileArgs {
             sustain_minutes: self.sustain,
             ramp_down_minutes: self.ramp_down,
             time_scale: self.time_scale,
-            arrival: self.arrival.as_deref().map(|a| match a {
-                "poisson" => Spacing::Poisson,
-                _ => Spacing::Uniform,
-            }),
+            arrival: self.arrival.map(Into::into),
             seed: self.seed,
             max_wallets: self.max_wallets,
             rpc_endpoints: self.rpc.as_ref().map(|s| {
@@ -95,22 +113,22 @@ impl ProfileArgs {
                     .filter(|x| !x.is_empty())
                     .collect()
             }),
-            tx_mode: self.tx_mode.as_deref().map(|m| match m {
-                "direct" => TxMode::Direct,
-                _ => TxMode::Relayer,
-            }),
+            tx_mode: self.tx_mode.map(Into::into),
             metrics_interval: self.metrics_interval,
             max_queue_wait_secs: self.max_queue_wait,
             fail_fast: self.fail_fast.then_some(true),
             enable_debug_logs: self.debug.then_some(true),
+            reset_thresholds: self.reset_thresholds.then_some(true),
             thresholds: (!self.thresholds.is_empty()).then(|| {
-                self.thresholds
-                    .iter()
-                    .map(|t| match t.strip_prefix('!') {
-                        Some(rest) => ThresholdSpec::new(rest.trim(), true),
-                        None => ThresholdSpec::new(t, false),
-                    })
-                    .collect()
+                ThresholdLayer::List(
+                    self.thresholds
+                        .iter()
+                        .map(|t| match t.trim().strip_prefix('!') {
+                            Some(rest) => ThresholdSpec::new(rest.trim(), true),
+                            None => ThresholdSpec::new(t.trim(), false),
+                        })
+                        .collect(),
+                )
             }),
             ..Default::default()
         })
@@ -119,35 +137,28 @@ impl ProfileArgs {
     /// Builds and validates the config from all layers (default profile: `smoke`).
     pub fn load(&self) -> anyhow::Result<LoadTestConfig> {
         let name = self.profile.as_deref().unwrap_or("smoke");
-        let (preset, file) = if name.ends_with(".toml") || Path::new(name).is_file() {
-            let patch = ConfigPatch::from_file(Path::new(name))?;
-            (Preset::Burst, Some(patch))
-        } else {
-            (name.parse::<Preset>()?, None)
-        };
         let env = ConfigPatch::from_env(|k| std::env::var(k).ok())?;
-        let mut cfg = LoadTestConfig::layered(preset, file.as_ref(), &env, &self.to_patch()?)?;
-        if let Some(p) = &file
-            && p.profile.is_none()
-        {
-            cfg.profile = name.to_string();
-        }
-        Ok(cfg)
+        Ok(LoadTestConfig::from_profile(name, &env, &self.to_patch()?)?)
     }
 }
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
-    /// A preset or profile TOML (same as --profile).
-    #[arg(value_name = "PROFILE", conflicts_with = "profile")]
+    /// A preset or profile TOML (same as --profile, which it overrides).
+    #[arg(value_name = "PROFILE")]
     pub positional_profile: Option<String>,
     #[command(flatten)]
     pub profile: ProfileArgs,
     /// Journey duration in seconds for Little's law (default: the profile's assumedJourneySecs).
-    #[arg(long, value_name = "SECS", conflicts_with = "from_run")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        conflicts_with = "from_run",
+        env = "VANA_LOAD_JOURNEY_SECS"
+    )]
     pub journey_secs: Option<f64>,
     /// Use the median end-to-end time measured by a previous run (its results directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "VANA_LOAD_FROM_RUN")]
     pub from_run: Option<PathBuf>,
 }
 
@@ -169,7 +180,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         profile.profile = args.positional_profile.clone();
     }
     let cfg = profile.load()?;
-    // The same checks as `run`: step names and thresholds against the journey's steps.
+    // As strict as `run`: step names and threshold metrics are checked
+    // against the journey's steps and components.
     cfg.validate_for(&super::run::journey_steps(
         &client::steps::StepTimeouts::default(),
     ))?;
@@ -218,8 +230,10 @@ mod tests {
             (c.total_users, c.max_concurrent_users, c.time_scale),
             (10_000, 500, 0.1)
         );
-        assert!(c.thresholds[0].abort_on_fail && c.thresholds[0].expr == "rate(errors) < 0.02");
-        assert!(!c.thresholds[1].abort_on_fail);
+        // After the burst preset's four baselines.
+        assert_eq!(c.thresholds.len(), 6);
+        assert!(c.thresholds[4].abort_on_fail && c.thresholds[4].expr == "rate(errors) < 0.02");
+        assert!(!c.thresholds[5].abort_on_fail);
         let bad = Cli::parse_from(["x", "--profile", "burst", "--total", "20000"]);
         assert!(bad.p.load().unwrap_err().to_string().contains("totalUsers"));
     }

@@ -8,6 +8,10 @@
 //! arrival schedule and writes the results directory, and the end-of-run
 //! summary (the engine's [`engine::report::text`]) is printed on stdout.
 //!
+//! The `burst` and `conservative` presets add the plan's performance
+//! baselines to the criteria. Every flag can also be set as `VANA_LOAD_<FLAG>` (`--live` is
+//! `VANA_LOAD_LIVE`); the flag wins over its variable.
+//!
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
 
@@ -17,17 +21,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::builder::BoolishValueParser;
 use client::context::{Context, RunOptions as ClientOptions};
 use client::data::DataSize;
 use client::journey::{self, JourneyReport, Mode, StepEvent};
 use client::steps::{Step, StepTimeouts};
 use engine::config::{LoadTestConfig, TxMode};
-use engine::{
-    Flow, FlowError, FlowResult, GaugeSource, LiveMode, Progress, StepDef, StepSample, TxSample,
-};
+use engine::{Flow, FlowError, FlowResult, GaugeSource, Progress, StepDef, StepSample, TxSample};
 
 use super::plan::ProfileArgs;
 use super::target_arg::TargetArgs;
+use super::values::Live;
 use super::wallets;
 
 #[derive(clap::Args, Debug, Default)]
@@ -37,19 +41,19 @@ pub struct Args {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Results directory (default `runs/<UTC timestamp>`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "VANA_LOAD_OUT")]
     pub out: Option<PathBuf>,
     /// Serve the engine's Prometheus metrics on this address, e.g. 127.0.0.1:9464.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "VANA_LOAD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// Live view: auto (dashboard on a terminal, plain lines otherwise), tui, plain or off.
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "tui", "plain", "off"])]
-    pub live: String,
+    /// Live view.
+    #[arg(long, value_enum, default_value_t = Live::Auto, env = "VANA_LOAD_LIVE")]
+    pub live: Live,
     /// Continue the interrupted run in `--out`.
-    #[arg(long, requires = "out")]
+    #[arg(long, requires = "out", env = "VANA_LOAD_RESUME", value_parser = BoolishValueParser::new())]
     pub resume: bool,
     /// Skip funding the users' wallets before the run (they must already hold funds).
-    #[arg(long)]
+    #[arg(long, env = "VANA_LOAD_NO_FUND", value_parser = BoolishValueParser::new())]
     pub no_fund: bool,
 }
 
@@ -122,18 +126,12 @@ async fn run_on(
         mix: config.data_mix,
         seed: config.seed,
     });
-    let live = match args.live.as_str() {
-        "tui" => LiveMode::Tui,
-        "plain" => LiveMode::Plain,
-        "off" => LiveMode::Off,
-        _ => LiveMode::Auto,
-    };
     let options = engine::RunOptions {
         out_dir: args.out.clone(),
         metrics_addr: args.metrics_addr,
         gauge_sources,
         processes: resolved.processes(),
-        live,
+        live: args.live.into(),
         run_id: Some(run_id),
         resume: args.resume,
         handle_signals: true,
@@ -286,6 +284,27 @@ mod tests {
         assert!((5700..6300).contains(&counts[0]), "{counts:?}");
         assert!((2700..3300).contains(&counts[1]), "{counts:?}");
         assert!((800..1200).contains(&counts[2]), "{counts:?}");
+    }
+
+    /// The documented example profile names real steps, components and
+    /// metrics of the journey.
+    #[test]
+    fn the_example_profile_fits_the_vana_journey() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/example.toml");
+        let none = engine::ConfigPatch::default();
+        let cfg = LoadTestConfig::from_profile(path, &none, &none).unwrap();
+        cfg.validate_for(&journey_steps(&StepTimeouts::default()))
+            .unwrap();
+    }
+
+    /// Every step the client declares, with its component: the baselines of
+    /// the burst preset name two of them, so the journey must have both.
+    #[test]
+    fn the_burst_baselines_fit_the_vana_journey() {
+        let cfg = engine::Preset::Burst.config();
+        assert_eq!(cfg.thresholds.len(), 4);
+        cfg.validate_for(&journey_steps(&StepTimeouts::default()))
+            .unwrap();
     }
 
     #[test]

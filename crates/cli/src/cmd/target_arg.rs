@@ -2,7 +2,9 @@
 //! commands that act as the virtual user. `local` starts a twin (and
 //! [`ResolvedTarget::stop`] stops it); `--manifest` uses a twin already
 //! running (`vana-load twin up`); a name or path reads a target TOML file,
-//! whose secrets come from the environment.
+//! whose secrets come from the environment. Each flag can also be set as
+//! `VANA_LOAD_<FLAG>` (`VANA_LOAD_TARGET`, `VANA_LOAD_MANIFEST`,
+//! `VANA_LOAD_TWIN_CONFIG`); the flag wins over its variable.
 
 use std::path::PathBuf;
 
@@ -13,13 +15,23 @@ use twin::config::{Mnemonic, TwinConfig};
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct TargetArgs {
     /// `local` (start a twin, the default), `moksha`, or a target TOML file.
-    #[arg(long, value_name = "local|moksha|PATH", default_value = "local")]
+    #[arg(
+        long,
+        value_name = "local|moksha|PATH",
+        default_value = "local",
+        env = "VANA_LOAD_TARGET"
+    )]
     pub target: String,
     /// Use the twin already running that wrote this manifest instead of starting one.
-    #[arg(long, value_name = "PATH", conflicts_with = "twin_config")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "twin_config",
+        env = "VANA_LOAD_MANIFEST"
+    )]
     pub manifest: Option<PathBuf>,
     /// Twin config (TOML) for `--target local`.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "VANA_LOAD_TWIN_CONFIG")]
     pub twin_config: Option<PathBuf>,
 }
 

@@ -284,7 +284,7 @@ pub async fn run<F: Flow>(
     let has_events = std::fs::metadata(&events_path)
         .map(|m| m.len() > 0)
         .unwrap_or(false);
-    let (recorder, skip, prev_run_id) = if options.resume && has_events {
+    let (mut recorder, skip, prev_run_id) = if options.resume && has_events {
         let st = journal::replay(&out, config.total_users).map_err(io_err(&events_path))?;
         let prev: Option<String> = std::fs::read(out.join("run.json"))
             .ok()
@@ -299,6 +299,11 @@ pub async fn run<F: Flow>(
     } else {
         (Recorder::new(config.total_users), Default::default(), None)
     };
+    recorder.set_components(
+        steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.component.as_str())),
+    );
     let resumed = !skip.is_empty();
     let run_id = options
         .run_id
