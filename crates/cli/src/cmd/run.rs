@@ -5,7 +5,8 @@
 //! user's wallet through the batch funder) happens before the engine's clock
 //! starts, so it never dilutes the measured throughput. The engine then drives
 //! [`JourneyFlow`] — the client's eleven-step journey — on the profile's open
-//! arrival schedule and writes the results directory.
+//! arrival schedule and writes the results directory. The flow hands the
+//! engine the client's JSON-RPC counts, for the RPC success rate.
 //!
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
@@ -22,7 +23,8 @@ use client::journey::{self, JourneyReport, Mode, StepEvent};
 use client::steps::{Step, StepTimeouts};
 use engine::config::{LoadTestConfig, TxMode};
 use engine::{
-    Flow, FlowError, FlowResult, GaugeSource, LiveMode, Progress, StepDef, StepSample, TxSample,
+    Flow, FlowError, FlowResult, GaugeSource, LiveMode, Progress, RpcCounts, StepDef, StepSample,
+    TxSample,
 };
 
 use super::plan::ProfileArgs;
@@ -217,6 +219,17 @@ impl Flow for JourneyFlow {
         let report =
             journey::run_observed(&self.ctx, user, self.mode, self.size(user), &observe).await;
         to_flow_result(&report)
+    }
+
+    /// Every JSON-RPC call of the journeys and the receipt hub, as the
+    /// client's counted providers tallied them.
+    fn rpc(&self) -> Option<RpcCounts> {
+        let t = self.ctx.chain.rpc_stats().tally();
+        Some(RpcCounts {
+            ok: t.ok,
+            error: t.error,
+            timeout: t.timeout,
+        })
     }
 
     fn wallet(&self, user: u64) -> String {
