@@ -1,7 +1,8 @@
 //! The chain side of the client: one provider per RPC endpoint, locally
 //! signed transactions, and receipts delivered from one shared new-block
 //! stream (a single task follows the head and fetches each block's receipts;
-//! nobody polls per transaction).
+//! nobody polls per transaction). Every JSON-RPC call the providers make is
+//! counted by outcome in one [`RpcStats`] ([`Chain::rpc_stats`]).
 
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
+use protocol::rpc::RpcStats;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -215,6 +217,7 @@ pub struct Chain {
     pub chain_id: u64,
     pub receipts: ReceiptHub,
     retry: RetryPolicy,
+    rpc_stats: RpcStats,
 }
 
 impl Chain {
@@ -224,10 +227,11 @@ impl Chain {
         if target.rpc_urls.is_empty() {
             return Err(JourneyError::rpc("target has no RPC endpoint (rpc.urls)"));
         }
+        let rpc_stats = RpcStats::new();
         let providers: Vec<DynProvider> = target
             .rpc_urls
             .iter()
-            .map(|u| DynProvider::new(protocol::rpc::provider(u.clone())))
+            .map(|u| DynProvider::new(protocol::rpc::counted_provider(u.clone(), &rpc_stats)))
             .collect();
         let chain_id = providers[0]
             .get_chain_id()
@@ -245,7 +249,14 @@ impl Chain {
             chain_id,
             receipts,
             retry: RetryPolicy::default(),
+            rpc_stats,
         })
+    }
+
+    /// Every JSON-RPC call made through this chain's providers (the
+    /// journeys' and the receipt hub's), by outcome.
+    pub fn rpc_stats(&self) -> &RpcStats {
+        &self.rpc_stats
     }
 
     /// The provider for `user`'s home endpoint.

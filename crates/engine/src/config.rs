@@ -21,6 +21,8 @@
 //! [`LoadTestConfig::validate_for`] also checks every step name the config uses
 //! (`stepTimeouts`, `stepComponents`, thresholds) against the flow's own steps,
 //! before anything starts. The engine holds no step names of its own.
+//! `alerts` sets the limits of the plan's alerting thresholds
+//! ([`crate::alert`]), which are reported during the run and never judged.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::AlertLimits;
 use crate::flow::StepDef;
 use crate::redact::redact_url;
 use crate::threshold::{ThresholdLayer, ThresholdSpec};
@@ -216,6 +219,9 @@ pub struct LoadTestConfig {
     pub assumed_journey_secs: f64,
     /// Seconds in-flight journeys may keep running after an abort before they are cancelled.
     pub abort_grace_secs: f64,
+    /// Limits of the plan's alerting thresholds, watched live (never judged).
+    #[serde(default)]
+    pub alerts: AlertLimits,
 }
 
 impl Default for LoadTestConfig {
@@ -252,6 +258,7 @@ impl Default for LoadTestConfig {
             breaker: BreakerConfig::default(),
             assumed_journey_secs: 60.0,
             abort_grace_secs: 10.0,
+            alerts: AlertLimits::default(),
         }
     }
 }
@@ -431,6 +438,8 @@ pub struct ConfigPatch {
     pub breaker: Option<BreakerConfig>,
     pub assumed_journey_secs: Option<f64>,
     pub abort_grace_secs: Option<f64>,
+    /// Replaces the current limits; fields not given take the plan's values.
+    pub alerts: Option<AlertLimits>,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -549,7 +558,8 @@ impl LoadTestConfig {
             p95_e2e_target_secs,
             breaker,
             assumed_journey_secs,
-            abort_grace_secs
+            abort_grace_secs,
+            alerts
         );
         let phases_set = p.ramp_up_minutes.is_some()
             || p.sustain_minutes.is_some()
@@ -749,6 +759,12 @@ impl LoadTestConfig {
         for (i, t) in self.thresholds.iter().enumerate() {
             t.parse()
                 .map_err(|e| invalid(&format!("thresholds[{i}]"), e.to_string()))?;
+        }
+        for (field, v, fraction) in self.alerts.fields() {
+            nonneg(field, v)?;
+            if fraction && v > 1.0 {
+                return Err(invalid(field, format!("is a fraction in [0, 1], got {v}")));
+            }
         }
         Ok(())
     }

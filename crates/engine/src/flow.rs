@@ -7,13 +7,17 @@
 //! touches the chain). The engine measures end-to-end latency itself (from the
 //! *intended* start); the flow reports per-step service times, transactions and
 //! the error. `Progress` is what lets the engine's own journey timeout keep the
-//! steps that had finished and charge the one that was running.
+//! steps that had finished and charge the one that was running. A flow that
+//! talks to a node may count its JSON-RPC calls ([`Flow::rpc`]); the engine
+//! samples them every second for the RPC success rate.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+pub use crate::schema::RpcCounts;
 
 /// One step a flow runs, declared once by the flow.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +63,12 @@ pub trait Flow: Send + Sync + 'static {
     /// runs. Cheap and deterministic (e.g. HD derivation). Default: `user-<index>`.
     fn wallet(&self, user: u64) -> String {
         format!("user-{user}")
+    }
+
+    /// Every JSON-RPC call the flow made so far, by outcome (cumulative,
+    /// cheap: read every second). Default: `None`, the flow does not count them.
+    fn rpc(&self) -> Option<RpcCounts> {
+        None
     }
 }
 

@@ -5,6 +5,8 @@
 //! exactly (up to histogram precision). That makes an interrupted run resumable
 //! (`RunOptions::resume`: users already finished are skipped and their
 //! measurements carried over) and lets anyone check `summary.json` against it.
+//! Alert lines measure no user: they are kept aside ([`JournalState::alerts`])
+//! so a resumed run still counts them.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use crate::flow::{FlowError, FlowResult, StepSample, TxSample};
 use crate::metrics::Recorder;
-use crate::schema::Event;
+use crate::schema::{AlertEvent, Event};
 
 /// What a journal says about a run. The recorder's counters describe the
 /// finished and dropped users only (unfinished users will run again on resume).
@@ -29,6 +31,8 @@ pub struct JournalState {
     pub recorder: Recorder,
     /// Lines that could not be parsed (a torn last line after a crash).
     pub bad_lines: usize,
+    /// Alerts the run fired (they change no measurement).
+    pub alerts: Vec<AlertEvent>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -91,6 +95,7 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                 st.dropped.insert(d.who.user);
             }
             Event::FlowCancelled(_) => {}
+            Event::Alert(a) => st.alerts.push(a.clone()),
         }
     }
     st.unfinished = started
@@ -160,7 +165,7 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                 );
             }
             // Starts of re-run users and cancellations count again when they run.
-            Event::FlowStart(_) | Event::FlowCancelled(_) => {}
+            Event::FlowStart(_) | Event::FlowCancelled(_) | Event::Alert(_) => {}
         }
     }
     st.recorder.in_flight = 0;
@@ -211,6 +216,8 @@ mod tests {
             // A user that started in the first run and was dropped in the resumed one.
             line("flow_start", 6, r#","wait_ms":850,"delayed":true"#),
             line("flow_dropped", 6, r#","error":"breaker(rpc)""#),
+            r#"{"event":"alert","name":"error_rate","value":0.5,"limit":0.01,"t_s":3.0,"timestamp":0}"#
+                .to_string(),
             r#"{"event":"flow_st"#.to_string(),
         ];
         std::fs::write(dir.path().join("events.jsonl"), lines.join("\n")).unwrap();
@@ -220,7 +227,9 @@ mod tests {
         assert_eq!(st.finished, set(&[0, 1, 5]));
         assert_eq!(st.dropped, set(&[2, 6]));
         assert_eq!(st.unfinished, set(&[3, 4]));
-        assert_eq!(st.bad_lines, 1);
+        assert_eq!(st.bad_lines, 1, "the alert line reads");
+        assert_eq!(st.alerts.len(), 1);
+        assert_eq!(st.alerts[0].t_s, 3.0);
         let r = &st.recorder;
         assert_eq!(r.delayed, 2, "users 0 and 2 only");
         assert_eq!(r.arrived, 5, "users 0, 1, 2, 5, 6");

@@ -1,6 +1,6 @@
 //! The load engine of vana-load: profiles and config layers, the open arrival
 //! schedule, HDR measurement from the intended start (no coordinated omission),
-//! thresholds and circuit breakers, the live view, Prometheus, the load
+//! thresholds and circuit breakers, live alerts, the live view, Prometheus, the load
 //! generator's own CPU and memory, and the results directory with its journal.
 //!
 //! The engine knows nothing of Vana. It drives any [`Flow`]:
@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod alert;
 pub mod breaker;
 pub mod config;
 pub mod flow;
@@ -48,8 +49,9 @@ pub mod schema;
 pub mod sysmon;
 pub mod threshold;
 
+pub use alert::AlertLimits;
 pub use config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, Spacing, TxMode};
-pub use flow::{Flow, FlowError, FlowResult, Progress, StepDef, StepSample, TxSample};
+pub use flow::{Flow, FlowError, FlowResult, Progress, RpcCounts, StepDef, StepSample, TxSample};
 pub use live::LiveMode;
 pub use plan::PlanReport;
 pub use prom::GaugeSource;

@@ -2,9 +2,11 @@
 //! plain line per metrics interval on stderr.
 //!
 //! The dashboard shows phase and progress, arrivals (actual vs planned), in
-//! flight vs the cap, completions/s, p50/p95 per step, errors by class, open
-//! circuit breakers and an ETA. It does not enable raw mode, so Ctrl-C still
-//! interrupts the run (which then writes its results).
+//! flight vs the cap, completions/s, the flow's JSON-RPC calls and their
+//! success rate, p50/p95 per step, errors by class, open circuit breakers,
+//! firing alerts and an ETA. It does not enable raw mode, so
+//! Ctrl-C still interrupts the run (which then writes its results). In plain
+//! mode an alert is printed on its own line the moment it fires.
 
 use std::io::{IsTerminal, Stderr};
 
@@ -48,6 +50,10 @@ pub struct LiveState {
     pub steps: Vec<(String, Option<f64>, Option<f64>, u64)>,
     pub errors: Vec<(String, u64)>,
     pub breakers_open: Vec<String>,
+    /// Alerts firing now, each in words (`error rate 3.2 % > 1 %`).
+    pub alerts: Vec<String>,
+    /// The flow's JSON-RPC calls so far, when it counts them.
+    pub rpc: Option<crate::schema::RpcCounts>,
     pub eta_s: Option<f64>,
 }
 
@@ -64,6 +70,15 @@ fn secs(ms: Option<f64>) -> String {
 fn hms(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `1234 calls, 99.9 % ok`.
+fn rpc_text(r: &crate::schema::RpcCounts) -> String {
+    format!(
+        "{} calls, {:.1} % ok",
+        r.total(),
+        100.0 * r.success_rate().unwrap_or(0.0)
+    )
 }
 
 impl LiveState {
@@ -92,11 +107,17 @@ impl LiveState {
             self.delayed,
             self.dropped
         );
+        if let Some(r) = self.rpc.filter(|r| r.total() > 0) {
+            s.push_str(&format!(" rpc {}", rpc_text(&r)));
+        }
         if !errs.is_empty() {
             s.push_str(&format!(" errors: {}", errs.join(" ")));
         }
         if !self.breakers_open.is_empty() {
             s.push_str(&format!(" BREAKER OPEN: {}", self.breakers_open.join(",")));
+        }
+        if !self.alerts.is_empty() {
+            s.push_str(&format!(" ALERT: {}", self.alerts.join("; ")));
         }
         if let Some(eta) = self.eta_s {
             s.push_str(&format!(" eta {}", hms(eta)));
@@ -152,6 +173,14 @@ impl LiveView {
         }
     }
 
+    /// An alert started firing: a line of its own in plain mode (the
+    /// dashboard lists firing alerts at every tick).
+    pub fn alert(&mut self, ev: &crate::schema::AlertEvent) {
+        if let LiveView::Plain = self {
+            eprintln!("[{}] ALERT {}: {ev}", hms(ev.t_s), ev.name);
+        }
+    }
+
     /// Restores the terminal; prints the final line.
     pub fn finish(&mut self, s: &LiveState) {
         if let LiveView::Tui(_) = self {
@@ -187,7 +216,7 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(3),
-            Constraint::Length(9),
+            Constraint::Length(10),
             Constraint::Min(5),
         ])
         .split(f.area());
@@ -229,6 +258,10 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
             secs(s.e2e_p50_ms),
             secs(s.e2e_p95_ms)
         ),
+        format!(
+            "rpc          {}",
+            s.rpc.map_or("-".into(), |r| rpc_text(&r))
+        ),
     ];
     f.render_widget(
         Paragraph::new(counters.join("\n"))
@@ -236,12 +269,16 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
         mid[0],
     );
     let err_rows: Vec<Row> = s
-        .breakers_open
+        .alerts
         .iter()
-        .map(|b| {
-            Row::new(vec![format!("BREAKER OPEN {b}"), String::new()])
+        .map(|a| {
+            Row::new(vec![format!("ALERT {a}"), String::new()])
                 .style(Style::default().fg(Color::Red))
         })
+        .chain(s.breakers_open.iter().map(|b| {
+            Row::new(vec![format!("BREAKER OPEN {b}"), String::new()])
+                .style(Style::default().fg(Color::Red))
+        }))
         .chain(
             s.errors
                 .iter()
@@ -278,4 +315,32 @@ fn draw(f: &mut ratatui::Frame, s: &LiveState) {
         .block(Block::default().borders(Borders::ALL).title(" steps ")),
         rows[2],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_line_shows_rpc_calls_and_names_the_firing_alerts() {
+        let mut s = LiveState::default();
+        assert!(!s.line().contains("ALERT"));
+        s.rpc = Some(crate::schema::RpcCounts {
+            ok: 999,
+            error: 1,
+            timeout: 0,
+        });
+        assert!(
+            s.line().contains(" rpc 1000 calls, 99.9 % ok"),
+            "{}",
+            s.line()
+        );
+        s.alerts = vec!["error rate 3.2 % > 1 %".into(), "E2E p95 7 s > 5 s".into()];
+        assert!(
+            s.line()
+                .ends_with(" ALERT: error rate 3.2 % > 1 %; E2E p95 7 s > 5 s"),
+            "{}",
+            s.line()
+        );
+    }
 }

@@ -430,6 +430,12 @@ pub struct Snapshot {
     /// The host's CPU and the watched processes' CPU and RSS ([`crate::sysmon::SysMon`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<crate::sysmon::SystemSample>,
+    /// The flow's JSON-RPC calls so far, by outcome (when it counts them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<crate::schema::RpcCounts>,
+    /// Alerts firing at this moment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::schema::AlertName>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -502,6 +508,8 @@ impl Recorder {
             breakers_open: Vec::new(),
             gauges: BTreeMap::new(),
             system: None,
+            rpc: None,
+            alerts: Vec::new(),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Prometheus: the engine's own metrics served at `/metrics` (`--metrics-addr`),
 //! and scraping of other services' `/metrics` (plain gauges and counters) into
 //! the run's time series.
+//!
+//! `deploy/grafana/vana-load.json` charts these metrics and
+//! `deploy/prometheus/alerts.yml` alerts on them; a test checks that every
+//! metric they query is one this registry (or the twin's) exports.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +42,12 @@ pub struct PromMetrics {
     pub planned_arrivals: Gauge,
     pub breakers_open: Gauge,
     pub schedule_lag_p99: Gauge<f64, AtomicU64>,
+    /// `vana_load_rpc_requests_total{outcome}`: the flow's JSON-RPC calls.
+    pub rpc_requests: Family<Labels, Counter>,
+    /// `vana_load_alerts_total{name}`: times each alert started firing.
+    pub alerts: Family<Labels, Counter>,
+    /// `vana_load_alert_firing{name}`: 1 while the alert fires.
+    pub alert_firing: Family<Labels, Gauge>,
 }
 
 impl Default for PromMetrics {
@@ -63,6 +73,9 @@ impl PromMetrics {
             planned_arrivals: Gauge::default(),
             breakers_open: Gauge::default(),
             schedule_lag_p99: Gauge::default(),
+            rpc_requests: Family::default(),
+            alerts: Family::default(),
+            alert_firing: Family::default(),
         };
         r.register(
             "arrivals",
@@ -112,9 +125,53 @@ impl PromMetrics {
             "p99 of dispatch lag behind the intended start",
             m.schedule_lag_p99.clone(),
         );
+        r.register(
+            "rpc_requests",
+            "JSON-RPC calls the flow made, by outcome (ok, error, timeout)",
+            m.rpc_requests.clone(),
+        );
+        r.register(
+            "alerts",
+            "Times each of the plan's alerting thresholds started to be breached",
+            m.alerts.clone(),
+        );
+        r.register(
+            "alert_firing",
+            "1 while an alert fires, by name",
+            m.alert_firing.clone(),
+        );
         PromMetrics {
             registry: Arc::new(r),
             ..m
+        }
+    }
+
+    /// Adds the calls made since `before` to `vana_load_rpc_requests_total`.
+    pub fn add_rpc(&self, now: &crate::schema::RpcCounts, before: &crate::schema::RpcCounts) {
+        let d = now.since(before);
+        for (outcome, n) in [("ok", d.ok), ("error", d.error), ("timeout", d.timeout)] {
+            self.rpc_requests
+                .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+                .inc_by(n);
+        }
+    }
+
+    /// Sets `vana_load_alert_firing` for every alert (1 firing, 0 not) and
+    /// counts the ones that just `fired`.
+    pub fn set_alerts(
+        &self,
+        firing: &std::collections::BTreeSet<crate::schema::AlertName>,
+        fired: &[crate::schema::AlertEvent],
+    ) {
+        let label =
+            |n: crate::schema::AlertName| vec![("name".to_string(), n.as_str().to_string())];
+        for name in crate::schema::AlertName::ALL {
+            self.alert_firing
+                .get_or_create(&label(name))
+                .set(i64::from(firing.contains(&name)));
+        }
+        for ev in fired {
+            self.alerts.get_or_create(&label(ev.name)).inc();
         }
     }
 
@@ -245,4 +302,44 @@ pub async fn scrape_all(
         (s.name.clone(), map)
     });
     futures::future::join_all(futs).await.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{AlertEvent, AlertName, RpcCounts};
+
+    /// RPC counts are added as deltas, alerts set their gauge and count each firing.
+    #[test]
+    fn rpc_calls_and_alerts_are_exported() {
+        let p = PromMetrics::new();
+        let a = RpcCounts {
+            ok: 5,
+            error: 1,
+            timeout: 0,
+        };
+        let b = RpcCounts {
+            ok: 8,
+            error: 1,
+            timeout: 2,
+        };
+        p.add_rpc(&a, &RpcCounts::default());
+        p.add_rpc(&b, &a);
+        let fired = AlertEvent {
+            name: AlertName::QueueDepth,
+            value: 2000.0,
+            limit: 1000.0,
+            t_s: 1.0,
+            timestamp: 0,
+            source: None,
+        };
+        p.set_alerts(&[AlertName::QueueDepth].into(), &[fired]);
+        let m = parse_prometheus_text(&p.encode());
+        assert_eq!(m[r#"vana_load_rpc_requests_total{outcome="ok"}"#], 8.0);
+        assert_eq!(m[r#"vana_load_rpc_requests_total{outcome="error"}"#], 1.0);
+        assert_eq!(m[r#"vana_load_rpc_requests_total{outcome="timeout"}"#], 2.0);
+        assert_eq!(m[r#"vana_load_alert_firing{name="queue_depth"}"#], 1.0);
+        assert_eq!(m[r#"vana_load_alert_firing{name="error_rate"}"#], 0.0);
+        assert_eq!(m[r#"vana_load_alerts_total{name="queue_depth"}"#], 1.0);
+    }
 }

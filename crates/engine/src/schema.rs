@@ -268,6 +268,13 @@ pub struct Summary {
     pub verdict_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bottleneck: Option<Bottleneck>,
+    /// The plan's alerting thresholds watched during the run: how often each
+    /// fired. Alerts do not change the verdict.
+    #[serde(default)]
+    pub alerts: BTreeMap<AlertName, AlertSummary>,
+    /// JSON-RPC calls the flow made, by outcome (when the flow counts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<RpcSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -344,6 +351,161 @@ pub struct Criterion {
     /// Why it failed when the value alone does not say (e.g. no samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// JSON-RPC calls by outcome, cumulative (see [`crate::Flow::rpc`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(default)]
+pub struct RpcCounts {
+    /// Answered with a result.
+    pub ok: u64,
+    /// Answered with a JSON-RPC error, or the transport failed.
+    pub error: u64,
+    /// Not answered in time (the client's timeout, or the caller gave up).
+    pub timeout: u64,
+}
+
+impl RpcCounts {
+    pub fn total(&self) -> u64 {
+        self.ok + self.error + self.timeout
+    }
+
+    /// `ok ÷ total`, `None` without calls.
+    pub fn success_rate(&self) -> Option<f64> {
+        let n = self.total();
+        (n > 0).then(|| self.ok as f64 / n as f64)
+    }
+
+    /// The calls made since `earlier` (counts never go down).
+    pub fn since(&self, earlier: &RpcCounts) -> RpcCounts {
+        RpcCounts {
+            ok: self.ok.saturating_sub(earlier.ok),
+            error: self.error.saturating_sub(earlier.error),
+            timeout: self.timeout.saturating_sub(earlier.timeout),
+        }
+    }
+}
+
+/// `summary.rpc`: the run's JSON-RPC calls and their success rate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+pub struct RpcSummary {
+    #[serde(flatten)]
+    pub calls: RpcCounts,
+    /// `ok ÷ (ok + error + timeout)`.
+    pub success_rate: Option<f64>,
+}
+
+impl RpcSummary {
+    pub fn of(calls: RpcCounts) -> RpcSummary {
+        RpcSummary {
+            calls,
+            success_rate: calls.success_rate(),
+        }
+    }
+}
+
+/// The plan's alerting thresholds ("Monitoring & Observability").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertName {
+    /// Failed, dropped and cancelled users over users that ended, above the limit.
+    ErrorRate,
+    /// E2E p95 of successful journeys, in seconds, above the limit.
+    E2eP95,
+    /// The deepest queue gauge scraped from the services, above the limit.
+    QueueDepth,
+    /// JSON-RPC calls answered with a result over all calls, below the limit.
+    RpcSuccessRate,
+}
+
+impl AlertName {
+    pub const ALL: [AlertName; 4] = [
+        AlertName::ErrorRate,
+        AlertName::E2eP95,
+        AlertName::QueueDepth,
+        AlertName::RpcSuccessRate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertName::ErrorRate => "error_rate",
+            AlertName::E2eP95 => "e2e_p95",
+            AlertName::QueueDepth => "queue_depth",
+            AlertName::RpcSuccessRate => "rpc_success_rate",
+        }
+    }
+
+    /// Whether the alert fires below its limit (the RPC success rate) rather than above.
+    pub fn fires_below(self) -> bool {
+        self == AlertName::RpcSuccessRate
+    }
+
+    /// Whether `value` breaches `limit`.
+    pub fn breached(self, value: f64, limit: f64) -> bool {
+        if self.fires_below() {
+            value < limit
+        } else {
+            value > limit
+        }
+    }
+
+    /// What the alert watches, in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            AlertName::ErrorRate => "error rate",
+            AlertName::E2eP95 => "E2E p95",
+            AlertName::QueueDepth => "queue depth",
+            AlertName::RpcSuccessRate => "RPC success rate",
+        }
+    }
+
+    /// A value of this alert with its unit: `3.2 %`, `7.5 s`, `1500`.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            AlertName::ErrorRate | AlertName::RpcSuccessRate => format!("{} %", trim(v * 100.0)),
+            AlertName::E2eP95 => format!("{} s", trim(v)),
+            AlertName::QueueDepth => trim(v),
+        }
+    }
+
+    /// `value` against `limit` in words, e.g. `error rate 3.2 % > 1 %`.
+    pub fn describe(self, value: f64, limit: f64) -> String {
+        let op = if self.fires_below() { "<" } else { ">" };
+        format!(
+            "{} {} {op} {}",
+            self.label(),
+            self.show(value),
+            self.show(limit)
+        )
+    }
+}
+
+/// A number with at most two decimals and no trailing zeros.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+impl fmt::Display for AlertName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How often an alert fired in a run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+pub struct AlertSummary {
+    /// Times it started firing (it fires again only after it cleared).
+    pub count: u64,
+    /// Seconds after the schedule start of its first and last firing.
+    pub first_s: f64,
+    pub last_s: f64,
+    pub limit: f64,
+    /// The furthest past the limit it went while firing.
+    pub worst: f64,
 }
 
 // ---------------------------------------------------------------- details.json
@@ -465,6 +627,34 @@ pub enum Event {
     FlowFailed(Journey),
     FlowDropped(Dropped),
     FlowCancelled(Cancelled),
+    /// One of the plan's alerting thresholds started to be breached (no user).
+    Alert(AlertEvent),
+}
+
+/// An alert that started firing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct AlertEvent {
+    pub name: AlertName,
+    /// The measured value (a fraction for rates, seconds for E2E p95).
+    pub value: f64,
+    pub limit: f64,
+    /// Seconds after the schedule start.
+    pub t_s: f64,
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// What the value was read from, when there are several (the queue gauge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl fmt::Display for AlertEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name.describe(self.value, self.limit))?;
+        if let Some(src) = &self.source {
+            write!(f, " ({src})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Who and when, on every event.
@@ -576,15 +766,18 @@ impl Event {
             Event::FlowFailed(_) => "flow_failed",
             Event::FlowDropped(_) => "flow_dropped",
             Event::FlowCancelled(_) => "flow_cancelled",
+            Event::Alert(_) => "alert",
         }
     }
 
-    pub fn who(&self) -> &Who {
+    /// The user of a user's event (alerts have none).
+    pub fn who(&self) -> Option<&Who> {
         match self {
-            Event::FlowStart(e) => &e.who,
-            Event::FlowComplete(e) | Event::FlowFailed(e) => &e.who,
-            Event::FlowDropped(e) => &e.who,
-            Event::FlowCancelled(e) => &e.who,
+            Event::FlowStart(e) => Some(&e.who),
+            Event::FlowComplete(e) | Event::FlowFailed(e) => Some(&e.who),
+            Event::FlowDropped(e) => Some(&e.who),
+            Event::FlowCancelled(e) => Some(&e.who),
+            Event::Alert(_) => None,
         }
     }
 
@@ -639,6 +832,32 @@ mod tests {
         let line = serde_json::to_string(&dropped).unwrap();
         assert!(line.contains(r#""event":"flow_dropped""#), "{line}");
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), dropped);
+    }
+
+    #[test]
+    fn an_alert_is_one_typed_line_without_a_user() {
+        let ev = Event::Alert(AlertEvent {
+            name: AlertName::RpcSuccessRate,
+            value: 0.95,
+            limit: 0.99,
+            t_s: 12.5,
+            timestamp: 1_700_000_000_000,
+            source: None,
+        });
+        let line = serde_json::to_string(&ev).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "alert");
+        assert_eq!(v["name"], "rpc_success_rate");
+        assert_eq!(v["limit"], 0.99);
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), ev);
+        assert!(ev.who().is_none());
+        let Event::Alert(a) = ev else { unreachable!() };
+        assert_eq!(a.to_string(), "RPC success rate 95 % < 99 %");
+        assert!(AlertName::RpcSuccessRate.breached(0.95, 0.99));
+        assert!(
+            !AlertName::ErrorRate.breached(0.01, 0.01),
+            "at the limit is not over it"
+        );
     }
 
     #[test]

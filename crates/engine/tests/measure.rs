@@ -323,9 +323,8 @@ async fn summary_agrees_with_events_and_the_journal() {
         nearest_rank(&up, 95.0)
     ));
     assert_eq!(s.steps["register"].errors, s.users.failed);
-    // Every flow_* line carries the plan's fields.
-    for e in &ev {
-        let w = e.who();
+    // Every flow_* line carries the plan's fields (alert lines concern no user).
+    for w in ev.iter().filter_map(Event::who) {
         assert!(
             w.wallet.starts_with("0x") && w.test_id == format!("t-{}", w.user) && w.timestamp > 0
         );
@@ -451,9 +450,13 @@ async fn summary_json_has_exactly_the_issues_fields() {
             "schedule_lag",
             "criteria",
             "verdict",
-            "bottleneck"
+            "bottleneck",
+            // The plan's alerting thresholds, watched live (none fired here);
+            // `rpc` only when the flow counts its calls.
+            "alerts"
         ])
     );
+    assert_eq!(v["alerts"], serde_json::json!({}));
     assert_eq!(
         v["schema_version"],
         vana_load_engine::schema::SCHEMA_VERSION

@@ -1,8 +1,9 @@
 //! `report.html` from a recorded run: every section and chart is present with
 //! data, nothing references an external URL, secrets are redacted, and
 //! headless Chromium actually draws the charts (pixels checked in a screenshot).
-//! Also the Markdown summary, the fields added to `summary.json`, and the
-//! System section (the load generator's machine) with and without samples.
+//! Also the Markdown summary, the fields added to `summary.json`, the
+//! System section (the load generator's machine) with and without samples,
+//! and the alerts that fired with the RPC success rate.
 //!
 //! The run is synthetic (two "inference workers" saturate, 1 in 25 journeys
 //! fails at `proof`, every journey sends three transactions) with the twin's
@@ -314,6 +315,73 @@ fn the_system_section_charts_the_machine_or_says_it_recorded_none() {
         .collect();
     assert!(note.contains("recorded no system metrics"), "{note}");
     assert!(doc.select(&sel("svg#chart-system-cpu")).next().is_none());
+}
+
+/// Alerts that fired and the RPC counts are shown in the page and in the
+/// Markdown summary; a run without alerts says so, naming the limits watched.
+#[test]
+fn alerts_and_the_rpc_success_rate_reach_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    let path = dir.path().join("summary.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["alerts"] = serde_json::json!({
+        "error_rate": {"count": 2, "first_s": 12.0, "last_s": 95.5, "limit": 0.01, "worst": 0.042},
+        "rpc_success_rate": {"count": 1, "first_s": 30.0, "last_s": 30.0, "limit": 0.99, "worst": 0.9}
+    });
+    v["rpc"] = serde_json::json!({"ok": 900, "error": 95, "timeout": 5, "success_rate": 0.9});
+    std::fs::write(&path, v.to_string()).unwrap();
+    write_report(dir.path(), &ReportOptions::default()).unwrap();
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let doc = Html::parse_document(&page);
+    let rows: Vec<String> = doc
+        .select(&sel("#alert-table tr"))
+        .skip(1)
+        .map(|r| r.text().collect::<Vec<_>>().join("|"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "error_rate|error rate > 1 %|2|12.0 s|95.5 s|4.2 %",
+            "rpc_success_rate|RPC success rate < 99 %|1|30.0 s|30.0 s|90 %"
+        ]
+    );
+    let rpc: String = doc.select(&sel("#rpc")).next().unwrap().text().collect();
+    assert!(
+        rpc.contains("1,000") && rpc.contains("timeout 5") && rpc.contains("90 %"),
+        "{rpc}"
+    );
+    let md = markdown_report(dir.path(), &ReportOptions::default()).unwrap();
+    assert!(
+        md.contains("| ⚠️ error_rate | error rate > 1 % | 2 | 12.0 s | 95.5 s | 4.2 % |"),
+        "{md}"
+    );
+    assert!(md.contains("success rate 90 %"), "{md}");
+
+    // None fired: the page names what was watched.
+    v["alerts"] = serde_json::json!({});
+    std::fs::write(&path, v.to_string()).unwrap();
+    write_report(dir.path(), &ReportOptions::default()).unwrap();
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let doc = Html::parse_document(&page);
+    let none: String = doc
+        .select(&sel("#alerts-none"))
+        .next()
+        .expect("no alert fired")
+        .text()
+        .collect();
+    assert!(
+        none.contains("error rate ≤ 1 %") && none.contains("RPC success rate ≥ 99 %"),
+        "{none}"
+    );
+    assert!(doc.select(&sel("#alert-table")).next().is_none());
+    let md = markdown_report(dir.path(), &ReportOptions::default()).unwrap();
+    assert!(md.contains("No alert fired."), "{md}");
 }
 
 fn chromium() -> PathBuf {

@@ -9,13 +9,24 @@
 //! fine, the answer is a race inside the node, so the client asks again
 //! rather than failing a journey. Nothing else is retried: every other error
 //! reaches the caller as it came, so a load test still sees it.
+//!
+//! [`counted_client`] adds [`CountLayer`]: every JSON-RPC call, as the caller
+//! sees it (after the stale-head retries), is counted by [`RpcOutcome`] in an
+//! [`RpcStats`] the caller keeps, so a run can report its RPC success rate.
+//! A batch counts each of its calls. The layer is written here because alloy
+//! has none that counts; it is a plain tower layer over alloy's transport.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use alloy::providers::RootProvider;
 use alloy::rpc::client::{ClientBuilder, RpcClient};
-use alloy::transports::TransportError;
+use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::transports::layers::{RetryBackoffLayer, RetryPolicy};
+use alloy::transports::{RpcError, TransportError, TransportErrorKind, TransportFut};
+use tower::{Layer, Service};
 
 /// Attempts after the first for a [`StaleHead`] answer.
 pub const STALE_HEAD_RETRIES: u32 = 3;
@@ -38,6 +49,219 @@ pub fn client(url: alloy::transports::http::reqwest::Url) -> RpcClient {
 /// A provider over [`client`], without fillers or signer.
 pub fn provider(url: alloy::transports::http::reqwest::Url) -> RootProvider {
     RootProvider::new(client(url))
+}
+
+/// [`client`] with every call counted in `stats` (see [`CountLayer`]).
+pub fn counted_client(url: alloy::transports::http::reqwest::Url, stats: &RpcStats) -> RpcClient {
+    ClientBuilder::default()
+        // Outermost: a call is counted once, as its caller sees it.
+        .layer(stats.layer())
+        .layer(RetryBackoffLayer::new_with_policy(
+            STALE_HEAD_RETRIES,
+            STALE_HEAD_BACKOFF_MS,
+            u64::MAX,
+            StaleHead,
+        ))
+        .http(url)
+}
+
+/// A provider over [`counted_client`].
+pub fn counted_provider(
+    url: alloy::transports::http::reqwest::Url,
+    stats: &RpcStats,
+) -> RootProvider {
+    RootProvider::new(counted_client(url, stats))
+}
+
+/// How one JSON-RPC call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcOutcome {
+    /// The node answered with a result.
+    Ok,
+    /// The node answered with a JSON-RPC error (a revert, a refused
+    /// transaction), or the transport failed (connection refused, an HTTP
+    /// error status, an unreadable body).
+    Error,
+    /// No answer in time: the HTTP client timed out, or the caller stopped
+    /// waiting (its deadline passed) and dropped the call.
+    Timeout,
+}
+
+/// Calls counted by outcome since the [`RpcStats`] was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RpcTally {
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+}
+
+impl RpcTally {
+    pub fn total(&self) -> u64 {
+        self.ok + self.error + self.timeout
+    }
+
+    /// `ok ÷ total`, `None` before the first call.
+    pub fn success_rate(&self) -> Option<f64> {
+        let n = self.total();
+        (n > 0).then(|| self.ok as f64 / n as f64)
+    }
+}
+
+/// Counters of JSON-RPC calls by outcome; clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct RpcStats(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    ok: AtomicU64,
+    error: AtomicU64,
+    timeout: AtomicU64,
+}
+
+impl RpcStats {
+    pub fn new() -> RpcStats {
+        RpcStats::default()
+    }
+
+    /// The counts so far.
+    pub fn tally(&self) -> RpcTally {
+        RpcTally {
+            ok: self.0.ok.load(Ordering::Relaxed),
+            error: self.0.error.load(Ordering::Relaxed),
+            timeout: self.0.timeout.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts `n` calls that ended with `outcome`.
+    pub fn add(&self, outcome: RpcOutcome, n: u64) {
+        let c = match outcome {
+            RpcOutcome::Ok => &self.0.ok,
+            RpcOutcome::Error => &self.0.error,
+            RpcOutcome::Timeout => &self.0.timeout,
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A transport layer that counts into these stats.
+    pub fn layer(&self) -> CountLayer {
+        CountLayer {
+            stats: self.clone(),
+        }
+    }
+}
+
+/// A tower layer counting every call that passes through by [`RpcOutcome`].
+#[derive(Debug, Clone)]
+pub struct CountLayer {
+    stats: RpcStats,
+}
+
+impl<S> Layer<S> for CountLayer {
+    type Service = CountService<S>;
+
+    fn layer(&self, inner: S) -> CountService<S> {
+        CountService {
+            inner,
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// The service of [`CountLayer`].
+#[derive(Debug, Clone)]
+pub struct CountService<S> {
+    inner: S,
+    stats: RpcStats,
+}
+
+impl<S> Service<RequestPacket> for CountService<S>
+where
+    S: Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        > + Send
+        + 'static,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = TransportFut<'static>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: RequestPacket) -> TransportFut<'static> {
+        let mut pending = Pending {
+            stats: self.stats.clone(),
+            calls: request.len() as u64,
+        };
+        let fut = self.inner.call(request);
+        Box::pin(async move {
+            let result = fut.await;
+            pending.settle(&result);
+            result
+        })
+    }
+}
+
+/// Calls sent and not yet answered: counted as [`RpcOutcome::Timeout`] if
+/// dropped unanswered.
+struct Pending {
+    stats: RpcStats,
+    calls: u64,
+}
+
+impl Pending {
+    fn settle(&mut self, result: &Result<ResponsePacket, TransportError>) {
+        let calls = std::mem::take(&mut self.calls);
+        match result {
+            Ok(ResponsePacket::Single(r)) => self.stats.add(ok_or_error(r.is_success()), 1),
+            Ok(ResponsePacket::Batch(rs)) => {
+                let ok = rs.iter().filter(|r| r.is_success()).count() as u64;
+                self.stats.add(RpcOutcome::Ok, ok);
+                // Calls of the batch the node did not answer count as errors too.
+                self.stats.add(RpcOutcome::Error, calls.saturating_sub(ok));
+            }
+            Err(e) if is_timeout(e) => self.stats.add(RpcOutcome::Timeout, calls),
+            Err(_) => self.stats.add(RpcOutcome::Error, calls),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.calls > 0 {
+            self.stats.add(RpcOutcome::Timeout, self.calls);
+        }
+    }
+}
+
+fn ok_or_error(ok: bool) -> RpcOutcome {
+    if ok {
+        RpcOutcome::Ok
+    } else {
+        RpcOutcome::Error
+    }
+}
+
+/// Whether a transport error is the HTTP client's timeout.
+fn is_timeout(e: &TransportError) -> bool {
+    let RpcError::Transport(TransportErrorKind::Custom(inner)) = e else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<alloy::transports::http::reqwest::Error>() {
+            return r.is_timeout();
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// The retry rule: an `BlockOutOfRange` answer for a block at most two

@@ -12,6 +12,9 @@
 //! baselines to the criteria. Every flag can also be set as `VANA_LOAD_<FLAG>` (`--live` is
 //! `VANA_LOAD_LIVE`); the flag wins over its variable.
 //!
+//! The flow hands the engine the client's JSON-RPC counts, for the RPC
+//! success rate.
+//!
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
 
@@ -27,7 +30,9 @@ use client::data::DataSize;
 use client::journey::{self, JourneyReport, Mode, StepEvent};
 use client::steps::{Step, StepTimeouts};
 use engine::config::{LoadTestConfig, TxMode};
-use engine::{Flow, FlowError, FlowResult, GaugeSource, Progress, StepDef, StepSample, TxSample};
+use engine::{
+    Flow, FlowError, FlowResult, GaugeSource, Progress, RpcCounts, StepDef, StepSample, TxSample,
+};
 
 use super::plan::ProfileArgs;
 use super::target_arg::TargetArgs;
@@ -200,6 +205,17 @@ impl Flow for JourneyFlow {
         let report =
             journey::run_observed(&self.ctx, user, self.mode, self.size(user), &observe).await;
         to_flow_result(&report)
+    }
+
+    /// Every JSON-RPC call of the journeys and the receipt hub, as the
+    /// client's counted providers tallied them.
+    fn rpc(&self) -> Option<RpcCounts> {
+        let t = self.ctx.chain.rpc_stats().tally();
+        Some(RpcCounts {
+            ok: t.ok,
+            error: t.error,
+            timeout: t.timeout,
+        })
     }
 
     fn wallet(&self, user: u64) -> String {

@@ -1,6 +1,6 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no
 //! URL), readable offline and printable. Sections: header with verdict and
-//! criteria, charts over time (with the service gauges and the load
+//! criteria, the alerts that fired (and the RPC success rate), charts over time (with the service gauges and the load
 //! generator's machine), bottleneck, capacity and cost, per-step breakdown and
 //! histograms, chain, errors.
 
@@ -85,6 +85,7 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         esc(s.verdict.as_str())
     );
     header(&mut o, d);
+    alerts(&mut o, d);
     over_time(&mut o, d, a);
     bottleneck(&mut o, d, a);
     capacity(&mut o, a);
@@ -803,6 +804,60 @@ fn chain(o: &mut String, d: &RunData, a: &Analysis) {
         group(cost.gas_per_100k_users as i128),
         num(cost.fee_vana_per_100k_users)
     );
+}
+
+/// The plan's alerting thresholds as watched during the run, and the RPC
+/// success rate.
+fn alerts(o: &mut String, d: &RunData) {
+    let s = &d.summary;
+    let limits = &d.config.alerts;
+    o.push_str(r#"<section id="alerts"><h2>Alerts</h2>"#);
+    if s.alerts.is_empty() {
+        let watched: Vec<String> = crate::schema::AlertName::ALL
+            .iter()
+            .map(|n| {
+                let op = if n.fires_below() { "≥" } else { "≤" };
+                esc(&format!("{} {op} {}", n.label(), n.show(limits.limit(*n))))
+            })
+            .collect();
+        let _ = write!(
+            o,
+            r#"<p class="note" id="alerts-none">No alert fired: {} over every minute of the run.</p>"#,
+            watched.join(", ")
+        );
+    } else {
+        o.push_str(r#"<table id="alert-table"><tr><th>alert</th><th>fires when</th><th>times fired</th><th>first</th><th>last</th><th>worst</th></tr>"#);
+        for (name, a) in &s.alerts {
+            let op = if name.fires_below() { "<" } else { ">" };
+            let _ = write!(
+                o,
+                r#"<tr><td>{}</td><td>{} {op} {}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                esc(name.as_str()),
+                esc(name.label()),
+                esc(&name.show(a.limit)),
+                a.count,
+                secs(a.first_s),
+                secs(a.last_s),
+                esc(&name.show(a.worst))
+            );
+        }
+        o.push_str("</table>");
+    }
+    if let Some(rpc) = &s.rpc {
+        let c = &rpc.calls;
+        let _ = write!(
+            o,
+            r#"<p id="rpc">JSON-RPC calls: {} — ok {}, error {}, timeout {}; success rate {}.</p>"#,
+            group(c.total() as i128),
+            group(c.ok as i128),
+            group(c.error as i128),
+            group(c.timeout as i128),
+            rpc.success_rate.map_or("–".into(), |r| esc(
+                &crate::schema::AlertName::RpcSuccessRate.show(r)
+            ))
+        );
+    }
+    o.push_str(r#"<p class="note">Each alert is measured over the last minute and fires when its limit is crossed, again only after it cleared. Alerts are reported, not judged: they do not change the verdict.</p></section>"#);
 }
 
 fn errors(o: &mut String, d: &RunData) {

@@ -2,15 +2,16 @@
 //! (`$GITHUB_STEP_SUMMARY`): the end-of-run summary of [`super::text`] —
 //! verdict and why, every criterion and threshold with ✓/✗, its measured
 //! value and its limit, end-to-end and per-step latency in the flow's step
-//! order, the bottleneck, where the results are — plus the load generator's
-//! machine (peak CPU and RSS), the capacity sentences and the top errors.
+//! order, the bottleneck, where the results are — plus the alerts that fired
+//! and the RPC success rate, the load generator's machine (peak CPU and RSS),
+//! the capacity sentences and the top errors.
 
 use std::fmt::Write;
 
 use super::Analysis;
 use super::checks::{CheckKind, checks};
 use super::data::RunData;
-use super::fmt::{group, num, oms, pct};
+use super::fmt::{group, num, oms, pct, secs};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -92,6 +93,7 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             );
         }
     }
+    alerts(&mut o, d);
     let _ = writeln!(
         o,
         "\n**E2E**: p50 {}, p95 {}, p99 {}, max {}\n",
@@ -165,4 +167,44 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         }
     }
     o
+}
+
+/// The alerts that fired (a table), or a line saying none did; the RPC success rate.
+fn alerts(o: &mut String, d: &RunData) {
+    let s = &d.summary;
+    if s.alerts.is_empty() {
+        o.push_str("\nNo alert fired.");
+    } else {
+        o.push_str("\n**Alerts** (reported, not judged; each over the last minute):\n");
+        o.push_str("\n| alert | fires when | times fired | first | last | worst |\n|---|---|---:|---:|---:|---:|\n");
+        for (name, a) in &s.alerts {
+            let op = if name.fires_below() { "<" } else { ">" };
+            let _ = writeln!(
+                o,
+                "| ⚠️ {} | {} {op} {} | {} | {} | {} | {} |",
+                name,
+                name.label(),
+                name.show(a.limit),
+                a.count,
+                secs(a.first_s),
+                secs(a.last_s),
+                name.show(a.worst)
+            );
+        }
+        // A blank line ends the table.
+        o.push('\n');
+    }
+    if let Some(rpc) = &s.rpc {
+        let _ = write!(
+            o,
+            " JSON-RPC calls: {} (error {}, timeout {}), success rate {}.",
+            group(rpc.calls.total() as i128),
+            rpc.calls.error,
+            rpc.calls.timeout,
+            rpc.success_rate
+                .map_or("–".into(), |r| crate::schema::AlertName::RpcSuccessRate
+                    .show(r))
+        );
+    }
+    o.push('\n');
 }

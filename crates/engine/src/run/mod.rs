@@ -284,7 +284,7 @@ pub async fn run<F: Flow>(
     let has_events = std::fs::metadata(&events_path)
         .map(|m| m.len() > 0)
         .unwrap_or(false);
-    let (mut recorder, skip, prev_run_id) = if options.resume && has_events {
+    let (mut recorder, skip, prev_run_id, past_alerts) = if options.resume && has_events {
         let st = journal::replay(&out, config.total_users).map_err(io_err(&events_path))?;
         let prev: Option<String> = std::fs::read(out.join("run.json"))
             .ok()
@@ -293,11 +293,12 @@ pub async fn run<F: Flow>(
             .filter(|id| !id.is_empty());
         let skip: std::collections::BTreeSet<u64> =
             st.finished.union(&st.dropped).copied().collect();
-        (st.recorder, skip, prev)
+        (st.recorder, skip, prev, st.alerts)
     } else if has_events {
         return Err(EngineError::NotEmpty(out));
     } else {
-        (Recorder::new(config.total_users), Default::default(), None)
+        let fresh = Recorder::new(config.total_users);
+        (fresh, Default::default(), None, Vec::new())
     };
     recorder.set_components(
         steps
@@ -389,6 +390,7 @@ pub async fn run<F: Flow>(
             processes: options.processes.clone(),
             live: options.live,
             thresholds: thresholds.clone(),
+            past_alerts,
         },
         done.clone(),
     ));
@@ -399,7 +401,7 @@ pub async fn run<F: Flow>(
         tracing::error!("dispatcher failed: {e}");
     }
     done.cancel();
-    let gauge_max = mon.await.unwrap_or_default();
+    let monitored = mon.await.unwrap_or_default();
     if let Some(h) = prom_task {
         h.abort();
     }
@@ -417,7 +419,7 @@ pub async fn run<F: Flow>(
     let _ = std::fs::remove_file(&hl);
     let end_s = now.saturating_duration_since(t0);
     append_hlog(&hl, Duration::ZERO, end_s, &tagged_histograms(&rec)).map_err(io_err(&hl))?;
-    let judged = verdict::judge(verdict::Inputs {
+    let mut judged = verdict::judge(verdict::Inputs {
         cfg: &sh.cfg,
         steps: &sh.steps,
         rec: &rec,
@@ -425,12 +427,15 @@ pub async fn run<F: Flow>(
         breakers,
         aborted: aborted.clone(),
         sched: &sched,
-        gauge_max,
+        gauge_max: monitored.gauge_max,
         run_id: &run_id,
         target: &options.target,
         started_at: &started_at,
         resumed,
     });
+    // Reported, never judged: the alerts and RPC counts leave the verdict as it is.
+    judged.0.alerts = monitored.alerts;
+    judged.0.rpc = monitored.rpc.map(crate::schema::RpcSummary::of);
     let report_config = sh.cfg.redacted();
     match Arc::try_unwrap(sh) {
         Ok(sh) => {

@@ -1,6 +1,7 @@
 //! The run's monitor: a tick every second (live view, aborting thresholds,
-//! Prometheus gauges) and a snapshot every metrics interval (`timeseries.jsonl`
-//! with the scraped service gauges and the system load, `intervals.hlog`).
+//! the flow's RPC counts, the plan's alerts, Prometheus gauges) and a
+//! snapshot every metrics interval (`timeseries.jsonl` with the scraped
+//! service gauges and the system load, `intervals.hlog`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -11,13 +12,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, lock};
+use crate::alert::{AlertInputs, AlertWatch};
 use crate::flow::Flow;
 use crate::live::{LiveMode, LiveState, LiveView};
 use crate::metrics::Snapshot;
 use crate::prom::{GaugeSource, scrape_all};
 use crate::results::{LineWriter, append_hlog};
 use crate::schedule::Schedule;
-use crate::schema::AbortReason;
+use crate::schema::{AbortReason, AlertEvent, AlertName, AlertSummary, Event, RpcCounts};
 use crate::sysmon::SysMon;
 use crate::threshold::{MetricView, Threshold};
 
@@ -31,6 +33,19 @@ pub(super) struct MonitorCtx {
     pub processes: Vec<(String, u32)>,
     pub live: LiveMode,
     pub thresholds: Vec<Threshold>,
+    /// Alerts an interrupted run fired before it was resumed.
+    pub past_alerts: Vec<AlertEvent>,
+}
+
+/// What the monitor hands back when the run ends.
+#[derive(Debug, Default)]
+pub(super) struct MonitorOut {
+    /// Highest value seen of each scraped gauge (`source.metric`).
+    pub gauge_max: BTreeMap<String, f64>,
+    /// How often each alert fired.
+    pub alerts: BTreeMap<AlertName, AlertSummary>,
+    /// The flow's JSON-RPC calls at the end, if it counts them.
+    pub rpc: Option<RpcCounts>,
 }
 
 /// Successful completions per second over a sliding window.
@@ -106,6 +121,8 @@ fn live_state<F: Flow>(sh: &Shared<F>, sched: &Schedule, t: f64, cps: f64) -> Li
             .collect(),
         errors,
         breakers_open: open,
+        alerts: Vec::new(),
+        rpc: None,
         eta_s: eta,
     }
 }
@@ -133,14 +150,45 @@ fn check_aborting<F: Flow>(sh: &Shared<F>, thresholds: &[Threshold]) {
     }
 }
 
+/// Checks the plan's alerts at this tick: writes an event for each that
+/// starts firing and updates the Prometheus alert metrics.
+fn check_alerts<F: Flow>(
+    sh: &Shared<F>,
+    watch: &mut AlertWatch,
+    now: Instant,
+    rpc: Option<RpcCounts>,
+    gauges: Option<&BTreeMap<String, BTreeMap<String, f64>>>,
+) -> Vec<AlertEvent> {
+    let fired = {
+        let r = lock(&sh.rec);
+        watch.check(
+            now,
+            &AlertInputs {
+                t_s: sh.secs_since_t0(now),
+                timestamp: sh.now_ms(),
+                ended: r.ended(),
+                bad: r.failed + r.dropped + r.cancelled,
+                e2e_ok: &r.e2e_ok,
+                rpc,
+                gauges,
+            },
+        )
+    };
+    for ev in &fired {
+        sh.events.send(Event::Alert(ev.clone()));
+    }
+    sh.prom.set_alerts(&watch.firing_names(), &fired);
+    fired
+}
+
 /// Ticks every second and snapshots every metrics interval; returns the
-/// highest value seen of each scraped gauge.
+/// highest value seen of each scraped gauge, the alerts and the RPC counts.
 pub(super) async fn monitor<F: Flow>(
     sh: Arc<Shared<F>>,
     sched: Arc<Schedule>,
     ctx: MonitorCtx,
     done: CancellationToken,
-) -> BTreeMap<String, f64> {
+) -> MonitorOut {
     let mut live = LiveView::start(ctx.live);
     let client = reqwest::Client::new();
     let mut sysmon = SysMon::new(ctx.processes.clone());
@@ -152,6 +200,10 @@ pub(super) async fn monitor<F: Flow>(
     let mut next_snap = start + interval;
     let mut gauge_max = BTreeMap::new();
     let mut rate = CompletionRate::default();
+    let mut watch = AlertWatch::new(sh.cfg.alerts);
+    watch.carry(&ctx.past_alerts);
+    let mut last_rpc = RpcCounts::default();
+    let mut rpc = None;
     let ts = match LineWriter::<Snapshot>::open(&ctx.out.join("timeseries.jsonl")) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -171,19 +223,34 @@ pub(super) async fn monitor<F: Flow>(
         if !finished {
             check_aborting(&sh, &ctx.thresholds);
         }
-        let state = live_state(&sh, &sched, t, cps);
+        let snap_due = now >= next_snap || finished;
+        let scraped = match (snap_due, ctx.sources.is_empty()) {
+            (false, _) => None,
+            (true, true) => Some(BTreeMap::new()),
+            (true, false) => Some(scrape_all(&client, &ctx.sources).await),
+        };
+        rpc = sh.flow.rpc().or(rpc);
+        if let Some(now_rpc) = &rpc {
+            sh.prom.add_rpc(now_rpc, &last_rpc);
+            last_rpc = *now_rpc;
+        }
+        for ev in check_alerts(&sh, &mut watch, now, rpc, scraped.as_ref()) {
+            live.alert(&ev);
+        }
+        let mut state = live_state(&sh, &sched, t, cps);
+        state.rpc = rpc;
+        state.alerts = watch
+            .firing()
+            .iter()
+            .map(|(name, v)| name.describe(*v, watch.limits().limit(*name)))
+            .collect();
         live.tick(&state);
         sh.prom.planned_arrivals.set(state.planned_arrivals as i64);
         sh.prom.breakers_open.set(state.breakers_open.len() as i64);
         if let Some(p99) = lock(&sh.rec).schedule_lag.pct_ms(99.0) {
             sh.prom.schedule_lag_p99.set(p99 / 1000.0);
         }
-        if now >= next_snap || finished {
-            let gauges = if ctx.sources.is_empty() {
-                Default::default()
-            } else {
-                scrape_all(&client, &ctx.sources).await
-            };
+        if let Some(gauges) = scraped {
             for (src, m) in &gauges {
                 for (k, v) in m {
                     let e = gauge_max.entry(format!("{src}.{k}")).or_insert(*v);
@@ -205,6 +272,8 @@ pub(super) async fn monitor<F: Flow>(
                 );
                 s.breakers_open = state.breakers_open.clone();
                 s.gauges = gauges;
+                s.rpc = rpc;
+                s.alerts = watch.firing_names().into_iter().collect();
                 (s, e2e_iv)
             };
             let mut snap = snap;
@@ -236,7 +305,11 @@ pub(super) async fn monitor<F: Flow>(
     if let Some(mut w) = ts {
         let _ = w.close();
     }
-    gauge_max
+    MonitorOut {
+        gauge_max,
+        alerts: watch.summary(),
+        rpc,
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,8 @@ pub fn summarize(r: &Recorder, cfg: &LoadTestConfig) -> Summary {
         verdict: Verdict::Fail,
         verdict_reason: None,
         bottleneck: None,
+        alerts: BTreeMap::new(),
+        rpc: None,
     }
 }
 
