@@ -9,6 +9,9 @@
 //! fails at `proof`, every journey sends three transactions) with the twin's
 //! four gauges served on 127.0.0.1.
 //! Set `REPORT_SCREENSHOT_OUT=docs/report.png` to keep the screenshot.
+//! The browser is the headless Chromium inside the pinned npm package
+//! `@sparticuz/chromium` (`npm ci --prefix tools`), driven by
+//! `tools/chromium-screenshot.mjs`; no system browser is needed.
 
 mod report_support;
 
@@ -386,39 +389,37 @@ fn alerts_and_the_rpc_success_rate_reach_the_report() {
 
 fn chromium() -> PathBuf {
     let p = PathBuf::from("/usr/bin/chromium");
+
+/// The screenshot script of the pinned npm tools: it runs the headless Chromium
+/// that `@sparticuz/chromium` ships inside its npm tarball, so
+/// `npm ci --prefix tools` is the whole setup.
+fn screenshot_script() -> PathBuf {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools");
+    let package = tools.join("node_modules/@sparticuz/chromium/package.json");
     assert!(
-        p.exists(),
-        "headless Chromium is needed for this test: install it with `apt-get update && apt-get install -y chromium`"
+        package.exists(),
+        "{} is missing: install the pinned npm tools with `npm ci --prefix tools`",
+        package.display()
     );
-    p
+    tools.join("chromium-screenshot.mjs")
 }
 
-/// Screenshots the report in headless Chromium and decodes the PNG.
+/// Screenshots the report at 1280 x 2400 in headless Chromium and decodes the PNG.
 fn screenshot(page: &Path, out: &Path) -> (u32, u32, Vec<u8>) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", out.display()))
-        .arg("--window-size=1280,2400")
-        .arg(format!("file://{}", page.display()))
+    let log_path = out.with_extension("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new("node")
+        .arg(screenshot_script())
+        .args([page, out])
+        .args(["1280", "2400"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
-        .expect("start chromium");
+        .expect("start node (needed for the pinned npm tools)");
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -426,7 +427,12 @@ fn screenshot(page: &Path, out: &Path) -> (u32, u32, Vec<u8>) {
             panic!("chromium did not finish the screenshot in 120 s");
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    assert!(
+        status.success(),
+        "tools/chromium-screenshot.mjs failed ({status}): {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
     let f = std::fs::File::open(out).expect("chromium wrote the screenshot");
     let mut dec = png::Decoder::new(std::io::BufReader::new(f));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);

@@ -12,10 +12,7 @@ use std::hint::black_box;
 
 use alloy::{
     primitives::U256,
-    signers::{
-        SignerSync,
-        local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English},
-    },
+    signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English},
     sol,
     sol_types::eip712_domain,
 };
@@ -141,7 +138,7 @@ fn bench_eip712(c: &mut Criterion) {
         fileIds: vec![U256::from(42)],
     };
     c.bench_function("eip712_sign_permission", |b| {
-        b.iter(|| s.sign_typed_data_sync(black_box(&msg), &domain).unwrap())
+        b.iter(|| vana_load_protocol::eip712::sign(&s, black_box(&msg), &domain).unwrap())
     });
 }
 

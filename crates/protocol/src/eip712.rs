@@ -4,16 +4,22 @@
 //! protocol carries (`{domain, types, primaryType, message}`, integers as decimal strings),
 //! with signer recovery from that JSON.
 //!
+//! Signing hashes with alloy-sol-types (`SolStruct::eip712_signing_hash`) and signs that hash
+//! (`sign_hash_sync`), which is exactly what alloy's `sign_typed_data` does; it needs no
+//! `eip712` feature of alloy's signers, which would list the cloud signers' SDKs in
+//! `Cargo.lock` (see the workspace `Cargo.toml`). The JSON form comes from alloy-dyn-abi's
+//! `eip712` module.
+//!
 //! There are two different `Permission` types: the grant the user signs
 //! ([`permission::Permission`], primary type of `addPermission`) and a file's encrypted key
 //! inside `ServerFilesAndPermission` ([`server_files::Permission`]). They live in separate
 //! modules.
 
-use alloy::dyn_abi::{DynSolType, DynSolValue, Resolver, TypedData};
 use alloy::primitives::{Address, B256, Bytes, Signature, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct, SolValue};
+use alloy_dyn_abi::{DynSolType, DynSolValue, Resolver, TypedData};
 use serde_json::{Map, Value, json};
 
 /// Domain name of DataPortabilityPermissions.
@@ -144,7 +150,7 @@ pub fn sign<T: SolStruct>(
     message: &T,
     domain: &Eip712Domain,
 ) -> Result<Bytes, Eip712Error> {
-    let signature = signer.sign_typed_data_sync(message, domain)?;
+    let signature = signer.sign_hash_sync(&message.eip712_signing_hash(domain))?;
     Ok(signature_bytes(&signature))
 }
 
@@ -406,6 +412,28 @@ mod tests {
             recover(&grant(), &d, &raw[..64]),
             Err(Eip712Error::SignatureLength(64))
         ));
+    }
+
+    #[test]
+    fn signature_matches_an_independent_implementation() {
+        // Digest and signature computed outside alloy, with js-sha3's keccak256 and
+        // elliptic's RFC 6979 secp256k1 signing (low s), from the EIP-712 text: any
+        // change in hashing or signing shows here byte for byte.
+        let key = alloy::primitives::b256!(
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        );
+        let s = PrivateKeySigner::from_bytes(&key).unwrap();
+        let d = permissions_domain(14800, contract());
+        assert_eq!(
+            hex_of(grant().eip712_signing_hash(&d)),
+            "6a58dfdb523c4cee887cc9cc8fa07d3b99157dc779942c20aa6ba58f46a19ff1"
+        );
+        assert_eq!(
+            alloy::primitives::hex::encode(sign(&s, &grant(), &d).unwrap()),
+            "c9699f986ab8a869f416d2e6f9c2edf5817ffa9cbc8abe6064e35cfb8eecdffc\
+             46eafa8f597936a8ea6f50a065ba4fdadfcb42fbc9a6bc59c0d874d4941a7c60\
+             1b"
+        );
     }
 
     #[test]
