@@ -387,9 +387,6 @@ fn alerts_and_the_rpc_success_rate_reach_the_report() {
     assert!(md.contains("No alert fired."), "{md}");
 }
 
-fn chromium() -> PathBuf {
-    let p = PathBuf::from("/usr/bin/chromium");
-
 /// The screenshot script of the pinned npm tools: it runs the headless Chromium
 /// that `@sparticuz/chromium` ships inside its npm tarball, so
 /// `npm ci --prefix tools` is the whole setup.
