@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{Bottleneck, component_name, is_machine};
+use super::analysis::{Bottleneck, component_name};
 use super::data::RunData;
 use super::fmt::{group, num};
+use super::machine::is_machine;
 
 /// The plan's daily target.
 pub const TARGET_USERS_PER_DAY: u64 = 100_000;

@@ -22,6 +22,7 @@ pub mod data;
 pub mod fmt;
 pub mod html;
 pub mod junit;
+pub mod machine;
 pub mod markdown;
 pub mod svg;
 pub mod tables;
