@@ -3,7 +3,8 @@
 //! headless Chromium actually draws the charts (pixels checked in a screenshot).
 //! Also the Markdown summary, the fields added to `summary.json`, the
 //! System section (the load generator's machine) with and without samples,
-//! and the alerts that fired with the RPC success rate.
+//! the alerts that fired with the RPC success rate, and markup in error text
+//! and names (error class, step, sample, target, criterion) shown escaped.
 //!
 //! The run is synthetic (two "inference workers" saturate, 1 in 25 journeys
 //! fails at `proof`, every journey sends three transactions) with the twin's
@@ -385,6 +386,109 @@ fn alerts_and_the_rpc_success_rate_reach_the_report() {
     assert!(doc.select(&sel("#alert-table")).next().is_none());
     let md = markdown_report(dir.path(), &ReportOptions::default()).unwrap();
     assert!(md.contains("No alert fired."), "{md}");
+}
+
+/// Text from remote services and from the plan reaches the page escaped:
+/// an error class, its step, its sample message, the target's name and a
+/// criterion's name holding markup show as text, never as elements.
+#[test]
+fn markup_in_error_text_and_names_is_escaped() {
+    const SCRIPT: &str = "<script>alert(1)</script>";
+    const IMG: &str = "\"><img src=x onerror=alert(1)>";
+    let class = format!("rpc{SCRIPT}");
+    let step = format!("step{IMG}");
+    let sample = format!("upstream said {SCRIPT} {IMG} &amp;");
+    let target = format!("target{IMG}&amp;");
+    let criterion = format!("crit{SCRIPT}&amp;");
+
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    let edit = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let path = dir.path().join(name);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    edit("summary.json", &|v| {
+        v["errors"][&class] = serde_json::json!(3);
+        let first = v["steps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        v["steps"][&step] = first;
+        v["criteria"][0]["name"] = serde_json::json!(criterion);
+    });
+    edit("details.json", &|v| {
+        v["errors"][&class] = serde_json::json!(
+            {"count": 3, "first_s": 1.0, "last_s": 2.0, "step": step, "sample": sample}
+        );
+    });
+    edit("run.json", &|v| {
+        v["target"]["name"] = serde_json::json!(target);
+        let steps = v["steps"].as_array_mut().unwrap();
+        let mut s = steps[0].clone();
+        s["name"] = serde_json::json!(step);
+        steps.push(s);
+    });
+    write_report(dir.path(), &ReportOptions::default()).unwrap();
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+
+    assert!(!page.contains("<script>alert(1)"), "unescaped <script>");
+    assert!(!page.contains("<img src=x"), "unescaped <img>");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(
+        page.contains("&amp;amp;"),
+        "a literal `&amp;` is escaped once more"
+    );
+
+    let doc = Html::parse_document(&page);
+    assert!(doc.select(&sel("script")).next().is_none());
+    assert!(doc.select(&sel("img")).next().is_none());
+    for id in [
+        "header",
+        "verdict",
+        "criteria",
+        "alerts",
+        "over-time",
+        "bottleneck",
+        "capacity",
+        "steps",
+        "chain",
+        "errors",
+        "error-table",
+    ] {
+        assert!(
+            doc.select(&sel(&format!("#{id}"))).next().is_some(),
+            "missing #{id}"
+        );
+    }
+    // The markup survives as text, exactly.
+    let text = |s: &str| -> String {
+        doc.select(&sel(s))
+            .map(|e| e.text().collect::<Vec<_>>().join("|"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let errors = text("#error-table tr");
+    assert!(
+        errors.contains(&format!("{class}|3|{step}|1.0 s|2.0 s|{sample}")),
+        "{errors}"
+    );
+    assert!(text("#criteria tr").contains(&criterion));
+    assert!(text("#target").contains(&target), "{}", text("#target"));
+    assert!(text("#step-table tr").contains(&step));
+    // The chart legends (svg.rs) carry the class as text too.
+    assert!(text("svg#chart-errors").contains(&class));
 }
 
 /// The screenshot script of the pinned npm tools: it runs the headless Chromium

@@ -105,7 +105,10 @@ pub fn pct(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values: for the
+/// renderers that build markup as strings (the SVG charts in `svg.rs`, the
+/// comparison page in `compare.rs`). `report.html` itself is built with maud,
+/// which escapes by default (see `html.rs`).
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {

@@ -2,6 +2,12 @@
 //! stacked horizontal bars and log-scale histograms. Every chart is an
 //! `<svg class="chart">` with `data-points` (how many data points it drew), so
 //! tests can check that a chart has data without rendering it.
+//!
+//! Charts are built as strings and inserted into `report.html` unescaped
+//! (`PreEscaped` in html.rs), so this module escapes its own text: every id,
+//! title, axis label, legend, bar and segment name goes through [`esc`] (they
+//! can hold step names, error classes and transaction kinds); the rest is
+//! numbers and `PALETTE` colours.
 
 use std::fmt::Write;
 
