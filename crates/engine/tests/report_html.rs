@@ -226,9 +226,8 @@ fn markdown_summary_for_ci() {
     assert!(md.contains("`tee_timeout`"));
 }
 
-/// A copy of the fixture with each time-series row rewritten by `edit`
-/// (row index, row), re-rendered.
-fn variant(edit: impl Fn(usize, &mut serde_json::Value)) -> tempfile::TempDir {
+/// A copy of the fixture's results files in a fresh directory.
+fn fixture_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for e in std::fs::read_dir(fixture()).unwrap() {
         let e = e.unwrap();
@@ -236,6 +235,13 @@ fn variant(edit: impl Fn(usize, &mut serde_json::Value)) -> tempfile::TempDir {
             std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
         }
     }
+    dir
+}
+
+/// A copy of the fixture with each time-series row rewritten by `edit`
+/// (row index, row), re-rendered.
+fn variant(edit: impl Fn(usize, &mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = fixture_copy();
     let ts = dir.path().join("timeseries.jsonl");
     let rows: Vec<String> = std::fs::read_to_string(&ts)
         .unwrap()
@@ -325,13 +331,7 @@ fn the_system_section_charts_the_machine_or_says_it_recorded_none() {
 /// Markdown summary; a run without alerts says so, naming the limits watched.
 #[test]
 fn alerts_and_the_rpc_success_rate_reach_the_report() {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture()).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
-    }
+    let dir = fixture_copy();
     let path = dir.path().join("summary.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     v["alerts"] = serde_json::json!({
@@ -401,13 +401,7 @@ fn markup_in_error_text_and_names_is_escaped() {
     let target = format!("target{IMG}&amp;");
     let criterion = format!("crit{SCRIPT}&amp;");
 
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture()).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
-    }
+    let dir = fixture_copy();
     let edit = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
         let path = dir.path().join(name);
         let mut v: serde_json::Value =
