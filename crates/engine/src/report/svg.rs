@@ -404,3 +404,45 @@ pub fn hdr_bins(h: &hdrhistogram::Histogram<u64>, n: usize) -> Vec<(f64, f64, u6
         .map(|i| (edges[i] / 1000.0, edges[i + 1] / 1000.0, counts[i]))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_chart_text_is_escaped() {
+        let m = r#"<script>x</script>"&"#;
+        let e = "&lt;script&gt;x&lt;/script&gt;&quot;&amp;";
+        let s = [Series::new(
+            m,
+            PALETTE[0],
+            Style::Line,
+            vec![(0.0, 1.0), (1.0, 2.0)],
+        )];
+        let charts = [
+            line_chart(m, m, m, m, &s, Some((1.5, m))).into_string(),
+            bar_chart(m, m, m, &[(m.to_string(), 3.0)], PALETTE[1]).into_string(),
+            stacked_hbars(m, m, &[(m.to_string(), vec![(m.to_string(), 900.0)])]).into_string(),
+            histogram(m, m, &[(1.0, 2.0, 5)], PALETTE[2]).into_string(),
+        ];
+        for c in &charts {
+            assert!(!c.contains("<script>"), "{c}");
+            assert!(c.contains(&format!("id=\"{e}\"")), "{c}");
+            assert!(c.contains(&format!("<title>{e}</title>")), "{c}");
+            assert!(c.starts_with("<svg class=\"chart"), "{c}");
+            assert!(c.ends_with("</svg>"), "{c}");
+        }
+        // The legend of the line chart and the bar label carry the name as text.
+        assert!(charts[0].contains("<g class=\"legend\">"), "{}", charts[0]);
+        assert!(
+            charts[0].contains(&format!(">{e}</text></g>")),
+            "{}",
+            charts[0]
+        );
+        assert!(
+            charts[1].contains(&format!("<title>{e}: 3</title>")),
+            "{}",
+            charts[1]
+        );
+    }
+}
