@@ -1,14 +1,21 @@
 //! `vana-load report compare A B`: two runs side by side — criteria, E2E and
 //! per-step p50/p95 with deltas — as terminal text and an HTML diff, and the
 //! regressions of B against A beyond a relative tolerance (for CI gating).
+//!
+//! The HTML page is built with [`maud::html!`], which escapes every
+//! interpolated value by default (run paths, criterion names and values come
+//! from the runs and may hold markup); nothing here escapes by hand.
+//! `PreEscaped` wraps only the constant stylesheet `CSS` inside `<style>`
+//! (raw text in HTML, where entities would not be decoded).
 
 use std::fmt::Write;
 use std::path::Path;
 
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Serialize;
 
 use super::data::{ReportError, RunData};
-use super::fmt::{esc, oms};
+use super::fmt::oms;
 use crate::schema::Summary;
 
 /// One compared latency.
@@ -229,72 +236,139 @@ impl Comparison {
         o
     }
 
-    /// The HTML diff (self-contained, like the report).
+    /// The HTML diff (self-contained, like the report), built with
+    /// [`maud::html!`]: run paths, criterion names and values, metric names
+    /// and regression texts are escaped by the template.
     pub fn to_html(&self) -> String {
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>vana-load compare</title><style>body{{font:14px/1.4 system-ui,sans-serif;margin:20px auto;max-width:1100px;color:#1d1d1f}}table{{border-collapse:collapse;margin:8px 0 16px}}th,td{{border:1px solid #dde1e6;padding:4px 8px}}th{{background:#eef1f4}}td.num{{text-align:right}}.bad{{color:#c62828;font-weight:600}}.good{{color:#1a7f37}}</style></head><body><h1>Run comparison</h1><p>A: <code>{}</code> ({})<br>B: <code>{}</code> ({})</p>"#,
-            esc(&self.a),
-            esc(&self.verdicts.0),
-            esc(&self.b),
-            esc(&self.verdicts.1)
-        );
-        if self.regressions.is_empty() {
-            let _ = write!(
-                o,
-                r#"<p class="good" id="result">No regression beyond the tolerance of {:.1} %.</p>"#,
-                self.tolerance * 100.0
-            );
-        } else {
-            o.push_str(r#"<div id="result"><p class="bad">B regressed against A:</p><ul>"#);
-            for r in &self.regressions {
-                let _ = write!(o, "<li>{}</li>", esc(r));
+        let verdict = |x: &Option<(String, bool)>| -> Markup {
+            html! {
+                @match x {
+                    Some((v, p)) => {
+                        (v) " "
+                        span class=(if *p { "good" } else { "bad" }) { (if *p { "pass" } else { "fail" }) }
+                    }
+                    None => "–",
+                }
             }
-            o.push_str("</ul></div>");
+        };
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    title { "vana-load compare" }
+                    style { (PreEscaped(CSS)) }
+                }
+                body {
+                    h1 { "Run comparison" }
+                    p {
+                        "A: " code { (self.a) } " (" (self.verdicts.0) ")"
+                        br;
+                        "B: " code { (self.b) } " (" (self.verdicts.1) ")"
+                    }
+                    @if self.regressions.is_empty() {
+                        p class="good" id="result" {
+                            "No regression beyond the tolerance of "
+                            (format!("{:.1}", self.tolerance * 100.0))
+                            " %."
+                        }
+                    } @else {
+                        div id="result" {
+                            p class="bad" { "B regressed against A:" }
+                            ul {
+                                @for r in &self.regressions {
+                                    li { (r) }
+                                }
+                            }
+                        }
+                    }
+                    h2 { "Criteria" }
+                    table id="criteria" {
+                        tr { th { "criterion" } th { "target" } th { "A" } th { "B" } }
+                        @for c in &self.criteria {
+                            tr {
+                                td { (c.name) }
+                                td { (c.target) }
+                                td { (verdict(&c.a)) }
+                                td { (verdict(&c.b)) }
+                            }
+                        }
+                    }
+                    h2 { "Latency" }
+                    table id="latency" {
+                        tr { th { "metric" } th { "A" } th { "B" } th { "change" } }
+                        @for d in &self.latencies {
+                            tr {
+                                td { (d.metric) }
+                                td class="num" { (oms(d.a)) }
+                                td class="num" { (oms(d.b)) }
+                                td class=(if d.regressed { "num bad" } else { "num" }) { (change(d)) }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        o.push_str(r#"<h2>Criteria</h2><table id="criteria"><tr><th>criterion</th><th>target</th><th>A</th><th>B</th></tr>"#);
-        for c in &self.criteria {
-            let f = |x: &Option<(String, bool)>| {
-                x.as_ref().map_or("–".to_string(), |(v, p)| {
-                    format!(
-                        r#"{} <span class="{}">{}</span>"#,
-                        esc(v),
-                        if *p { "good" } else { "bad" },
-                        if *p { "pass" } else { "fail" }
-                    )
-                })
-            };
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&c.name),
-                esc(&c.target),
-                f(&c.a),
-                f(&c.b)
-            );
-        }
-        o.push_str(r#"</table><h2>Latency</h2><table id="latency"><tr><th>metric</th><th>A</th><th>B</th><th>change</th></tr>"#);
-        for d in &self.latencies {
-            let _ = write!(
-                o,
-                r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num{}">{}</td></tr>"#,
-                esc(&d.metric),
-                oms(d.a),
-                oms(d.b),
-                if d.regressed { " bad" } else { "" },
-                change(d)
-            );
-        }
-        o.push_str("</table></body></html>");
-        o
+        .into_string()
     }
 }
+
+/// The page's constant stylesheet: raw text inside `<style>`, where HTML
+/// entities would not be decoded, hence the only `PreEscaped` on this page.
+const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:20px auto;max-width:1100px;color:#1d1d1f}table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #dde1e6;padding:4px 8px}th{background:#eef1f4}td.num{text-align:right}.bad{color:#c62828;font-weight:600}.good{color:#1a7f37}";
 
 fn short(s: &str) -> String {
     if s.chars().count() <= 24 {
         s.to_string()
     } else {
         s.chars().take(23).collect::<String>() + "…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_criterion_names_and_paths_is_escaped() {
+        let evil = r#"<script>alert("x")</script>&'"#;
+        let c = Comparison {
+            a: "runs/<a>".into(),
+            b: "runs/b&c".into(),
+            tolerance: 0.1,
+            verdicts: ("pass".into(), "fail".into()),
+            criteria: vec![CriterionPair {
+                name: evil.into(),
+                target: "< 1 s".into(),
+                a: Some(("<b>0.5</b>".into(), true)),
+                b: Some(("2".into(), false)),
+            }],
+            latencies: vec![Delta {
+                metric: "<i>step</i> p95".into(),
+                a: Some(10.0),
+                b: Some(20.0),
+                change: Some(1.0),
+                regressed: true,
+            }],
+            error_rate: (None, None),
+            throughput: (1.0, 1.0),
+            regressions: vec![format!("criterion `{evil}` passed in A and fails in B")],
+        };
+        let h = c.to_html();
+        assert!(!h.contains("<script>"), "{h}");
+        assert!(!h.contains("<b>0.5") && !h.contains("<i>step"), "{h}");
+        assert!(
+            h.contains("<td>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;'</td>"),
+            "{h}"
+        );
+        assert!(h.contains("<code>runs/&lt;a&gt;</code>"), "{h}");
+        assert!(h.contains("<code>runs/b&amp;c</code>"), "{h}");
+        assert!(
+            h.contains("&lt;b&gt;0.5&lt;/b&gt; <span class=\"good\">pass</span>"),
+            "{h}"
+        );
+        assert!(h.contains("<td class=\"num bad\">+100.0 %</td>"), "{h}");
+        assert!(h.contains("<li>criterion `&lt;script&gt;"), "{h}");
+        assert!(h.starts_with("<!DOCTYPE html>"), "{h}");
     }
 }

@@ -1,4 +1,10 @@
-//! Number formatting and HTML escaping shared by the report renderers.
+//! Number formatting shared by the report renderers.
+//!
+//! There is no HTML escaping here: the report's HTML (`html.rs`), its SVG
+//! charts (`svg.rs`) and the comparison page (`compare.rs`) are built with
+//! maud, which escapes every interpolated value by default. `PreEscaped` is
+//! used only for the constant stylesheets inside `<style>` (raw text in HTML,
+//! where entities would not be decoded).
 
 /// A latency in milliseconds, readable: `850 ms`, `2.41 s`, `3.2 min`.
 pub fn ms(v: f64) -> String {
@@ -105,25 +111,6 @@ pub fn pct(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
 }
 
-/// Escapes text for HTML element content and attribute values: for the
-/// renderers that build markup as strings (the SVG charts in `svg.rs`, the
-/// comparison page in `compare.rs`). `report.html` itself is built with maud,
-/// which escapes by default (see `html.rs`).
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +120,6 @@ mod tests {
         assert_eq!(ms(850.0), "850 ms");
         assert_eq!(ms(2410.0), "2.41 s");
         assert_eq!(group(1234567), "1,234,567");
-        assert_eq!(esc("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
         assert_eq!(vana(0.00091), "0.00091");
         assert_eq!(vana(91.0), "91");
         assert_eq!(measured(61.2449), "61.24");

@@ -8,16 +8,10 @@
 //! The page is built with [`maud::html!`], a template checked at compile time
 //! that escapes every interpolated value by default: the report shows text
 //! from remote services (error samples, error classes, step, target and
-//! criterion names), and nothing here escapes by hand. `PreEscaped` wraps two
-//! kinds of content only:
-//!
-//! - the constant stylesheet `CSS` inside `<style>` (raw text in HTML, where
-//!   entities would not be decoded), and
-//! - the inline SVG charts from [`super::svg`] (`figure` and the per-step
-//!   histograms), which are built as strings:
-//!   svg.rs escapes its own text (ids, titles, axis labels, legend and bar
-//!   names go through `fmt::esc`; everything else it writes is a number or a
-//!   colour from `PALETTE`).
+//! criterion names), and nothing here escapes by hand. The inline SVG charts
+//! from [`super::svg`] are maud [`Markup`] too and are embedded as they are.
+//! `PreEscaped` wraps only the constant stylesheet `CSS` inside `<style>`
+//! (raw text in HTML, where entities would not be decoded).
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -56,11 +50,11 @@ code{background:#eef1f4;padding:0 3px;border-radius:3px}
 @media print{body{background:#fff}main{max-width:none;padding:0}.grid{grid-template-columns:1fr 1fr}figure,.card,table{break-inside:avoid}h2{break-after:avoid}}
 "#;
 
-/// A chart from svg.rs (which escapes its own text) with its caption.
-fn figure(svg: String, caption: &str) -> Markup {
+/// A chart from svg.rs with its caption.
+fn figure(svg: Markup, caption: &str) -> Markup {
     html! {
         figure {
-            (PreEscaped(svg))
+            (svg)
             figcaption { (caption) }
         }
     }
@@ -675,12 +669,12 @@ fn steps(d: &RunData) -> Markup {
                 @for (i, st) in order.iter().enumerate() {
                     @if let Some(h) = d.hists.get(&format!("step.{st}")) {
                         figure {
-                            (PreEscaped(svg::histogram(
+                            (svg::histogram(
                                 &format!("chart-hist-{st}"),
                                 st,
                                 &svg::hdr_bins(h, 24),
                                 PALETTE[i % 6],
-                            )))
+                            ))
                         }
                     }
                 }
