@@ -111,6 +111,23 @@ pub fn pct(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
 }
 
+/// The users line of a summary, with the population of its error rate:
+/// "N of M users succeeded, … ; error rate X of users that arrived; R journeys/s (peak P/s)".
+pub fn users_sentence(s: &crate::schema::Summary) -> String {
+    let u = &s.users;
+    format!(
+        "{} of {} users succeeded, {} failed, {} delayed, {} dropped; error rate {} of users that arrived; {} journeys/s (peak {}/s)",
+        group(u.succeeded as i128),
+        group(u.planned as i128),
+        u.failed,
+        u.delayed,
+        u.dropped,
+        s.rates.error_rate.map_or("–".into(), pct),
+        num(s.throughput.flows_per_s),
+        num(s.throughput.peak_flows_per_s)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

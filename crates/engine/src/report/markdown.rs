@@ -11,7 +11,7 @@ use std::fmt::Write;
 use super::Analysis;
 use super::checks::{CheckKind, checks};
 use super::data::RunData;
-use super::fmt::{group, num, oms, pct, secs};
+use super::fmt::{group, num, oms, secs, users_sentence};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -33,19 +33,7 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         d.profile(),
         cell(&d.target())
     );
-    let u = &s.users;
-    let _ = writeln!(
-        o,
-        "{} of {} users succeeded, {} failed, {} delayed, {} dropped; error rate {} of users that arrived; {} journeys/s (peak {}/s).\n",
-        group(u.succeeded as i128),
-        group(u.planned as i128),
-        u.failed,
-        u.delayed,
-        u.dropped,
-        s.rates.error_rate.map_or("–".into(), pct),
-        num(s.throughput.flows_per_s),
-        num(s.throughput.peak_flows_per_s)
-    );
+    let _ = writeln!(o, "{}.\n", users_sentence(s));
     if let Some(why) = &s.verdict_reason {
         let _ = writeln!(
             o,

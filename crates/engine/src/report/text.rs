@@ -14,7 +14,7 @@ use crossterm::style::Stylize;
 
 use super::checks::{Check, CheckKind, checks};
 use super::data::RunData;
-use super::fmt::{num, oms, pct};
+use super::fmt::{oms, users_sentence};
 use crate::schema::Verdict;
 
 /// The files of a results directory worth pointing at, in the order shown.
@@ -126,20 +126,7 @@ pub fn render(d: &RunData, color: bool) -> String {
         }
     }
 
-    let u = &s.users;
-    let _ = writeln!(
-        o,
-        "\n  {}  {} of {} succeeded, {} failed, {} delayed, {} dropped; error rate {}; {} journeys/s (peak {}/s)",
-        paint.head("USERS"),
-        u.succeeded,
-        u.planned,
-        u.failed,
-        u.delayed,
-        u.dropped,
-        s.rates.error_rate.map_or("–".into(), pct),
-        num(s.throughput.flows_per_s),
-        num(s.throughput.peak_flows_per_s)
-    );
+    let _ = writeln!(o, "\n  {}  {}", paint.head("USERS"), users_sentence(s));
     let _ = writeln!(
         o,
         "  {}    p50 {}, p95 {}, p99 {}, max {} ({})",
