@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::flow::{FlowError, FlowResult, StepSample, TxSample};
-use crate::metrics::Recorder;
+use crate::metrics::{DropCause, Recorder};
 use crate::schema::{AlertEvent, Event};
 
 /// What a journal says about a run. The recorder's counters describe the
@@ -156,12 +156,11 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                 if d.delayed {
                     r.delayed += 1;
                 }
-                let message = d.error.clone();
                 r.dropped(
                     (d.who.intended_ms + d.wait_ms) / 1000.0,
                     ms(d.wait_ms),
+                    &DropCause::from_class(&d.error),
                     &d.error,
-                    &message,
                 );
             }
             // Starts of re-run users and cancellations count again when they run.

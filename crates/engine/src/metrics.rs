@@ -17,6 +17,38 @@ use crate::threshold::{Agg, MetricView, metric as m};
 /// The `step` of an error class charged to arrivals that never started.
 pub const DROPPED_STEP: &str = "(not started)";
 
+/// Why an arrival never started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropCause {
+    /// It waited `maxQueueWaitSecs` for a concurrency slot.
+    QueueTimeout,
+    /// The circuit breaker of `component` was open.
+    Shed { component: String },
+}
+
+impl DropCause {
+    /// The error class written to results: `queue_timeout` or `breaker(<component>)`.
+    pub fn class(&self) -> String {
+        match self {
+            DropCause::QueueTimeout => "queue_timeout".into(),
+            DropCause::Shed { component } => format!("breaker({component})"),
+        }
+    }
+
+    /// The cause a journal line's class records (the inverse of [`DropCause::class`]).
+    pub fn from_class(class: &str) -> DropCause {
+        match class
+            .strip_prefix("breaker(")
+            .and_then(|c| c.strip_suffix(')'))
+        {
+            Some(component) => DropCause::Shed {
+                component: component.to_string(),
+            },
+            None => DropCause::QueueTimeout,
+        }
+    }
+}
+
 /// Significant digits of every histogram.
 pub const SIGFIG: u8 = 3;
 
@@ -207,15 +239,14 @@ impl Recorder {
         }
     }
 
-    /// Records an arrival that never started: dropped after waiting `waited`
-    /// for a slot (`queue_timeout`) or shed by a breaker (`breaker(<component>)`).
-    /// It is a failure of that class, with its waited latency.
-    pub fn dropped(&mut self, at_s: f64, waited: Duration, class: &str, message: &str) {
+    /// Records an arrival that never started: a failure of its cause's class,
+    /// with the latency it waited.
+    pub fn dropped(&mut self, at_s: f64, waited: Duration, cause: &DropCause, message: &str) {
         self.dropped += 1;
-        if class.starts_with("breaker(") {
+        if matches!(cause, DropCause::Shed { .. }) {
             self.shed += 1;
         }
-        self.failure(at_s, waited, class, DROPPED_STEP, message);
+        self.failure(at_s, waited, &cause.class(), DROPPED_STEP, message);
     }
 
     /// One failure of `class`, counted once.

@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep_until};
 use super::{Shared, lock, user};
 use crate::breaker::Admit;
 use crate::flow::Flow;
+use crate::metrics::DropCause;
 use crate::schedule::Schedule;
 use crate::schema::{Dropped, Event};
 
@@ -47,14 +48,16 @@ pub(super) async fn dispatch<F: Flow>(sh: Arc<Shared<F>>, sched: Arc<Schedule>, 
 fn shed<F: Flow>(sh: &Shared<F>, user: u64, intended: Instant, component: &str) {
     let now = Instant::now();
     let lag = now.saturating_duration_since(intended);
-    let class = format!("breaker({component})");
+    let cause = DropCause::Shed {
+        component: component.to_string(),
+    };
     {
         let mut r = lock(&sh.rec);
         r.arrival(sh.secs_since_t0(intended), lag);
         r.dropped(
             sh.secs_since_t0(now),
             lag,
-            &class,
+            &cause,
             &format!("the circuit breaker of `{component}` was open"),
         );
     }
@@ -62,7 +65,7 @@ fn shed<F: Flow>(sh: &Shared<F>, user: u64, intended: Instant, component: &str) 
     sh.prom.dropped.inc();
     sh.events.send(Event::FlowDropped(Dropped {
         who: sh.who(user, &sh.flow.wallet(user), intended),
-        error: class,
+        error: cause.class(),
         wait_ms: super::ms(lag),
         delayed: false,
     }));

@@ -14,6 +14,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{Shared, lock, ms};
 use crate::flow::{Flow, FlowResult, Progress};
+use crate::metrics::DropCause;
 use crate::schema::{AbortReason, Cancelled, Dropped, Event, EventStep, EventTx, Journey, Start};
 
 /// Records a cancellation if the user's task is dropped before it ends.
@@ -181,7 +182,7 @@ fn drop_arrival<F: Flow>(g: &CancelGuard<F>) {
     lock(&sh.rec).dropped(
         sh.secs_since_t0(now),
         waited,
-        "queue_timeout",
+        &DropCause::QueueTimeout,
         &format!(
             "waited {:.1} s for one of {} slots (maxQueueWaitSecs {})",
             waited.as_secs_f64(),
@@ -195,7 +196,7 @@ fn drop_arrival<F: Flow>(g: &CancelGuard<F>) {
     }
     sh.events.send(Event::FlowDropped(Dropped {
         who: sh.who(g.user, &g.wallet, g.intended),
-        error: "queue_timeout".into(),
+        error: DropCause::QueueTimeout.class(),
         wait_ms: ms(waited),
         delayed: true,
     }));
