@@ -6,6 +6,10 @@
 //!
 //! Settings come from, lowest to highest: the defaults, `--config twin.toml`,
 //! the environment (`VANA_LOAD_MNEMONIC`), then flags.
+//!
+//! `twin env` prints, from a running twin's manifest, every endpoint in the
+//! form the Vana SDK's configuration takes it (and the twin's public test
+//! credentials), as JSON or as `export` lines for a shell or an `.env` file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +24,27 @@ pub const DEFAULT_MANIFEST: &str = "runs/twin/manifest.json";
 pub enum Command {
     /// Start the twin (chain + services), write the manifest, stay up until Ctrl-C.
     Up(UpArgs),
+    /// Print a running twin's endpoints in the Vana SDK's form (JSON or shell exports).
+    Env(EnvArgs),
+}
+
+/// How `twin env` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvFormat {
+    /// One JSON object (the manifest's `sdk` section).
+    Json,
+    /// `export NAME='value'` lines, for a shell or an `.env` file.
+    Sh,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EnvArgs {
+    /// The manifest `twin up` wrote.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_MANIFEST)]
+    pub manifest: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "sh")]
+    pub format: EnvFormat,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,7 +83,30 @@ pub struct UpArgs {
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Up(args) => up(args).await,
+        Command::Env(args) => {
+            print!("{}", env(&args)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The text `twin env` prints.
+pub fn env(args: &EnvArgs) -> anyhow::Result<String> {
+    let manifest = protocol::manifest::Manifest::load(&args.manifest)?;
+    let sdk = manifest.sdk.ok_or_else(|| {
+        anyhow::anyhow!(
+            "twin manifest {} has no `sdk` section (written by an older vana-load? restart `vana-load twin up`)",
+            args.manifest.display()
+        )
+    })?;
+    Ok(match args.format {
+        EnvFormat::Json => format!("{}\n", serde_json::to_string_pretty(&sdk)?),
+        EnvFormat::Sh => sdk
+            .env_vars()
+            .into_iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
+            .collect(),
+    })
 }
 
 /// Builds the twin config from the file (if any) and the flags.
