@@ -245,3 +245,61 @@ impl StopSignal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_file(dir: &std::path::Path, sdk: Option<serde_json::Value>) -> PathBuf {
+        let mut m = serde_json::json!({
+            "rpc_url": "http://127.0.0.1:8545", "chain_id": 14800, "deployer_block": 1,
+            "contracts": {}, "services": {}, "started_at": "2026-11-27T21:00:00Z"
+        });
+        if let Some(sdk) = sdk {
+            m["sdk"] = sdk;
+        }
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, m.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn env_prints_the_sdk_endpoints_as_json_or_shell_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = serde_json::json!({
+            "rpc_url": "http://127.0.0.1:8545", "chain_id": 14800,
+            "relayer_url": "http://127.0.0.1:4002/api/relay",
+            "pinata_jwt": "it's-public"
+        });
+        let manifest = manifest_file(dir.path(), Some(sdk.clone()));
+        let json = env(&EnvArgs {
+            manifest: manifest.clone(),
+            format: EnvFormat::Json,
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            sdk
+        );
+        let sh = env(&EnvArgs {
+            manifest,
+            format: EnvFormat::Sh,
+        })
+        .unwrap();
+        assert_eq!(
+            sh,
+            "export VANA_RPC_URL='http://127.0.0.1:8545'\n\
+             export VANA_CHAIN_ID='14800'\n\
+             export VANA_RELAYER_URL='http://127.0.0.1:4002/api/relay'\n\
+             export PINATA_JWT='it'\\''s-public'\n"
+        );
+        // An older manifest without `sdk` is named.
+        let old = manifest_file(dir.path(), None);
+        let err = env(&EnvArgs {
+            manifest: old,
+            format: EnvFormat::Sh,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("no `sdk` section"), "{err}");
+    }
+}
