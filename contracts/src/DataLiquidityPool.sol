@@ -18,7 +18,8 @@ import {IDataLiquidityPool} from "./interfaces/IDataLiquidityPool.sol";
 /// @title DataLiquidityPool (template)
 /// @notice Pays contributors an ERC-20 reward for a file whose proof was signed by a TEE of the
 /// pool: the signed message is keccak256(abi.encodePacked(url, score, dlpId, metadata, proofUrl,
-/// instruction)) as an eth_sign message, and the reward is fileRewardFactor * score / 1e18.
+/// instruction)) as an eth_sign message, and the reward is fileRewardFactor * score / 1e18, drawn
+/// from the budget funded with addRewardsForContributors (totalContributorsRewardAmount).
 contract DataLiquidityPool is
     Ownable2StepUpgradeable,
     PausableUpgradeable,
@@ -201,7 +202,10 @@ contract DataLiquidityPool is
         _contributors.add(file.ownerAddress);
         _contributorInfo[file.ownerAddress].fileIds.add(registryFileId);
 
+        // As Vana's DLP template: pay, then draw from the funded budget. Once the budget is spent
+        // the transfer (the pool holds no more than the budget) or the checked subtraction reverts.
         token.safeTransfer(file.ownerAddress, reward);
+        totalContributorsRewardAmount -= reward;
         emit RewardRequested(file.ownerAddress, registryFileId, proofIndex, reward);
     }
 }

@@ -289,6 +289,9 @@ contract DataPortabilityPermissions is VanaUpgradeable, EIP712Upgradeable, IData
         if (p.grantor != requestor) revert NotPermissionGrantor(p.grantor, requestor);
         if (p.endBlock <= block.number) revert InactivePermission(permissionId);
         p.endBlock = block.number;
+        // As Vana's contract: a revoked permission leaves the grantor's and the grantee's sets.
+        if (!_users[requestor].permissionIds.remove(permissionId)) revert InactivePermission(permissionId);
+        dataPortabilityGrantees.removePermissionFromGrantee(p.granteeId, permissionId);
         emit PermissionRevoked(permissionId);
     }
 

@@ -368,6 +368,26 @@ impl Chain {
         Ok((receipt, record))
     }
 
+    /// The error name of a mined failure sent by someone else (a relayer),
+    /// by reading its transaction and replaying it on the parent block.
+    pub async fn mined_revert(&self, receipt: &TransactionReceipt) -> String {
+        let tx = self
+            .main()
+            .get_transaction_by_hash(receipt.transaction_hash)
+            .await;
+        let Ok(Some(tx)) = tx else {
+            return "unknown".into();
+        };
+        let Some(to) = receipt.to else {
+            return "unknown".into();
+        };
+        use alloy::consensus::Transaction as _;
+        let input = tx.inner.input().clone();
+        let value = tx.inner.value();
+        self.replay_revert(receipt.from, to, &input, value, receipt.block_number)
+            .await
+    }
+
     /// The error name of a mined failure, by replaying the call on the parent block.
     async fn replay_revert(
         &self,

@@ -495,8 +495,9 @@ async fn register(
                 sent.elapsed(),
             ));
             if !receipt.status() {
+                let name = ctx.chain.mined_revert(&receipt).await;
                 return Err(JourneyError::new(
-                    ErrorKind::Revert("unknown".into()),
+                    ErrorKind::Revert(name),
                     format!("relayed transaction {hash} reverted"),
                 ));
             }

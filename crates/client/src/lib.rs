@@ -3,6 +3,7 @@
 //! - [`target`]: where the user goes (a TOML file or a twin manifest): RPC
 //!   endpoints, contracts, service URLs, key sources, funding, timeouts.
 //! - [`data`]: deterministic synthetic user data in the plan's three sizes.
+//! - [`keys`]: the redacted `Secret` and HD derivation (a leaf: target and wallets use it).
 //! - [`wallets`]: HD-derived user wallets and their batch funding.
 //! - [`errors`]: the error taxonomy and the bounded retry policy.
 //! - [`steps`]: the eleven step names and their deadlines.
@@ -20,6 +21,7 @@ pub mod context;
 pub mod data;
 pub mod errors;
 pub mod journey;
+pub mod keys;
 pub mod services;
 pub mod steps;
 pub mod target;

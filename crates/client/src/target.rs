@@ -37,25 +37,7 @@ pub const TWIN_PROOF_URL: &str = "https://vana-load.invalid/poc/proof-of-contrib
 pub const DEFAULT_TEST_MNEMONIC: &str =
     "test test test test test test test test test test test junk";
 
-/// A secret string (private key, mnemonic, JWT) whose `Debug`/`Display` are redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use crate::keys::Secret;
 
 /// Where a private key comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,7 +78,7 @@ impl KeySource {
                         "{what}: HD index {index} needs a mnemonic (set VANA_LOAD_MNEMONIC)"
                     ))
                 })?;
-                crate::wallets::derive_one(m, *index).map_err(|e| {
+                crate::keys::derive_one(m, *index).map_err(|e| {
                     TargetError::Invalid(format!("{what}: cannot derive HD index {index}: {e}"))
                 })
             }
@@ -476,7 +458,7 @@ fn parse_key_source(field: &str, s: String) -> Result<KeySource, String> {
             "{field}: expected a 32-byte hex private key or hd:<index> (value not shown)"
         ));
     }
-    Ok(KeySource::PrivateKey(Secret(s)))
+    Ok(KeySource::PrivateKey(Secret::new(s)))
 }
 
 fn parse_vana(field: &str, v: &toml::Value) -> Result<U256, String> {
@@ -565,7 +547,7 @@ impl Target {
         let storage = StorageConfig {
             kind: f.storage.kind,
             api_url: parse_url("storage.api_url", api_url.trim_end_matches('/'))?,
-            jwt: opt("storage.jwt", &f.storage.jwt)?.map(Secret),
+            jwt: opt("storage.jwt", &f.storage.jwt)?.map(Secret::new),
             gateway: parse_url("storage.gateway", gateway.trim_end_matches('/'))?,
         };
         let url_opt = |field: &str, v: Option<String>| v.map(|s| parse_url(field, &s)).transpose();
@@ -582,7 +564,7 @@ impl Target {
             opt("services.subgraph", &f.services.subgraph)?,
         )?;
         let tee_url = url_opt("services.tee", opt("services.tee", &f.services.tee)?)?;
-        let mnemonic = opt("keys.mnemonic", &f.keys.mnemonic)?.map(Secret);
+        let mnemonic = opt("keys.mnemonic", &f.keys.mnemonic)?.map(Secret::new);
         let funder_key = opt("keys.funder", &f.keys.funder)?
             .map(|s| parse_key_source("keys.funder", s))
             .transpose()?;

@@ -10,6 +10,7 @@
 //! - [`api`]: JSON types of every HTTP API (storage, relayer, personal server,
 //!   Replicate-style inference, TEE, subgraph).
 //! - [`manifest`]: what a running twin publishes about itself.
+//! - [`moksha`]: the SDK's Moksha contract addresses, which the twin uses too.
 //! - [`keys`]: HD derivation and the index ranges reserved for each role.
 //! - [`rpc`]: the node client every part uses (alloy's, plus one retry rule).
 
@@ -19,4 +20,5 @@ pub mod crypto;
 pub mod eip712;
 pub mod keys;
 pub mod manifest;
+pub mod moksha;
 pub mod rpc;

@@ -8,9 +8,14 @@
 //!   "deployer_block": 1,
 //!   "contracts": { "DataRegistry": "0x…", … },
 //!   "services": { "storage": { "url": "http://127.0.0.1:41234", "metrics_url": "http://127.0.0.1:41234/metrics" } },
+//!   "sdk": { "relayer_url": "http://127.0.0.1:41236/api/relay", "subgraph_url": "…/subgraphs/name/vana", … },
 //!   "started_at": "2026-11-27T21:00:00Z"
 //! }
 //! ```
+//!
+//! `sdk` ([`SdkEndpoints`]) carries every endpoint in the form the Vana SDK's
+//! configuration takes it (full URLs with their paths) and the twin's public
+//! test credentials; `vana-load twin env` prints it.
 //!
 //! [`Manifest::write`] replaces the file atomically (write to a temporary file
 //! in the same directory, then rename), so a reader polling for the file never
@@ -57,6 +62,62 @@ pub struct ServiceEndpoint {
     pub metrics_url: String,
 }
 
+/// Everything an app needs to point the Vana SDK at the twin, in the form
+/// the SDK's configuration takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SdkEndpoints {
+    /// The chain's JSON-RPC URL (a viem `http()` transport).
+    pub rpc_url: String,
+    pub chain_id: u64,
+    /// `relayer`: the relay endpoint, `…/api/relay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayer_url: Option<String>,
+    /// `subgraphUrl`: `…/subgraphs/name/vana`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subgraph_url: Option<String>,
+    /// `defaultPersonalServerUrl`: the personal server's base, `…/api/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_server_url: Option<String>,
+    /// `ipfsGateways`: a gateway prefix, `…/ipfs/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipfs_gateway: Option<String>,
+    /// `PinataStorage({apiUrl})`: the Pinata API base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinata_api_url: Option<String>,
+    /// `PinataStorage({jwt})`: the twin's public test JWT (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinata_jwt: Option<String>,
+    /// The inference backend's public test token (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicate_token: Option<String>,
+}
+
+impl SdkEndpoints {
+    /// `(NAME, value)` pairs for an `.env` file: `VANA_RPC_URL`, `VANA_CHAIN_ID`,
+    /// `VANA_RELAYER_URL`, … (unset ones left out).
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("VANA_RPC_URL", self.rpc_url.clone()),
+            ("VANA_CHAIN_ID", self.chain_id.to_string()),
+        ];
+        let optional = [
+            ("VANA_RELAYER_URL", &self.relayer_url),
+            ("VANA_SUBGRAPH_URL", &self.subgraph_url),
+            ("VANA_PERSONAL_SERVER_URL", &self.personal_server_url),
+            ("VANA_IPFS_GATEWAY", &self.ipfs_gateway),
+            ("PINATA_API_URL", &self.pinata_api_url),
+            ("PINATA_JWT", &self.pinata_jwt),
+            ("REPLICATE_API_TOKEN", &self.replicate_token),
+        ];
+        vars.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v.clone()))),
+        );
+        vars
+    }
+}
+
 /// What a running twin publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -70,6 +131,9 @@ pub struct Manifest {
     /// Service name (`storage`, `relayer`, …) to its endpoints.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceEndpoint>,
+    /// The endpoints in the SDK's form (absent in manifests of older twins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkEndpoints>,
     pub started_at: DateTime<Utc>,
 }
 
@@ -165,6 +229,7 @@ mod tests {
             deployer_block: 1,
             contracts,
             services,
+            sdk: None,
             started_at: "2026-11-27T21:00:00Z".parse().unwrap(),
         }
     }
@@ -201,6 +266,39 @@ mod tests {
             "http://127.0.0.1:4000/metrics"
         );
         assert_eq!(v["started_at"], "2026-11-27T21:00:00Z");
+    }
+
+    #[test]
+    fn sdk_endpoints_round_trip_and_become_env_vars() {
+        let mut m = sample();
+        m.sdk = Some(SdkEndpoints {
+            rpc_url: m.rpc_url.clone(),
+            chain_id: 14800,
+            relayer_url: Some("http://127.0.0.1:4002/api/relay".into()),
+            pinata_jwt: Some("jwt".into()),
+            ..SdkEndpoints::default()
+        });
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["sdk"]["relayer_url"], "http://127.0.0.1:4002/api/relay");
+        assert!(v["sdk"].get("subgraph_url").is_none());
+        assert_eq!(serde_json::from_value::<Manifest>(v).unwrap(), m);
+        let vars = m.sdk.unwrap().env_vars();
+        assert_eq!(
+            vars,
+            vec![
+                ("VANA_RPC_URL", "http://127.0.0.1:8545".to_string()),
+                ("VANA_CHAIN_ID", "14800".to_string()),
+                (
+                    "VANA_RELAYER_URL",
+                    "http://127.0.0.1:4002/api/relay".to_string()
+                ),
+                ("PINATA_JWT", "jwt".to_string()),
+            ]
+        );
+        // A manifest without `sdk` (an older twin's) still loads.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("sdk");
+        assert_eq!(serde_json::from_value::<Manifest>(old).unwrap().sdk, None);
     }
 
     #[test]

@@ -185,6 +185,15 @@ pub struct ChainConfig {
     /// The anvil binary. `None` (the default) searches `$PATH`, then the
     /// repository's `tools/node_modules` (see [`crate::tools`]).
     pub anvil: Option<PathBuf>,
+    /// Where the contracts the SDK knows are deployed: `"moksha"` (the
+    /// default: at the SDK's Moksha addresses, so an unmodified SDK reaches
+    /// them) or `"plain"` (wherever `CREATE` puts them).
+    pub addresses: crate::chain::AddressLayout,
+    /// The DataLiquidityPool's reward budget, in whole reward tokens: every
+    /// `requestReward` draws from it and, once it is spent, reverts as
+    /// Vana's DLP does. Default 250,000 (twice a 12,500-journey burst at the
+    /// highest score).
+    pub dlp_reward_budget: u64,
 }
 
 impl Default for ChainConfig {
@@ -200,6 +209,8 @@ impl Default for ChainConfig {
             keep_blocks: None,
             mnemonic: Mnemonic::default(),
             anvil: None,
+            addresses: crate::chain::AddressLayout::default(),
+            dlp_reward_budget: crate::chain::DEFAULT_REWARD_BUDGET_TOKENS,
         }
     }
 }
@@ -216,6 +227,15 @@ impl ChainConfig {
                 "chain.block_time",
                 format!(
                     "must be a positive number of seconds (got {bt}); leave it out for automine"
+                ),
+            ));
+        }
+        if self.dlp_reward_budget > 1_000_000_000_000 {
+            return Err(ConfigError::invalid(
+                "chain.dlp_reward_budget",
+                format!(
+                    "{} is above the reward token's supply of 1000000000000",
+                    self.dlp_reward_budget
                 ),
             ));
         }

@@ -88,6 +88,7 @@ impl Twin {
                 deployer_block: chain.deployer_block,
                 contracts: chain.contracts.clone(),
                 services: BTreeMap::new(),
+                sdk: None,
                 started_at,
             },
             services: Vec::new(),
@@ -96,6 +97,7 @@ impl Twin {
         };
         // On an error below, dropping `twin` stops what has started.
         twin.start_services(&config).await?;
+        twin.manifest.sdk = Some(sdk_endpoints(&twin.manifest, &config));
         Ok(twin)
     }
 
@@ -159,11 +161,23 @@ impl Twin {
             self.add_service(handle);
         }
         if config.relayer.enabled {
+            let storage =
+                self.manifest
+                    .services
+                    .get(storage::NAME)
+                    .map(|s| relayer::GrantStorage {
+                        api_url: s.url.clone(),
+                        jwt: config.storage.jwt.as_ref().map(|j| j.expose().to_owned()),
+                    });
+            let upstreams = relayer::Upstreams {
+                rpc_url: self.manifest.rpc_url.clone(),
+                contracts: self.manifest.contracts.clone(),
+                storage,
+            };
             let handle = relayer::spawn(
                 config.relayer.clone(),
-                &self.manifest.rpc_url,
                 config.chain.mnemonic.expose(),
-                &self.manifest.contracts,
+                upstreams,
             )
             .await?;
             self.add_service(handle);
@@ -268,6 +282,41 @@ impl Drop for Twin {
         // by `RunningChain`'s own drop.
         self.services.clear();
         self.chain.take();
+    }
+}
+
+/// The manifest's endpoints in the SDK's form, with the twin's public test
+/// credentials (the Pinata JWT and Replicate token the twin checks).
+fn sdk_endpoints(manifest: &Manifest, config: &TwinConfig) -> protocol::manifest::SdkEndpoints {
+    use protocol::api::{
+        personal_server::API_PREFIX, relayer::RELAY_PATH, subgraph::SUBGRAPH_PATH,
+    };
+    let url = |name: &str, path: &str| {
+        manifest
+            .services
+            .get(name)
+            .map(|s| format!("{}{path}", s.url))
+    };
+    protocol::manifest::SdkEndpoints {
+        rpc_url: manifest.rpc_url.clone(),
+        chain_id: manifest.chain_id,
+        relayer_url: url("relayer", RELAY_PATH),
+        subgraph_url: url("indexer", SUBGRAPH_PATH),
+        personal_server_url: url("personal_server", API_PREFIX),
+        ipfs_gateway: url(storage::NAME, protocol::api::storage::GATEWAY_PREFIX),
+        pinata_api_url: url(storage::NAME, ""),
+        pinata_jwt: config
+            .storage
+            .jwt
+            .as_ref()
+            .filter(|_| config.storage.enabled)
+            .map(|j| j.expose().to_owned()),
+        replicate_token: config
+            .inference
+            .token
+            .as_ref()
+            .filter(|_| config.inference.enabled)
+            .map(|t| t.expose().to_owned()),
     }
 }
 
@@ -385,8 +434,13 @@ mod chain_glue {
         };
         let process = AnvilProcess::spawn(&anvil_config).await?;
         let rpc_url = process.rpc_url();
-        let deployment =
-            deploy(&rpc_url, config.mnemonic.expose(), &DeployConfig::default()).await?;
+        let deploy_config = DeployConfig {
+            layout: config.addresses,
+            reward_pool: alloy::primitives::U256::from(config.dlp_reward_budget)
+                * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18)),
+            ..DeployConfig::default()
+        };
+        let deployment = deploy(&rpc_url, config.mnemonic.expose(), &deploy_config).await?;
         Ok(RunningChain {
             rpc_url,
             deployer_block: deployment.deployer_block,

@@ -31,7 +31,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use protocol::api::personal_server::{
     CreateOperation, ErrorBody, ErrorCode, GRANT_OPERATIONS, GrantFile, Identity, OperationCreated,
-    OperationRequest, OperationState, OperationStatus, build_prompt,
+    OperationRequest, OperationState, OperationStatus, RequestValidationError, build_prompt,
 };
 use protocol::api::replicate::{self, CreatePrediction, Prediction, PredictionStatus};
 use protocol::contracts::{DataPortabilityGrantees, DataPortabilityPermissions, DataRegistry};
@@ -235,6 +235,11 @@ impl ApiError {
     }
 }
 
+/// The server's `NotFoundError`: 404, `"{kind} '{id}' not found"`.
+fn not_found(kind: &str, id: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("{kind} '{id}' not found"))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
@@ -304,6 +309,13 @@ async fn identity(State(state): State<Arc<AppState>>, Query(q): Query<IdentityQu
 
 async fn create_operation(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let started = Instant::now();
+    // A body that does not match the request model never reaches the
+    // handler: FastAPI answers 422 with pydantic's error list.
+    if let Some(invalid) = RequestValidationError::of_create_operation(&body) {
+        let response = (StatusCode::UNPROCESSABLE_ENTITY, Json(invalid)).into_response();
+        count(&state, "operations_create", response.status().as_u16());
+        return response;
+    }
     let response = match run_pipeline(&state, &body).await {
         Ok(created) => (StatusCode::ACCEPTED, Json(created)).into_response(),
         Err(e) => {
@@ -374,6 +386,10 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
                 format!("permission {} could not be read: {e}", op.permission_id),
             )
         })?;
+    // The contract answers a zeroed struct for an unknown id: as the server, 404.
+    if permission.grantor == Address::ZERO {
+        return Err(not_found("Permission", op.permission_id));
+    }
     if permission.fileIds.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Validation,
@@ -391,6 +407,9 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
                 format!("grantee {} could not be read: {e}", permission.granteeId),
             )
         })?;
+    if grantee.granteeAddress == Address::ZERO {
+        return Err(not_found("Grantee", permission.granteeId));
+    }
     if grantee.granteeAddress != app {
         return Err(ApiError::new(
             ErrorCode::Authentication,
@@ -431,6 +450,9 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
                 format!("file {file_id} could not be read: {e}"),
             )
         })?;
+        if file.ownerAddress == Address::ZERO {
+            return Err(not_found("File", file_id));
+        }
         let wrapped = registry
             .filePermissions(*file_id, server_key.address())
             .call()
@@ -442,12 +464,9 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
                 )
             })?;
         if wrapped.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::FileAccess,
-                format!(
-                    "file {file_id} has no key for server {}",
-                    server_key.address()
-                ),
+            return Err(not_found(
+                "File key",
+                format!("{file_id}/{}", server_key.address()),
             ));
         }
         let key = crypto::ecies::decrypt(server_key.credential().to_bytes().as_slice(), &wrapped)

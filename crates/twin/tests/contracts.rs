@@ -20,7 +20,8 @@ use protocol::contracts::{
 use protocol::eip712::{self, permission, server, server_files};
 use protocol::keys::{self, DEFAULT_TEST_MNEMONIC, HdAccount};
 use vana_load_twin::chain::{
-    AnvilConfig, AnvilProcess, ChainError, DeployConfig, Deployment, deploy, set_tee_url,
+    AddressLayout, AnvilConfig, AnvilProcess, ChainError, DeployConfig, Deployment,
+    IMPLEMENTATION_SLOT, deploy, set_tee_url,
 };
 
 fn anvil_path() -> PathBuf {
@@ -43,16 +44,16 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        Env::start_with(&DeployConfig::default()).await
+    }
+
+    async fn start_with(cfg: &DeployConfig) -> Env {
         let anvil = AnvilProcess::spawn(&anvil_config())
             .await
             .expect("anvil starts");
-        let dep = deploy(
-            &anvil.rpc_url(),
-            DEFAULT_TEST_MNEMONIC,
-            &DeployConfig::default(),
-        )
-        .await
-        .expect("deploys");
+        let dep = deploy(&anvil.rpc_url(), DEFAULT_TEST_MNEMONIC, cfg)
+            .await
+            .expect("deploys");
         let env = Env {
             anvil,
             dep,
@@ -780,19 +781,197 @@ async fn deployment_is_deterministic_and_wired() {
         pool.tees(env.dep.tee_address).call().await.unwrap().url,
         "http://127.0.0.1:4242"
     );
-    // Deploying again on the same chain makes a second, fully wired set elsewhere.
-    let second = deploy(
+    // Deploying again at the Moksha addresses is refused by name; the plain layout makes a
+    // second, fully wired set elsewhere.
+    let err = deploy(
         &env.anvil.rpc_url(),
         DEFAULT_TEST_MNEMONIC,
         &DeployConfig::default(),
     )
     .await
-    .unwrap();
+    .unwrap_err();
+    assert!(err.to_string().contains("already holds code"), "{err}");
+    let plain = DeployConfig {
+        layout: AddressLayout::Plain,
+        ..DeployConfig::default()
+    };
+    let second = deploy(&env.anvil.rpc_url(), DEFAULT_TEST_MNEMONIC, &plain)
+        .await
+        .unwrap();
     assert_ne!(second.data_registry, env.dep.data_registry);
     assert!(second.deployer_block > env.dep.deployer_block);
     // The manifest form round-trips.
     let json = serde_json::to_string(&env.dep).unwrap();
     assert_eq!(serde_json::from_str::<Deployment>(&json).unwrap(), env.dep);
+}
+
+/// The contracts the SDK knows sit at the SDK's Moksha addresses (proxies initialised in
+/// ordinary transactions, so their events exist as after a constructor); the plain layout
+/// keeps `CREATE` addresses.
+#[tokio::test]
+async fn the_sdk_contracts_sit_at_their_moksha_addresses() {
+    let env = Env::start().await;
+    let provider = env.provider(0);
+    let contracts = env.dep.contracts();
+    for (name, moksha) in protocol::moksha::ADDRESSES {
+        assert_eq!(contracts[name], moksha, "{name}");
+        assert!(
+            !provider.get_code_at(moksha).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+    let registry_impl = env.dep.implementations["DataRegistry"];
+    let slot = provider
+        .get_storage_at(env.dep.data_registry, IMPLEMENTATION_SLOT.into())
+        .await
+        .unwrap();
+    assert_eq!(Address::from_word(slot.into()), registry_impl);
+    // Initialised (owner roles granted) and the implementation announced by `Upgraded`.
+    let registry = DataRegistry::new(env.dep.data_registry, &provider);
+    let admin = registry
+        .hasRole(alloy::primitives::B256::ZERO, env.dep.deployer)
+        .call()
+        .await
+        .unwrap();
+    assert!(
+        admin,
+        "the deployer is admin of the placed DataRegistry proxy"
+    );
+    let upgraded = provider
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(env.dep.data_registry)
+                .event_signature(alloy::primitives::keccak256("Upgraded(address)"))
+                .from_block(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(upgraded.len(), 1, "{upgraded:?}");
+    // The plain layout: nothing at the Moksha addresses.
+    let other = AnvilProcess::spawn(&anvil_config()).await.unwrap();
+    let plain = DeployConfig {
+        layout: AddressLayout::Plain,
+        ..DeployConfig::default()
+    };
+    let dep = deploy(&other.rpc_url(), DEFAULT_TEST_MNEMONIC, &plain)
+        .await
+        .unwrap();
+    assert_ne!(dep.data_registry, env.dep.data_registry);
+    let rpc = ProviderBuilder::new().connect_http(other.rpc_url().parse().unwrap());
+    assert!(
+        rpc.get_code_at(env.dep.data_registry)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    other.stop().await;
+}
+
+/// `requestReward` draws from the funded budget (`totalContributorsRewardAmount`) and,
+/// once it is spent, reverts as Vana's DLP does (the transfer of more than the pool holds).
+#[tokio::test]
+async fn dlp_rewards_draw_from_the_budget_until_it_is_spent() {
+    let env = Env::start_with(&DeployConfig {
+        reward_pool: parse_ether("15").unwrap(),
+        ..DeployConfig::default()
+    })
+    .await;
+    let user = env.signer(USER);
+    let tee = env.signer(keys::FIRST_TEE_INDEX);
+    let reg_any = DataRegistry::new(env.dep.data_registry, env.provider(RELAYER));
+    let dlp = DataLiquidityPool::new(env.dep.data_liquidity_pool, env.provider(USER));
+    assert_eq!(
+        dlp.totalContributorsRewardAmount().call().await.unwrap(),
+        parse_ether("15").unwrap()
+    );
+    let mut ids = Vec::new();
+    for url in ["ipfs://budget-1", "ipfs://budget-2"] {
+        let (id, _) = add_file(&env, url, user.address()).await;
+        let p = proof(
+            &env,
+            &tee,
+            url,
+            parse_ether("1").unwrap(),
+            &env.dep.proof_instruction,
+        );
+        send_ok!(reg_any.addProof(id, p));
+        ids.push(id);
+    }
+    // A full-score reward is fileRewardFactor = 10 tokens: 5 remain.
+    send_ok!(dlp.requestReward(ids[0], U256::from(1)));
+    assert_eq!(
+        dlp.totalContributorsRewardAmount().call().await.unwrap(),
+        parse_ether("5").unwrap()
+    );
+    assert_eq!(
+        revert_of!(dlp.requestReward(ids[1], U256::from(1))),
+        "ERC20InsufficientBalance"
+    );
+}
+
+/// Revoking a permission removes it from the grantor's and the grantee's sets.
+#[tokio::test]
+async fn revoking_removes_the_permission_from_both_sets() {
+    let env = Env::start().await;
+    let user = env.signer(USER);
+    let (file_id, _) = add_file(&env, "ipfs://revoke-file", user.address()).await;
+    let as_user =
+        DataPortabilityPermissions::new(env.dep.data_portability_permissions, env.provider(USER));
+    let grant = permission::Permission {
+        nonce: U256::ZERO,
+        granteeId: U256::from(env.dep.grantee_id),
+        grant: "ipfs://revoke-grant".into(),
+        fileIds: vec![file_id],
+    };
+    let sig = eip712::sign(&user, &grant, &env.permissions_domain()).unwrap();
+    let input = PermissionInput {
+        nonce: grant.nonce,
+        granteeId: grant.granteeId,
+        grant: grant.grant.clone(),
+        fileIds: grant.fileIds.clone(),
+    };
+    let r = send_ok!(as_user.addPermission(input, sig));
+    let id = logs::<DataPortabilityPermissions::PermissionAdded>(&r)[0].permissionId;
+    let grantees =
+        DataPortabilityGrantees::new(env.dep.data_portability_grantees, env.provider(USER));
+    let grantee = U256::from(env.dep.grantee_id);
+    assert!(
+        as_user
+            .userPermissionIdsValues(user.address())
+            .call()
+            .await
+            .unwrap()
+            .contains(&id)
+    );
+    assert!(
+        grantees
+            .granteePermissionIds(grantee)
+            .call()
+            .await
+            .unwrap()
+            .contains(&id)
+    );
+    send_ok!(as_user.revokePermission(id));
+    assert!(
+        !as_user
+            .userPermissionIdsValues(user.address())
+            .call()
+            .await
+            .unwrap()
+            .contains(&id)
+    );
+    assert!(
+        !grantees
+            .granteePermissionIds(grantee)
+            .call()
+            .await
+            .unwrap()
+            .contains(&id)
+    );
+    assert_eq!(
+        revert_of!(as_user.revokePermission(id)),
+        "InactivePermission"
+    );
 }
 
 #[tokio::test]

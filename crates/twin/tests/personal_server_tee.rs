@@ -173,7 +173,7 @@ async fn contribute(env: &Env, user_index: u32, grantee: &str) -> Contribution {
     };
     let response: RelayResponse = env
         .http
-        .post(format!("{}/api/relay", env.url("relayer")))
+        .post(format!("{}/api/relay?wait=confirmed", env.url("relayer")))
         .json(&request)
         .send()
         .await
@@ -372,26 +372,42 @@ async fn personal_server_rejections_use_the_real_error_body() {
     let app = derive_signer(DEFAULT_TEST_MNEMONIC, APP_INDEX).unwrap();
     let ps = env.url("personal_server");
 
-    // Malformed JSON.
-    let r = env
-        .http
-        .post(format!("{ps}/api/v1/operations"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR".into()));
+    // Malformed JSON and a body missing a field: FastAPI's 422 list.
+    for (body, kind, loc) in [
+        ("{not json", "json_invalid", serde_json::json!(1)),
+        (
+            r#"{"app_signature":"0x12"}"#,
+            "missing",
+            serde_json::json!("operation_request_json"),
+        ),
+    ] {
+        let r = env
+            .http
+            .post(format!("{ps}/api/v1/operations"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{body}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["detail"][0]["type"], kind, "{v}");
+        assert_eq!(
+            v["detail"][0]["loc"],
+            serde_json::json!(["body", loc]),
+            "{v}"
+        );
+    }
 
-    // A malformed identity address.
+    // A malformed identity address: VALIDATION_ERROR_{FIELD}.
     let r = env.get(format!("{ps}/api/v1/identity?address=0x12")).await;
-    assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR_FIELD".into()));
+    assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR_ADDRESS".into()));
 
-    // Unknown permission id: the contract returns a zeroed struct.
+    // Unknown permission id (the contract returns a zeroed struct): 404.
     let r = env
         .create_operation(&app, &OperationRequest::sdk_json(999))
         .await;
-    assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR".into()));
+    assert_eq!(error_of(r).await, (404, "NOT_FOUND_ERROR".into()));
 
     // A real permission, but signed by a key that is not its grantee.
     let c = contribute(&env, 12, &app.address().to_checksum(None)).await;
@@ -423,7 +439,10 @@ async fn personal_server_rejections_use_the_real_error_body() {
     let r = env.get(format!("{ps}/api/v1/operations/nosuchid")).await;
     assert_eq!(error_of(r).await, (404, "NOT_FOUND_ERROR".into()));
     let r = env.get(format!("{ps}/api/v1/operations/bad%20id")).await;
-    assert_eq!(error_of(r).await, (400, "VALIDATION_ERROR_FIELD".into()));
+    assert_eq!(
+        error_of(r).await,
+        (400, "VALIDATION_ERROR_OPERATION_ID".into())
+    );
 
     // The valid operation still works afterwards, and it is the only
     // prediction the backend ever ran: no rejection reached it.

@@ -1,8 +1,11 @@
-//! The relayer over HTTP against anvil with the real contracts: signed and
-//! direct operations confirmed with decoded ids, every refusal (wrong
-//! signature, malformed JSON, replayed nonce, unknown operation) with its
-//! error shape and no nonce used, a pre-broadcast failure that leaves no nonce
-//! gap, bump-and-replace while anvil does not mine, and the soak (100 relayed
+//! The relayer over HTTP against anvil with the real contracts: the SDK's
+//! protocol by default (`signed{hash}` once broadcast, errors as HTTP 200
+//! `{type:"error"}`, every primary type routed, grants stored through the
+//! storage service as `ipfs://`); the extension (`wait`): signed and direct
+//! operations confirmed with decoded ids, every refusal (wrong signature,
+//! malformed JSON, replayed nonce, unknown operation) with its error shape and
+//! no nonce used, a pre-broadcast failure that leaves no nonce gap,
+//! bump-and-replace while anvil does not mine, and the soak (100 relayed
 //! transactions over 4 keys, all confirmed, no gap).
 
 use std::collections::BTreeMap;
@@ -19,7 +22,7 @@ use serde_json::{Value, json};
 use vana_load_twin as twin;
 
 use twin::chain::{AnvilConfig, AnvilProcess, DeployConfig, deploy};
-use twin::relayer::{Config, relayer_addresses, spawn};
+use twin::relayer::{Config, GrantStorage, Upstreams, WaitMode, relayer_addresses, spawn};
 use twin::service::ServiceHandle;
 
 const MNEMONIC: &str = keys::DEFAULT_TEST_MNEMONIC;
@@ -68,10 +71,27 @@ impl Chain {
         RootProvider::new_http(self.rpc_url.parse().unwrap())
     }
 
+    /// A relayer without grant storage.
     async fn relayer(&self, cfg: Config) -> ServiceHandle {
-        spawn(cfg, &self.rpc_url, MNEMONIC, &self.contracts)
-            .await
-            .unwrap()
+        let upstreams = Upstreams {
+            rpc_url: self.rpc_url.clone(),
+            contracts: self.contracts.clone(),
+            storage: None,
+        };
+        spawn(cfg, MNEMONIC, upstreams).await.unwrap()
+    }
+
+    /// A relayer that stores grants in `storage` (a twin storage service).
+    async fn relayer_with_storage(&self, cfg: Config, storage: &ServiceHandle) -> ServiceHandle {
+        let upstreams = Upstreams {
+            rpc_url: self.rpc_url.clone(),
+            contracts: self.contracts.clone(),
+            storage: Some(GrantStorage {
+                api_url: storage.url(),
+                jwt: Some(twin::storage::DEFAULT_JWT.into()),
+            }),
+        };
+        spawn(cfg, MNEMONIC, upstreams).await.unwrap()
     }
 
     fn permissions(&self) -> Address {
@@ -193,14 +213,192 @@ async fn poll_until_terminal(h: &ServiceHandle, op: &str) -> RelayResponse {
     }
 }
 
+/// Signs server typed data (`TrustServer`, `UntrustServer`, `AddServer`) for the relay.
+fn server_request<T: alloy::sol_types::SolStruct + alloy::sol_types::SolValue>(
+    c: &Chain,
+    signer: &PrivateKeySigner,
+    msg: &T,
+    operation: &str,
+) -> Value {
+    let domain = eip712::servers_domain(c.chain_id, c.contracts["DataPortabilityServers"]);
+    json!({
+        "type": "signed",
+        "operation": operation,
+        "typedData": eip712::typed_data_json(msg, &domain).unwrap(),
+        "signature": eip712::sign(signer, msg, &domain).unwrap().to_string(),
+    })
+}
+
+/// The SDK's protocol (the default): a signed request is answered
+/// `{type:"signed", hash}` once broadcast and the caller finds the receipt
+/// itself; every primary type is routed, server types to the Servers
+/// contract; refusals and reverts are HTTP 200 `{type:"error"}` with the
+/// handler's messages; an unknown primary type is refused by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
+async fn the_default_protocol_is_the_sdks() {
+    use protocol::contracts::DataPortabilityServers;
+    use protocol::eip712::server::{AddServer, TrustServer, UntrustServer};
     let c = chain().await;
     let h = c
         .relayer(Config {
             keys: 2,
             ..Config::default()
         })
+        .await;
+    let rpc = c.rpc();
+    let dave = user(7);
+    let file_id = add_file(&h, "ipfs://sdk-protocol-file", dave.address()).await;
+
+    let receipt_of = |hash| {
+        let rpc = rpc.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(r) = rpc.get_transaction_receipt(hash).await.unwrap() {
+                    return r;
+                }
+                assert!(Instant::now() < deadline, "{hash} never mined");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let signed = |r: RelayResponse| match r {
+        RelayResponse::Signed { hash } => hash,
+        other => panic!("expected {{type:\"signed\"}}, got {other:?}"),
+    };
+
+    // Permission → signed{hash}; the receipt is the caller's to find.
+    let body = c.add_permission(&dave, c.user_nonce(dave.address()).await, &[file_id]);
+    let (status, r) = post(&h, &body, "").await;
+    assert_eq!(status, 200);
+    assert!(receipt_of(signed(r)).await.status());
+
+    // AddServer, UntrustServer, TrustServer go to DataPortabilityServers.
+    let servers = DataPortabilityServers::new(c.contracts["DataPortabilityServers"], rpc.clone());
+    let server_key = PrivateKeySigner::random();
+    let add = AddServer {
+        nonce: U256::ZERO,
+        serverAddress: server_key.address(),
+        publicKey: "0x04aa".into(),
+        serverUrl: "http://127.0.0.1:9/api/v1".into(),
+    };
+    let (_, r) = post(
+        &h,
+        &server_request(&c, &dave, &add, "submitAddAndTrustServer"),
+        "",
+    )
+    .await;
+    assert!(receipt_of(signed(r)).await.status());
+    let trusted = servers
+        .userServerIdsValues(dave.address())
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    let server_id = trusted[0];
+    let untrust = UntrustServer {
+        nonce: U256::from(1),
+        serverId: server_id,
+    };
+    let (_, r) = post(
+        &h,
+        &server_request(&c, &dave, &untrust, "submitUntrustServer"),
+        "",
+    )
+    .await;
+    assert!(receipt_of(signed(r)).await.status());
+    // As Vana's contract: the id stays in the set, its trust ends.
+    let info = servers
+        .userServers(dave.address(), server_id)
+        .call()
+        .await
+        .unwrap();
+    assert!(info.endBlock < U256::MAX, "{info:?}");
+    let trust = TrustServer {
+        nonce: U256::from(2),
+        serverId: server_id,
+    };
+    let (_, r) = post(
+        &h,
+        &server_request(&c, &dave, &trust, "submitTrustServer"),
+        "",
+    )
+    .await;
+    assert!(receipt_of(signed(r)).await.status());
+    assert_eq!(
+        servers
+            .userServerIdsValues(dave.address())
+            .call()
+            .await
+            .unwrap(),
+        vec![server_id]
+    );
+
+    // Refusals: HTTP 200 with the handler's message.
+    let mut wrong = c.add_permission(&dave, U256::ZERO, &[]);
+    wrong["expectedUserAddress"] = json!(user(8).address());
+    let (status, r) = post(&h, &wrong, "").await;
+    assert_eq!(status, 200);
+    assert!(
+        matches!(&r, RelayResponse::Error { error } if error.starts_with("Security verification failed")),
+        "{r:?}"
+    );
+    let mut unknown = c.add_permission(&dave, U256::ZERO, &[]);
+    unknown["typedData"]["primaryType"] = json!("RegisterGrantee");
+    let (status, r) = post(&h, &unknown, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        r,
+        RelayResponse::Error {
+            error: "Unsupported operation type: RegisterGrantee".into()
+        }
+    );
+    let (status, r) = post(
+        &h,
+        &json!({"type":"direct","operation":"submitNothing","params":{}}),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        matches!(&r, RelayResponse::Error { error } if error.contains("submitNothing")),
+        "{r:?}"
+    );
+    // Without a storage service, storeGrantFile is refused by name.
+    let grant = json!({"grantee": dave.address(), "operation": "llm_inference", "parameters": {}});
+    let (status, r) = post(
+        &h,
+        &json!({"type":"direct","operation":"storeGrantFile","params": grant}),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        matches!(&r, RelayResponse::Error { error } if error.contains("storage")),
+        "{r:?}"
+    );
+    // The extension is still there when asked for.
+    let body = c.add_permission(&dave, c.user_nonce(dave.address()).await, &[file_id]);
+    let (_, r) = post(&h, &body, "?wait=confirmed").await;
+    assert!(matches!(r, RelayResponse::Confirmed { .. }), "{r:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
+    let c = chain().await;
+    let storage = twin::storage::spawn(twin::storage::Config::default())
+        .await
+        .unwrap();
+    let h = c
+        .relayer_with_storage(
+            Config {
+                keys: 2,
+                wait: Some(WaitMode::Confirmed),
+                ..Config::default()
+            },
+            &storage,
+        )
         .await;
     let alice = user(1);
 
@@ -272,7 +470,10 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     let RelayResponse::Error { error } = r else {
         panic!("{r:?}")
     };
-    assert!(error.starts_with("invalid signature"), "{error}");
+    assert!(
+        error.starts_with("Security verification failed: Recovered signer address"),
+        "{error}"
+    );
     let mut bad_sig = c.add_permission(&bob, U256::ZERO, &[]);
     bad_sig["signature"] = json!("0x1234");
     assert_eq!(post(&h, &bad_sig, "").await.0, 400);
@@ -346,7 +547,7 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
         other => panic!("{other:?}"),
     }
 
-    // Grant files are kept and served.
+    // Grant files are stored through the storage service and served by its gateway.
     let grant = json!({"grantee": c.contracts["DataPortabilityGrantees"], "operation": "llm_inference", "parameters": {"prompt": "hi {{data}}"}});
     let (status, r) = post(
         &h,
@@ -360,7 +561,13 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     else {
         panic!("{status} {r:?}")
     };
-    let served: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let cid = url.strip_prefix("ipfs://").expect("an ipfs:// URL");
+    let served: Value = reqwest::get(format!("{}/ipfs/{cid}", storage.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(served, grant);
     let (status, _) = post(
         &h,
@@ -375,6 +582,7 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     assert!(metric(&h, "relayer_confirm_latency_seconds_count").await >= 4.0);
     assert!(metric(&h, "relayer_errors_total").await >= 4.0);
     h.stop().await;
+    storage.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,6 +692,7 @@ async fn soak(block_time: Option<Duration>, window: usize) {
         .relayer(Config {
             keys: 4,
             window,
+            wait: Some(WaitMode::Confirmed),
             ..Config::default()
         })
         .await;
@@ -564,6 +773,7 @@ async fn a_full_window_answers_busy_and_an_outside_nonce_use_is_resynchronised()
             keys: 1,
             window: 1,
             max_wait_ms: 200,
+            wait: Some(WaitMode::Confirmed),
             ..Config::default()
         })
         .await;

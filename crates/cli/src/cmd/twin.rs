@@ -6,6 +6,10 @@
 //!
 //! Settings come from, lowest to highest: the defaults, `--config twin.toml`,
 //! the environment (`VANA_LOAD_MNEMONIC`), then flags.
+//!
+//! `twin env` prints, from a running twin's manifest, every endpoint in the
+//! form the Vana SDK's configuration takes it (and the twin's public test
+//! credentials), as JSON or as `export` lines for a shell or an `.env` file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +24,27 @@ pub const DEFAULT_MANIFEST: &str = "runs/twin/manifest.json";
 pub enum Command {
     /// Start the twin (chain + services), write the manifest, stay up until Ctrl-C.
     Up(UpArgs),
+    /// Print a running twin's endpoints in the Vana SDK's form (JSON or shell exports).
+    Env(EnvArgs),
+}
+
+/// How `twin env` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvFormat {
+    /// One JSON object (the manifest's `sdk` section).
+    Json,
+    /// `export NAME='value'` lines, for a shell or an `.env` file.
+    Sh,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EnvArgs {
+    /// The manifest `twin up` wrote.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_MANIFEST)]
+    pub manifest: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "sh")]
+    pub format: EnvFormat,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,7 +83,30 @@ pub struct UpArgs {
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Up(args) => up(args).await,
+        Command::Env(args) => {
+            print!("{}", env(&args)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The text `twin env` prints.
+pub fn env(args: &EnvArgs) -> anyhow::Result<String> {
+    let manifest = protocol::manifest::Manifest::load(&args.manifest)?;
+    let sdk = manifest.sdk.ok_or_else(|| {
+        anyhow::anyhow!(
+            "twin manifest {} has no `sdk` section (written by an older vana-load? restart `vana-load twin up`)",
+            args.manifest.display()
+        )
+    })?;
+    Ok(match args.format {
+        EnvFormat::Json => format!("{}\n", serde_json::to_string_pretty(&sdk)?),
+        EnvFormat::Sh => sdk
+            .env_vars()
+            .into_iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
+            .collect(),
+    })
 }
 
 /// Builds the twin config from the file (if any) and the flags.
@@ -195,5 +243,63 @@ impl StopSignal {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_file(dir: &std::path::Path, sdk: Option<serde_json::Value>) -> PathBuf {
+        let mut m = serde_json::json!({
+            "rpc_url": "http://127.0.0.1:8545", "chain_id": 14800, "deployer_block": 1,
+            "contracts": {}, "services": {}, "started_at": "2026-11-27T21:00:00Z"
+        });
+        if let Some(sdk) = sdk {
+            m["sdk"] = sdk;
+        }
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, m.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn env_prints_the_sdk_endpoints_as_json_or_shell_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = serde_json::json!({
+            "rpc_url": "http://127.0.0.1:8545", "chain_id": 14800,
+            "relayer_url": "http://127.0.0.1:4002/api/relay",
+            "pinata_jwt": "it's-public"
+        });
+        let manifest = manifest_file(dir.path(), Some(sdk.clone()));
+        let json = env(&EnvArgs {
+            manifest: manifest.clone(),
+            format: EnvFormat::Json,
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            sdk
+        );
+        let sh = env(&EnvArgs {
+            manifest,
+            format: EnvFormat::Sh,
+        })
+        .unwrap();
+        assert_eq!(
+            sh,
+            "export VANA_RPC_URL='http://127.0.0.1:8545'\n\
+             export VANA_CHAIN_ID='14800'\n\
+             export VANA_RELAYER_URL='http://127.0.0.1:4002/api/relay'\n\
+             export PINATA_JWT='it'\\''s-public'\n"
+        );
+        // An older manifest without `sdk` is named.
+        let old = manifest_file(dir.path(), None);
+        let err = env(&EnvArgs {
+            manifest: old,
+            format: EnvFormat::Sh,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("no `sdk` section"), "{err}");
     }
 }

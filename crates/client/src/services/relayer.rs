@@ -1,6 +1,9 @@
 //! The SDK's UnifiedRelayer protocol: `POST {relayer}` with a
-//! [`RelayRequest`], answered by a [`RelayResponse`]; `pending` answers are
-//! followed with `status_check` until they settle.
+//! [`RelayRequest`], answered by a [`RelayResponse`]. On the SDK's protocol a
+//! signed request is answered `signed{hash}` once broadcast and the caller
+//! waits for the receipt and its event itself, as the SDK does; the
+//! extension's `pending` answers are followed with `status_check` until they
+//! settle.
 
 use std::time::{Duration, Instant};
 
@@ -90,8 +93,10 @@ pub fn classify_error(status: u16, error: &str) -> JourneyError {
     let lower = error.to_ascii_lowercase();
     let code = if lower.contains("busy") || lower.contains("capacity") {
         "busy".to_string()
-    } else if lower.contains("signature") {
+    } else if lower.contains("signature") || lower.contains("security verification failed") {
         "signature".to_string()
+    } else if lower.starts_with("unsupported operation type") {
+        "unsupported".to_string()
     } else if (200..300).contains(&status) {
         "error".to_string()
     } else {
@@ -118,5 +123,18 @@ mod tests {
             "relayer_signature"
         );
         assert_eq!(classify_error(500, "something").class(), "relayer_500");
+        // The SDK handler's own messages, answered with HTTP 200.
+        assert_eq!(
+            classify_error(
+                200,
+                "Security verification failed: Recovered signer address (0x1) does not match expected user address (0x2)"
+            )
+            .class(),
+            "relayer_signature"
+        );
+        assert_eq!(
+            classify_error(200, "Unsupported operation type: RegisterGrantee").class(),
+            "relayer_unsupported"
+        );
     }
 }

@@ -192,15 +192,107 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
+    /// The body of `code`; a validation error about a field carries the
+    /// server's `VALIDATION_ERROR_{FIELD}` code (`VALIDATION_ERROR_ADDRESS`, …).
     pub fn new(code: ErrorCode, detail: impl Into<String>, field: Option<&str>) -> Self {
+        let error_code = match (code, field) {
+            (ErrorCode::Validation | ErrorCode::ValidationField, Some(f)) => {
+                format!("VALIDATION_ERROR_{}", f.to_uppercase())
+            }
+            _ => code.as_str().into(),
+        };
         Self {
             detail: ErrorDetail {
                 kind: "Error".into(),
                 detail: detail.into(),
-                error_code: code.as_str().into(),
+                error_code,
                 field: field.map(str::to_owned),
             },
         }
+    }
+}
+
+/// FastAPI's 422 body for a request body that does not match the endpoint's
+/// model: `{"detail":[{"type","loc","msg","input"[,"ctx"]}]}` (pydantic v2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestValidationError {
+    pub detail: Vec<RequestValidationItem>,
+}
+
+/// One entry of a [`RequestValidationError`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestValidationItem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub loc: Vec<serde_json::Value>,
+    pub msg: String,
+    pub input: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<serde_json::Value>,
+}
+
+impl RequestValidationError {
+    /// The 422 body for a `POST /operations` body, or `None` when it matches
+    /// [`CreateOperation`] (two string fields).
+    pub fn of_create_operation(body: &[u8]) -> Option<Self> {
+        use serde_json::{Value, json};
+        let item = |kind: &str, loc: Vec<Value>, msg: &str, input: Value| RequestValidationItem {
+            kind: kind.into(),
+            loc,
+            msg: msg.into(),
+            input,
+            ctx: None,
+        };
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                // pydantic reports the byte offset of the JSON error.
+                let offset: usize = std::str::from_utf8(body)
+                    .unwrap_or("")
+                    .lines()
+                    .take(e.line().saturating_sub(1))
+                    .map(|l| l.len() + 1)
+                    .sum::<usize>()
+                    + e.column().saturating_sub(1);
+                let mut it = item(
+                    "json_invalid",
+                    vec![json!("body"), json!(offset)],
+                    "JSON decode error",
+                    json!({}),
+                );
+                it.ctx = Some(json!({"error": e.to_string()}));
+                return Some(RequestValidationError { detail: vec![it] });
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            return Some(RequestValidationError {
+                detail: vec![item(
+                    "model_attributes_type",
+                    vec![json!("body")],
+                    "Input should be a valid dictionary or object to extract fields from",
+                    value.clone(),
+                )],
+            });
+        };
+        let detail: Vec<_> = ["app_signature", "operation_request_json"]
+            .into_iter()
+            .filter_map(|field| match obj.get(field) {
+                None => Some(item(
+                    "missing",
+                    vec![json!("body"), json!(field)],
+                    "Field required",
+                    value.clone(),
+                )),
+                Some(Value::String(_)) => None,
+                Some(other) => Some(item(
+                    "string_type",
+                    vec![json!("body"), json!(field)],
+                    "Input should be a valid string",
+                    other.clone(),
+                )),
+            })
+            .collect();
+        (!detail.is_empty()).then_some(RequestValidationError { detail })
     }
 }
 
@@ -257,6 +349,48 @@ pub fn build_prompt(prompt_template: &str, files: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_validation_errors_name_the_field_in_the_code() {
+        let b = ErrorBody::new(ErrorCode::ValidationField, "bad", Some("address"));
+        assert_eq!(b.detail.error_code, "VALIDATION_ERROR_ADDRESS");
+        let b = ErrorBody::new(ErrorCode::Validation, "bad", Some("permission_id"));
+        assert_eq!(b.detail.error_code, "VALIDATION_ERROR_PERMISSION_ID");
+        let b = ErrorBody::new(ErrorCode::Validation, "bad", None);
+        assert_eq!(b.detail.error_code, "VALIDATION_ERROR");
+        let b = ErrorBody::new(ErrorCode::NotFound, "x", Some("ignored"));
+        assert_eq!(b.detail.error_code, "NOT_FOUND_ERROR");
+    }
+
+    #[test]
+    fn malformed_bodies_get_fastapis_422_list() {
+        let ok = br#"{"app_signature":"0x1","operation_request_json":"{}"}"#;
+        assert_eq!(RequestValidationError::of_create_operation(ok), None);
+        let e = RequestValidationError::of_create_operation(b"{not json").unwrap();
+        assert_eq!(e.detail[0].kind, "json_invalid");
+        assert_eq!(
+            e.detail[0].loc,
+            vec![serde_json::json!("body"), serde_json::json!(1)]
+        );
+        let e = RequestValidationError::of_create_operation(br#"{"app_signature":5}"#).unwrap();
+        let kinds: Vec<_> = e
+            .detail
+            .iter()
+            .map(|d| (d.kind.as_str(), d.loc[1].clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("string_type", serde_json::json!("app_signature")),
+                ("missing", serde_json::json!("operation_request_json"))
+            ]
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["detail"][1]["msg"], "Field required");
+        assert!(v["detail"][1].get("ctx").is_none());
+        let e = RequestValidationError::of_create_operation(b"[1]").unwrap();
+        assert_eq!(e.detail[0].kind, "model_attributes_type");
+    }
 
     #[test]
     fn sdk_request_json_is_exact() {

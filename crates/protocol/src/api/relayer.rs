@@ -1,20 +1,27 @@
 //! The SDK's "UnifiedRelayer" protocol (`vana-wire.md` §1.8): the JSON body of
-//! `POST {relayer}/api/relay` and its response.
+//! `POST {relayer}/api/relay` and its response, as the published SDK
+//! (`@opendatalabs/vana-sdk`) defines both ends: its controllers send the
+//! requests and its `handleRelayerOperation` (`dist/server/relayerHandler.js`),
+//! which an app's relay route runs, answers them.
 //!
-//! A request is one of three shapes, told apart by `type`:
+//! A request is one of these shapes, told apart by `type`:
 //!
 //! ```json
 //! {"type":"signed","operation":"submitAddPermission","typedData":{…},"signature":"0x…","expectedUserAddress":"0x…"}
+//! {"type":"direct","operation":"submitFileAddition","params":{"url":…,"userAddress":…}}
+//! {"type":"direct","operation":"submitFileAdditionWithPermissions","params":{"url":…,"userAddress":…,"permissions":[…]}}
 //! {"type":"direct","operation":"submitFileAdditionComplete","params":{"url":…,"userAddress":…,"permissions":[{"account":…,"key":…}],"schemaId":0}}
 //! {"type":"direct","operation":"storeGrantFile","params":{"grantee":…,"operation":…,"parameters":{…}}}
 //! {"type":"status_check","operationId":"…"}
 //! ```
 //!
-//! and a response is exactly one of `pending{operationId}`, `submitted{hash}`,
-//! `confirmed{hash, receipt?}`, `signed{hash}`, `direct{result}` or
-//! `error{error}`. Big integers in the SDK's JSON travel as decimal strings;
-//! the receipt's numbers are written that way and read from a decimal string,
-//! a `0x` hex string or a JSON number.
+//! The handler routes a signed request on `typedData.primaryType`
+//! ([`PrimaryType`]), not on `operation`. The SDK's answers are `signed{hash}`
+//! (once broadcast), `direct{result}` and `error{error}`; `status_check`,
+//! `pending{operationId}`, `submitted{hash}` and `confirmed{hash, receipt?}`
+//! are vana-load's extension, given only when asked for. Big integers in the
+//! SDK's JSON travel as decimal strings; the receipt's numbers are written that
+//! way and read from a decimal string, a `0x` hex string or a JSON number.
 
 use alloy::primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
@@ -76,15 +83,103 @@ impl SignedOperation {
     }
 }
 
+/// The EIP-712 `primaryType` of a signed request's typed data: what the
+/// SDK's handler routes on, one per contract function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrimaryType {
+    /// `DataPortabilityPermissions.addPermission`.
+    Permission,
+    /// `DataPortabilityPermissions.revokePermissionWithSignature`.
+    RevokePermission,
+    /// `DataPortabilityServers.trustServerWithSignature`.
+    TrustServer,
+    /// `DataPortabilityServers.addAndTrustServerWithSignature`.
+    AddServer,
+    /// `DataPortabilityServers.untrustServerWithSignature`.
+    UntrustServer,
+    /// `DataPortabilityPermissions.addServerFilesAndPermissions`.
+    ServerFilesAndPermission,
+}
+
+/// A `primaryType` the SDK's handler does not route; the message is the
+/// handler's own (`Unsupported operation type: X`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Unsupported operation type: {0}")]
+pub struct UnsupportedPrimaryType(pub String);
+
+impl PrimaryType {
+    /// Every routed type.
+    pub const ALL: [PrimaryType; 6] = [
+        PrimaryType::Permission,
+        PrimaryType::RevokePermission,
+        PrimaryType::TrustServer,
+        PrimaryType::AddServer,
+        PrimaryType::UntrustServer,
+        PrimaryType::ServerFilesAndPermission,
+    ];
+
+    /// The EIP-712 type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrimaryType::Permission => "Permission",
+            PrimaryType::RevokePermission => "RevokePermission",
+            PrimaryType::TrustServer => "TrustServer",
+            PrimaryType::AddServer => "AddServer",
+            PrimaryType::UntrustServer => "UntrustServer",
+            PrimaryType::ServerFilesAndPermission => "ServerFilesAndPermission",
+        }
+    }
+
+    /// The `primaryType` of JSON typed data, or the refusal naming it.
+    pub fn of_typed_data(typed_data: &serde_json::Value) -> Result<Self, UnsupportedPrimaryType> {
+        let name = typed_data
+            .get("primaryType")
+            .and_then(|p| p.as_str())
+            .unwrap_or("undefined");
+        name.parse()
+    }
+}
+
+impl std::str::FromStr for PrimaryType {
+    type Err = UnsupportedPrimaryType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PrimaryType::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnsupportedPrimaryType(s.to_owned()))
+    }
+}
+
 /// The `operation` + `params` of a direct request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "operation", content = "params", rename_all = "camelCase")]
 pub enum DirectOperation {
+    /// `DataRegistry.addFileWithPermissions` with no permissions; answered
+    /// with [`DirectResult::FileAdded`].
+    SubmitFileAddition(FileAdditionParams),
+    /// `DataRegistry.addFileWithPermissions`; answered with
+    /// [`DirectResult::FileAdded`].
+    SubmitFileAdditionWithPermissions(FileAdditionParams),
     /// `DataRegistry.addFileWithPermissionsAndSchema` from a relayer key;
     /// answered with [`DirectResult::FileAdded`].
     SubmitFileAdditionComplete(FileAdditionParams),
     /// Stores a grant file; answered with [`DirectResult::Stored`].
     StoreGrantFile(serde_json::Value),
+}
+
+impl DirectOperation {
+    /// The wire name, e.g. `"storeGrantFile"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DirectOperation::SubmitFileAddition(_) => "submitFileAddition",
+            DirectOperation::SubmitFileAdditionWithPermissions(_) => {
+                "submitFileAdditionWithPermissions"
+            }
+            DirectOperation::SubmitFileAdditionComplete(_) => "submitFileAdditionComplete",
+            DirectOperation::StoreGrantFile(_) => "storeGrantFile",
+        }
+    }
 }
 
 /// `params` of `submitFileAdditionComplete`.
@@ -114,36 +209,37 @@ pub struct FilePermissionParam {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RelayResponse {
-    /// Accepted, not yet confirmed: poll with `status_check`.
-    #[serde(rename_all = "camelCase")]
-    Pending { operation_id: String },
-    /// Broadcast, not yet mined.
-    Submitted { hash: B256 },
-    /// Mined successfully.
-    Confirmed {
-        hash: B256,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        receipt: Option<Box<RelayReceipt>>,
-    },
-    /// The SDK's legacy success shape (`{type:"signed", hash}`); accepted on input.
+    /// The SDK's answer to a signed request (`{type:"signed", hash}`): the
+    /// transaction is broadcast; the client waits for its receipt itself.
     Signed { hash: B256 },
     /// The result of a direct operation.
     Direct { result: DirectResult },
     /// A failure, e.g. `"revert(InvalidNonce(1, 0))"` or `"relayer busy"`.
     Error { error: String },
+    /// Extension: accepted, not yet confirmed: poll with `status_check`.
+    #[serde(rename_all = "camelCase")]
+    Pending { operation_id: String },
+    /// Extension: broadcast, not yet mined.
+    Submitted { hash: B256 },
+    /// Extension: mined successfully.
+    Confirmed {
+        hash: B256,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<Box<RelayReceipt>>,
+    },
 }
 
 /// `result` of a direct response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum DirectResult {
-    /// `submitFileAdditionComplete`: the id from the receipt's `FileAdded` event.
+    /// The file additions: the id from the receipt's `FileAdded` event.
     #[serde(rename_all = "camelCase")]
     FileAdded {
         file_id: u64,
         transaction_hash: B256,
     },
-    /// `storeGrantFile`: where the grant JSON can be fetched.
+    /// `storeGrantFile`: where the grant JSON can be fetched (`ipfs://<cid>`).
     Stored { url: String },
     /// Anything else a relayer may return.
     Other(serde_json::Value),
@@ -275,6 +371,45 @@ mod tests {
             RelayRequest::Direct(DirectOperation::StoreGrantFile(_))
         ));
         assert_eq!(serde_json::to_value(&req).unwrap(), grant);
+    }
+
+    #[test]
+    fn primary_types_parse_and_unknown_ones_are_named() {
+        for p in PrimaryType::ALL {
+            assert_eq!(p.as_str().parse::<PrimaryType>().unwrap(), p);
+        }
+        let td = json!({"primaryType": "RegisterGrantee", "message": {}});
+        let err = PrimaryType::of_typed_data(&td).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unsupported operation type: RegisterGrantee"
+        );
+        assert_eq!(
+            PrimaryType::of_typed_data(&json!({"primaryType": "AddServer"})).unwrap(),
+            PrimaryType::AddServer
+        );
+    }
+
+    #[test]
+    fn every_direct_operation_of_the_sdk_parses() {
+        for op in [
+            "submitFileAddition",
+            "submitFileAdditionWithPermissions",
+            "submitFileAdditionComplete",
+        ] {
+            let body = json!({"type":"direct","operation": op,
+                "params": {"url":"ipfs://x","userAddress":"0x00000000000000000000000000000000000000aa"}});
+            let req: RelayRequest = serde_json::from_value(body).unwrap();
+            let RelayRequest::Direct(d) = req else {
+                panic!("{op}")
+            };
+            assert_eq!(d.as_str(), op);
+        }
+        let err = serde_json::from_value::<RelayRequest>(
+            json!({"type":"direct","operation":"submitNothing","params":{}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("submitNothing"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,19 @@
 //! with explicit nonces and gas limits and their receipts awaited at the end: a deployment
 //! takes about one block even with interval mining.
 //!
+//! **Addresses** ([`AddressLayout`]): by default every contract the published SDK knows
+//! (DataRegistry, DataPortabilityPermissions/Servers/Grantees, TeePoolPhala,
+//! DataRefinerRegistry) sits at its Moksha address (`protocol::moksha`), so an unmodified SDK
+//! reaches it. anvil cannot `CREATE` at a chosen address, so the proxy's runtime code is put
+//! there with `anvil_setCode` and its implementation slot with `anvil_setStorageAt` (the
+//! proxy has no immutables and its constructor writes only that slot); the deployer then
+//! calls `initialize` on it, and `upgradeToAndCall(implementation, "")` so that the
+//! proxy's `Upgraded` event exists as after a constructor. Every initialiser event and
+//! write happens in an ordinary transaction, exactly as behind a `CREATE`d proxy. The
+//! schema registry has no constructor and no immutables: its runtime code is placed the
+//! same way. Implementations, the DLP, the token and the funder stay at their `CREATE`
+//! addresses. [`AddressLayout::Plain`] deploys everything with `CREATE`.
+//!
 //! Wiring: each Vana contract is an implementation behind an `ERC1967Proxy` initialised with
 //! the deployer as owner; the Permissions proxy gets `DATA_PORTABILITY_ROLE` on the registry
 //! and `PERMISSION_MANAGER_ROLE` on Grantees and Servers; the app key (index 1) is registered
@@ -31,9 +44,30 @@ use serde::{Deserialize, Serialize};
 
 use super::ChainError;
 
+/// Where the contracts the SDK knows are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressLayout {
+    /// At their Moksha addresses (the SDK's table for chain 14800).
+    #[default]
+    Moksha,
+    /// Wherever `CREATE` from the deployer's nonces puts them.
+    Plain,
+}
+
+/// The ERC-1967 implementation slot: `keccak256("eip1967.proxy.implementation") - 1`.
+pub const IMPLEMENTATION_SLOT: alloy::primitives::B256 =
+    alloy::primitives::b256!("0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc");
+
+/// The DLP's default reward budget in whole tokens: 25,000 rewards at the highest score
+/// (10 tokens each with the default `file_reward_factor`), twice a 12,500-journey burst.
+pub const DEFAULT_REWARD_BUDGET_TOKENS: u64 = 250_000;
+
 /// What to deploy with. The defaults are the twin's.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
+    /// Where the contracts the SDK knows go. Default [`AddressLayout::Moksha`].
+    pub layout: AddressLayout,
     /// The TEE service URL registered for the active TEE (see [`set_tee_url`] if it is known
     /// only after the deployment).
     pub tee_url: String,
@@ -54,7 +88,8 @@ pub struct DeployConfig {
     pub grantee_public_key: Option<String>,
     /// Reward token supply minted to the deployer.
     pub token_supply: U256,
-    /// Reward tokens moved into the DLP with `addRewardsForContributors`.
+    /// Reward tokens (wei units) moved into the DLP with `addRewardsForContributors`: its
+    /// reward budget, which each `requestReward` draws from until it is spent.
     pub reward_pool: U256,
     /// `TeePoolPhala.cancelDelay`, in seconds.
     pub cancel_delay: u64,
@@ -63,6 +98,7 @@ pub struct DeployConfig {
 impl Default for DeployConfig {
     fn default() -> Self {
         Self {
+            layout: AddressLayout::Moksha,
             tee_url: "http://127.0.0.1:0".into(),
             tee_fee: parse_ether("0.01").expect("constant"),
             file_reward_factor: parse_ether("10").expect("constant"),
@@ -72,7 +108,8 @@ impl Default for DeployConfig {
             dlp_public_key: None,
             grantee_public_key: None,
             token_supply: parse_ether("1000000000000").expect("constant"),
-            reward_pool: parse_ether("100000000000").expect("constant"),
+            reward_pool: U256::from(DEFAULT_REWARD_BUDGET_TOKENS)
+                * parse_ether("1").expect("constant"),
             cancel_delay: 600,
         }
     }
@@ -146,9 +183,19 @@ const DEPLOY_GAS: u64 = 6_000_000;
 const PROXY_GAS: u64 = 1_500_000;
 const CALL_GAS: u64 = 1_000_000;
 
+/// Code (and storage) put at an address with anvil's cheat calls.
+struct Placement {
+    name: String,
+    address: Address,
+    code: Bytes,
+    storage: Vec<(alloy::primitives::B256, alloy::primitives::B256)>,
+}
+
 struct Plan {
     from: Address,
     next_nonce: u64,
+    layout: AddressLayout,
+    placements: Vec<Placement>,
     steps: Vec<(String, TransactionRequest)>,
 }
 
@@ -172,7 +219,54 @@ impl Plan {
         self.from.create(nonce)
     }
 
+    /// The Moksha address of `name` when the layout places it there.
+    fn moksha(&self, name: &str) -> Option<Address> {
+        match self.layout {
+            AddressLayout::Moksha => protocol::moksha::address_of(name),
+            AddressLayout::Plain => None,
+        }
+    }
+
+    /// A contract without constructor: at its Moksha address, or `CREATE`d.
+    fn plain(&mut self, name: &str, code: Vec<u8>, runtime: &Bytes) -> Address {
+        match self.moksha(name) {
+            Some(address) => {
+                self.placements.push(Placement {
+                    name: name.to_owned(),
+                    address,
+                    code: runtime.clone(),
+                    storage: Vec::new(),
+                });
+                address
+            }
+            None => self.create(name, code),
+        }
+    }
+
     fn proxy(&mut self, name: &str, implementation: Address, init: Vec<u8>) -> Address {
+        if let Some(address) = self.moksha(name) {
+            self.placements.push(Placement {
+                name: format!("{name} proxy"),
+                address,
+                code: ERC1967Proxy::DEPLOYED_BYTECODE.clone(),
+                storage: vec![(IMPLEMENTATION_SLOT, implementation.into_word())],
+            });
+            self.push(
+                format!("initialize {name} proxy"),
+                TransactionRequest::default().to(address).input(init.into()),
+                DEPLOY_GAS,
+            );
+            let upgrade = DataRegistry::upgradeToAndCallCall {
+                newImplementation: implementation,
+                data: Bytes::new(),
+            };
+            self.call(
+                format!("announce the {name} implementation"),
+                address,
+                upgrade,
+            );
+            return address;
+        }
         let code = [
             ERC1967Proxy::BYTECODE.to_vec(),
             ERC1967Proxy::constructorCall {
@@ -248,6 +342,8 @@ pub async fn deploy(
     let mut plan = Plan {
         from,
         next_nonce: start_nonce,
+        layout: cfg.layout,
+        placements: Vec::new(),
         steps: Vec::new(),
     };
     let mut implementations = BTreeMap::new();
@@ -279,9 +375,10 @@ pub async fn deploy(
         implementations.insert(name.to_owned(), addr);
     }
     // Plain contracts.
-    let refiner = plan.create(
+    let refiner = plan.plain(
         "DataRefinerRegistry",
         DataRefinerRegistry::BYTECODE.to_vec(),
+        &DataRefinerRegistry::DEPLOYED_BYTECODE,
     );
     let token_code = [
         RewardToken::BYTECODE.to_vec(),
@@ -512,8 +609,42 @@ pub async fn deploy(
     Ok(deployment)
 }
 
-/// Sends every step pipelined, then checks every receipt. Returns the first receipt's block.
+/// Puts code and storage in place (anvil's `anvil_setCode` / `anvil_setStorageAt`).
+async fn place<P: Provider>(provider: &P, placements: &[Placement]) -> Result<(), ChainError> {
+    for p in placements {
+        let fail = |e: alloy::transports::TransportError| ChainError::Deploy {
+            step: format!("place {} at {}", p.name, p.address),
+            reason: e.to_string(),
+        };
+        let existing = provider.get_code_at(p.address).await.map_err(fail)?;
+        if !existing.is_empty() {
+            return Err(ChainError::Deploy {
+                step: format!("place {} at {}", p.name, p.address),
+                reason: "the address already holds code (was this chain deployed to before?)"
+                    .into(),
+            });
+        }
+        provider
+            .raw_request::<_, serde_json::Value>("anvil_setCode".into(), (p.address, &p.code))
+            .await
+            .map_err(fail)?;
+        for (slot, value) in &p.storage {
+            provider
+                .raw_request::<_, serde_json::Value>(
+                    "anvil_setStorageAt".into(),
+                    (p.address, slot, value),
+                )
+                .await
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Places the fixed-address code, sends every step pipelined, then checks every receipt.
+/// Returns the first receipt's block.
 async fn send_all<P: Provider>(provider: &P, rpc_url: &str, plan: Plan) -> Result<u64, ChainError> {
+    place(provider, &plan.placements).await?;
     let base_fee = provider.get_gas_price().await.map_err(rpc_err(rpc_url))?;
     let max_fee = (base_fee * 3).max(2_000_000_000);
     let mut pending = Vec::with_capacity(plan.steps.len());

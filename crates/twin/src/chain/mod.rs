@@ -20,7 +20,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use anvil::{AnvilConfig, AnvilProcess};
-pub use deploy::{DeployConfig, Deployment, deploy, set_tee_url, tee_public_key_hex};
+pub use deploy::{
+    AddressLayout, DEFAULT_REWARD_BUDGET_TOKENS, DeployConfig, Deployment, IMPLEMENTATION_SLOT,
+    deploy, set_tee_url, tee_public_key_hex,
+};
 
 /// What can go wrong starting the chain or deploying to it. Messages name the problem and
 /// never contain the mnemonic or a key.
