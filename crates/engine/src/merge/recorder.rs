@@ -233,3 +233,73 @@ fn min_opt(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<
         (x, y) => x.or(y),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn buckets(h: &Hist) -> Vec<(u64, u64)> {
+        h.0.iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// Samples spread over three recorders, each written to an interval log
+    /// and read back as a shard's would be, then added: the same buckets and
+    /// the same percentiles as one recorder that took every sample.
+    #[test]
+    fn added_histograms_are_those_of_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = Recorder::new(0);
+        let mut parts = vec![Recorder::new(0), Recorder::new(0), Recorder::new(0)];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // From 50 µs to ~30 min, heavy-tailed.
+            let us = 50 + (x % 1000) * (x % 1000) * (1 + x % 1800);
+            let d = Duration::from_micros(us);
+            one.e2e_ok.record(d);
+            parts[(x % 3) as usize].e2e_ok.record(d);
+            if i % 7 == 0 {
+                one.schedule_lag.record(d / 1000);
+                parts[(i % 3) as usize].schedule_lag.record(d / 1000);
+            }
+        }
+        let mut sum = Recorder::new(0);
+        for (k, p) in parts.iter().enumerate() {
+            let path = dir.path().join(format!("{k}.hlog"));
+            crate::results::append_hlog(
+                &path,
+                Duration::ZERO,
+                Duration::from_secs(1),
+                &crate::results::tagged_histograms(p),
+            )
+            .unwrap();
+            let mut back = Recorder::new(0);
+            for (tag, h) in crate::results::read_hlog(&path).unwrap() {
+                match tag.as_deref() {
+                    Some("e2e") => add(&mut back.e2e_ok, &h).unwrap(),
+                    Some("schedule_lag") => add(&mut back.schedule_lag, &h).unwrap(),
+                    _ => {}
+                }
+            }
+            absorb(&mut sum, &back).unwrap();
+        }
+        for (a, b) in [
+            (&sum.e2e_ok, &one.e2e_ok),
+            (&sum.schedule_lag, &one.schedule_lag),
+        ] {
+            assert_eq!(a.len(), b.len());
+            assert_eq!(buckets(a), buckets(b));
+            for q in [0.0, 1.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0] {
+                assert_eq!(a.pct_ms(q), b.pct_ms(q), "p{q}");
+            }
+            assert_eq!(a.max_ms(), b.max_ms());
+            assert_eq!(a.mean_ms(), b.mean_ms());
+        }
+    }
+}

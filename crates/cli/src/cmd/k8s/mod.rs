@@ -5,7 +5,7 @@
 //! usable by hand), parsed as YAML and filled in field by field, never by text
 //! substitution: the run id, the start instant, the shard count, the image,
 //! the target, the Secret's name and the profile's text land only in the
-//! fields meant for them, and YAML quoting is the serializer's. Out come, in
+//! fields meant for them, and every string is written quoted ([`yaml`]). Out come, in
 //! order: the profile ConfigMap, the results volume claim, the shards'
 //! Indexed Job and the merge Job.
 //!
@@ -21,10 +21,12 @@ use serde_json::{Value, json};
 
 use super::shard_arg::check_run_id;
 
-const CONFIGMAP: &str = include_str!("../../../../deploy/k8s/profile-configmap.yaml");
-const PVC: &str = include_str!("../../../../deploy/k8s/results-pvc.yaml");
-const SHARDS: &str = include_str!("../../../../deploy/k8s/shards-job.yaml");
-const MERGE: &str = include_str!("../../../../deploy/k8s/merge-job.yaml");
+mod yaml;
+
+const CONFIGMAP: &str = include_str!("../../../../../deploy/k8s/profile-configmap.yaml");
+const PVC: &str = include_str!("../../../../../deploy/k8s/results-pvc.yaml");
+const SHARDS: &str = include_str!("../../../../../deploy/k8s/shards-job.yaml");
+const MERGE: &str = include_str!("../../../../../deploy/k8s/merge-job.yaml");
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -94,7 +96,9 @@ fn profile_text(profile: &str) -> anyhow::Result<(LoadTestConfig, String)> {
         .with_context(|| format!("--profile {profile}"))?;
     let path = Path::new(profile);
     if !(profile.ends_with(".toml") || path.is_file()) {
-        return Ok((cfg, format!("preset = {}\n", toml::Value::from(profile))));
+        // The preset, named as itself (a file would be named by its stem).
+        let name = toml::Value::from(profile);
+        return Ok((cfg, format!("preset = {name}\nprofile = {name}\n")));
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {profile}"))?;
     let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {profile}"))?;
@@ -245,8 +249,7 @@ pub fn render(args: &RenderArgs, now: chrono::DateTime<chrono::Utc>) -> anyhow::
             "/etc/vana-load/profile.toml",
             "--target",
             target,
-            "--live",
-            "off",
+            "--live=off",
             "--out",
             format!("/results/{run_id}/index-$(JOB_COMPLETION_INDEX)"),
         ]),
@@ -291,7 +294,7 @@ pub fn render(args: &RenderArgs, now: chrono::DateTime<chrono::Utc>) -> anyhow::
                 .insert("namespace".into(), json!(ns));
         }
         out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&doc).context("writing YAML")?);
+        out.push_str(&yaml::to_yaml(&doc));
     }
     Ok(out)
 }
