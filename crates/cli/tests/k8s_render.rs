@@ -48,6 +48,15 @@ fn env<'a>(container: &'a Value, name: &str) -> &'a str {
         .unwrap()
 }
 
+/// A list of strings (a container's args).
+fn strs(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 fn render(args: &[&str]) -> Vec<Value> {
     let mut all = vec!["k8s", "render"];
     all.extend_from_slice(args);
@@ -99,12 +108,7 @@ fn rendered_manifests_run_n_shards_and_a_merge() {
     assert_eq!(pod["restartPolicy"], "Never");
     let c = &pod["containers"][0];
     assert_eq!(c["image"], "registry.example/vana-load:0.1.0");
-    let args: Vec<&str> = c["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strs(&c["args"]);
     assert_eq!(
         args,
         [
@@ -150,12 +154,7 @@ fn rendered_manifests_run_n_shards_and_a_merge() {
     assert_eq!(merge["metadata"]["name"], "vana-load-rehearsal-1-merge");
     let m = &merge["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(m["image"], "registry.example/vana-load:0.1.0");
-    let margs: Vec<&str> = m["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let margs = strs(&m["args"]);
     assert_eq!(
         margs[..6],
         [
@@ -286,4 +285,29 @@ fn run_reads_an_indexed_jobs_environment() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("JOB_COMPLETIONS is not"), "{err}");
     assert!(!err.contains("starting the local twin"), "{err}");
+}
+
+/// The image fits the manifests: it runs as the user their pods ask for, from
+/// the directory where `--target moksha` finds its file, and its build
+/// context keeps the committed contract artifacts the binary embeds.
+#[test]
+fn the_dockerfile_fits_the_manifests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let dockerfile = read("Dockerfile");
+    for file in ["deploy/k8s/shards-job.yaml", "deploy/k8s/merge-job.yaml"] {
+        let job: Value = serde_yaml_ng::from_str(&read(file)).unwrap();
+        let uid = job["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+            .as_u64()
+            .unwrap();
+        assert!(dockerfile.contains(&format!("USER {uid}:{uid}")), "{file}");
+    }
+    assert!(dockerfile.contains("WORKDIR /app"));
+    assert!(dockerfile.contains("COPY targets/ /app/targets/"));
+    assert!(root.join("targets/moksha.toml").is_file());
+    let ignored = read(".dockerignore");
+    assert!(
+        !ignored.lines().any(|l| l.trim().starts_with("contracts")),
+        "{ignored}"
+    );
 }

@@ -394,6 +394,13 @@ impl RpcCounts {
         (n > 0).then(|| self.ok as f64 / n as f64)
     }
 
+    /// Adds `other`'s calls (another process's, when shards are merged).
+    pub fn add(&mut self, other: &RpcCounts) {
+        self.ok += other.ok;
+        self.error += other.error;
+        self.timeout += other.timeout;
+    }
+
     /// The calls made since `earlier` (counts never go down).
     pub fn since(&self, earlier: &RpcCounts) -> RpcCounts {
         RpcCounts {

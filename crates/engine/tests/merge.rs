@@ -50,7 +50,7 @@ impl Flow for Hashed {
             block: u / 4,
         }];
         let mut steps = vec![StepSample::ok("upload", a)];
-        if h(u + 3) % 10 == 0 {
+        if h(u + 3).is_multiple_of(10) {
             steps.push(StepSample::failed("register", b, "revert(Nope)"));
             return FlowResult {
                 steps,

@@ -162,7 +162,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<RunOut
 
     let mut journal = Vec::new();
     events::merge_events(shards, &shifts, out, |ev| {
-        journal.extend(series::journal_entry(ev));
+        journal.extend(series::JournalEntry::of(ev));
     })?;
     let sched = Schedule::from_config(&cfg);
     let interval = cfg.metrics_interval;
@@ -424,10 +424,9 @@ fn alerts(shards: &[ShardRun], shifts: &[f64]) -> BTreeMap<AlertName, AlertSumma
 fn rpc(shards: &[ShardRun]) -> Option<RpcSummary> {
     let mut calls = None;
     for s in shards.iter().filter_map(|s| s.summary.rpc.as_ref()) {
-        let c: &mut crate::schema::RpcCounts = calls.get_or_insert_with(Default::default);
-        c.ok += s.calls.ok;
-        c.error += s.calls.error;
-        c.timeout += s.calls.timeout;
+        calls
+            .get_or_insert_with(crate::schema::RpcCounts::default)
+            .add(&s.calls);
     }
     calls.map(RpcSummary::of)
 }

@@ -253,7 +253,7 @@ mod tests {
     fn added_histograms_are_those_of_one_process() {
         let dir = tempfile::tempdir().unwrap();
         let mut one = Recorder::new(0);
-        let mut parts = vec![Recorder::new(0), Recorder::new(0), Recorder::new(0)];
+        let mut parts = [Recorder::new(0), Recorder::new(0), Recorder::new(0)];
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for i in 0..20_000u64 {
             x ^= x << 13;

@@ -78,14 +78,14 @@ fn parts(s: &ShardRun, shift: f64, interval: f64) -> BTreeMap<i64, Part> {
     out
 }
 
-/// The merged rows, each with its interval's number. `journal` holds every merged journey as (end on the
-/// merged clock, its steps); `sched` is the whole run's schedule.
+/// The merged rows, each with its interval's number. `journal` holds every
+/// merged journey; `sched` is the whole run's schedule.
 pub(crate) fn merge_series(
     shards: &[ShardRun],
     shifts: &[f64],
     interval: f64,
     sched: &Schedule,
-    journal: &mut [(f64, Vec<(String, f64, bool)>)],
+    journal: &mut [JournalEntry],
     intervals: &BTreeMap<i64, Hist>,
 ) -> Vec<(i64, Snapshot)> {
     let per: Vec<BTreeMap<i64, Part>> = shards
@@ -94,7 +94,7 @@ pub(crate) fn merge_series(
         .map(|(s, sh)| parts(s, *sh, interval))
         .collect();
     let buckets: BTreeSet<i64> = per.iter().flat_map(|p| p.keys().copied()).collect();
-    journal.sort_by(|a, b| a.0.total_cmp(&b.0));
+    journal.sort_by(|a, b| a.end_s.total_cmp(&b.end_s));
     let mut steps: BTreeMap<String, (Hist, u64)> = BTreeMap::new();
     let mut next_journey = 0;
     let mut carried: Vec<Option<Snapshot>> = vec![None; shards.len()];
@@ -135,10 +135,7 @@ pub(crate) fn merge_series(
             row.delayed += c.delayed;
             row.dropped += c.dropped;
             if let Some(x) = c.rpc {
-                let r = rpc.get_or_insert_with(RpcCounts::default);
-                r.ok += x.ok;
-                r.error += x.error;
-                r.timeout += x.timeout;
+                rpc.get_or_insert_with(RpcCounts::default).add(&x);
             }
             if let Some(x) = c.schedule_lag_p99_ms {
                 lag_p99 = Some(lag_p99.map_or(x, |y: f64| y.max(x)));
@@ -159,8 +156,8 @@ pub(crate) fn merge_series(
             row.e2e_p95_ms = h.pct_ms(95.0);
             row.e2e_p99_ms = h.pct_ms(99.0);
         }
-        while next_journey < journal.len() && journal[next_journey].0 <= t {
-            for (name, ms, ok) in &journal[next_journey].1 {
+        while next_journey < journal.len() && journal[next_journey].end_s <= t {
+            for (name, ms, ok) in &journal[next_journey].steps {
                 let e = steps.entry(name.clone()).or_default();
                 if *ok {
                     e.0.record(Duration::from_secs_f64(ms / 1000.0));
@@ -216,16 +213,26 @@ pub(crate) fn merge_intervals(
     Ok(out)
 }
 
-/// The steps of a journey event, for the per-step series.
-pub(crate) fn journal_entry(ev: &Event) -> Option<(f64, Vec<(String, f64, bool)>)> {
-    let j = ev.journey()?;
-    let end_s = (j.who.intended_ms + j.duration_ms) / 1000.0;
-    let steps = j
-        .steps
-        .iter()
-        .map(|s| (s.name.clone(), s.ms, s.ok))
-        .collect();
-    Some((end_s, steps))
+/// A finished journey's steps, for the per-step series.
+pub(crate) struct JournalEntry {
+    /// When it ended, on the merged clock.
+    end_s: f64,
+    /// (step, milliseconds, ok).
+    steps: Vec<(String, f64, bool)>,
+}
+
+impl JournalEntry {
+    pub(crate) fn of(ev: &Event) -> Option<JournalEntry> {
+        let j = ev.journey()?;
+        Some(JournalEntry {
+            end_s: (j.who.intended_ms + j.duration_ms) / 1000.0,
+            steps: j
+                .steps
+                .iter()
+                .map(|s| (s.name.clone(), s.ms, s.ok))
+                .collect(),
+        })
+    }
 }
 
 #[cfg(test)]
