@@ -2,6 +2,8 @@
 //! schedule, HDR measurement from the intended start (no coordinated omission),
 //! thresholds and circuit breakers, live alerts, the live view, Prometheus, the load
 //! generator's own CPU and memory, and the results directory with its journal.
+//! A run can be split into shards ([`shard`]: `RunOptions::shard`) and the
+//! shards' results merged into one run with one verdict ([`merge`]).
 //!
 //! The engine knows nothing of Vana. It drives any [`Flow`]:
 //!
