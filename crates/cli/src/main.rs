@@ -35,6 +35,11 @@ enum Command {
     Twin(cmd::twin::Command),
     /// Render or compare run reports.
     Report(cmd::report::Args),
+    /// Merge the shards of a run (`run --shard i/n`) into one results directory and verdict.
+    Merge(cmd::merge::Args),
+    /// Kubernetes manifests of a sharded run.
+    #[command(subcommand)]
+    K8s(cmd::k8s::Command),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +75,8 @@ fn main() -> ExitCode {
             Command::Wallets(c) => cmd::wallets::run(c).await,
             Command::Twin(c) => cmd::twin::run(c).await,
             Command::Report(args) => cmd::report::run(args).await,
+            Command::Merge(args) => cmd::merge::run(args).await,
+            Command::K8s(c) => cmd::k8s::run(c).await,
         }
     });
     match result {

@@ -2,6 +2,8 @@
 //! schedule, HDR measurement from the intended start (no coordinated omission),
 //! thresholds and circuit breakers, live alerts, the live view, Prometheus, the load
 //! generator's own CPU and memory, and the results directory with its journal.
+//! A run can be split into shards ([`shard`]: `RunOptions::shard`) and the
+//! shards' results merged into one run with one verdict ([`merge`]).
 //!
 //! The engine knows nothing of Vana. It drives any [`Flow`]:
 //!
@@ -37,6 +39,7 @@ pub mod config;
 pub mod flow;
 pub mod journal;
 pub mod live;
+pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod prom;
@@ -46,6 +49,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 pub mod schema;
+pub mod shard;
 pub mod sysmon;
 pub mod threshold;
 
@@ -58,4 +62,5 @@ pub use prom::GaugeSource;
 pub use run::{EngineError, RunOptions, RunOutcome, run};
 pub use schedule::{RateCurve, Schedule};
 pub use schema::{AbortReason, RunInfo, Summary, TargetInfo, TargetKind, TwinInfo, Verdict};
+pub use shard::Shard;
 pub use threshold::{Threshold, ThresholdLayer, ThresholdSpec};

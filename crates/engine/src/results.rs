@@ -114,7 +114,8 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::R
     std::fs::rename(tmp, dir.join(name))
 }
 
-fn tag_name(s: &str) -> String {
+/// A name as an interval-log tag: commas and whitespace become `_`.
+pub fn tag_name(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c == ',' || c.is_whitespace() {
@@ -170,10 +171,28 @@ pub fn tagged_histograms(r: &Recorder) -> Vec<(String, &Hist)> {
     v
 }
 
+/// One histogram of an interval log: its tag, its interval (as written:
+/// seconds since the schedule start) and its counts.
+#[derive(Debug, Clone)]
+pub struct HlogEntry {
+    pub tag: Option<String>,
+    pub start: Duration,
+    pub len: Duration,
+    pub hist: hdrhistogram::Histogram<u64>,
+}
+
 /// Reads every tagged histogram of an interval log (for merging runs or checking).
 pub fn read_hlog(
     path: &Path,
 ) -> std::io::Result<Vec<(Option<String>, hdrhistogram::Histogram<u64>)>> {
+    Ok(read_hlog_entries(path)?
+        .into_iter()
+        .map(|e| (e.tag, e.hist))
+        .collect())
+}
+
+/// Reads every histogram of an interval log with its interval.
+pub fn read_hlog_entries(path: &Path) -> std::io::Result<Vec<HlogEntry>> {
     use base64::Engine;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -189,7 +208,12 @@ pub fn read_hlog(
             let hist: hdrhistogram::Histogram<u64> = de
                 .deserialize(&mut raw.as_slice())
                 .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-            out.push((h.tag().map(|t| t.as_str().to_string()), hist));
+            out.push(HlogEntry {
+                tag: h.tag().map(|t| t.as_str().to_string()),
+                start: h.start_timestamp(),
+                len: h.duration(),
+                hist,
+            });
         }
     }
     Ok(out)

@@ -73,6 +73,24 @@ pub struct RunInfo {
     /// The local twin's settings, when the target was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub twin: Option<TwinInfo>,
+    /// Wall-clock time of the schedule's time zero, milliseconds since the
+    /// Unix epoch: every `intended_ms` and `t_s` counts from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_start_ms: Option<i64>,
+    /// The instant `--start-at` asked the schedule to start (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// How late the schedule started after `start_at`, in milliseconds (0 on
+    /// time). The users made late by it are dispatched at once and the lag is
+    /// charged to them (schedule lag, and latency from the intended start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_ms: Option<f64>,
+    /// The slice of the run this process took (`--shard i/n`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
+    /// The shards a merged run was made from (`vana-load merge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::shard::MergeInfo>,
 }
 
 /// How a run ended.
@@ -376,6 +394,13 @@ impl RpcCounts {
         (n > 0).then(|| self.ok as f64 / n as f64)
     }
 
+    /// Adds `other`'s calls (another process's, when shards are merged).
+    pub fn add(&mut self, other: &RpcCounts) {
+        self.ok += other.ok;
+        self.error += other.error;
+        self.timeout += other.timeout;
+    }
+
     /// The calls made since `earlier` (counts never go down).
     pub fn since(&self, earlier: &RpcCounts) -> RpcCounts {
         RpcCounts {
@@ -538,6 +563,9 @@ pub struct Details {
     pub metrics: LoadTestMetrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// The shards of a merged run, each with its own schedule lag.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::shard::ShardRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]

@@ -107,3 +107,49 @@ fn poisson_spacing_is_seeded_and_exponential_in_sustain() {
     let ugaps: Vec<f64> = u.offsets().windows(2).map(|w| w[1] - w[0]).collect();
     assert!(ugaps.iter().all(|g| (g - 0.05).abs() < 1e-9));
 }
+
+/// The shards of a run, each computing the schedule and keeping its stripe,
+/// give back the single-process schedule user by user: every user in exactly
+/// one shard, at the same intended start. For several n, including n that do
+/// not divide the user count, and both spacings. Every prefix of the schedule
+/// is split evenly (each shard offers 1/n of the rate all along).
+#[test]
+fn the_union_of_the_shards_is_the_single_schedule() {
+    use vana_load_engine::Shard;
+    for total in [1u64, 60, 61, 100, 997] {
+        let mut cfg = Preset::Smoke.config();
+        cfg.total_users = total;
+        for spacing in [Spacing::Uniform, Spacing::Poisson] {
+            cfg.arrival = spacing;
+            let single = Schedule::from_config(&cfg);
+            for n in [1u32, 2, 3, 4, 7, 13] {
+                if n as u64 > total {
+                    continue;
+                }
+                let mut union: Vec<(u64, f64)> = Vec::new();
+                for shard in Shard::all(n) {
+                    // Each shard builds the schedule on its own, as its process does.
+                    let own = Schedule::from_config(&cfg);
+                    let mine: Vec<(u64, f64)> = shard
+                        .users(total)
+                        .map(|u| (u, own.offset(u as usize)))
+                        .collect();
+                    assert_eq!(mine.len() as u64, shard.count_below(total));
+                    // Any prefix: within one user of an even split.
+                    for m in 0..=total {
+                        let due = mine.iter().filter(|(u, _)| *u < m).count() as f64;
+                        assert!(
+                            (due - m as f64 / n as f64).abs() < 1.0,
+                            "{shard} of {total} by {m}"
+                        );
+                    }
+                    union.extend(mine);
+                }
+                union.sort_by_key(|(u, _)| *u);
+                let want: Vec<(u64, f64)> =
+                    (0..total).map(|u| (u, single.offset(u as usize))).collect();
+                assert_eq!(union, want, "{total} users, {n} shards, {spacing:?}");
+            }
+        }
+    }
+}

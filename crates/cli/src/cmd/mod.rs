@@ -1,9 +1,12 @@
 //! One module per subcommand. Each has `Args` (clap) and `async fn run(..) -> anyhow::Result<ExitCode>`.
 
 pub mod journey;
+pub mod k8s;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod shard_arg;
 pub mod target_arg;
 pub mod twin;
 pub mod values;

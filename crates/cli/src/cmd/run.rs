@@ -8,6 +8,10 @@
 //! arrival schedule and writes the results directory, and the end-of-run
 //! summary (the engine's [`engine::report::text`]) is printed on stdout.
 //!
+//! With `--shard i/n` (or an Indexed Job's environment) it runs one shard of
+//! the run: that shard's users only, funded and run with their own wallets
+//! ([`super::shard_arg`]); `vana-load merge` joins the shards' results.
+//!
 //! The `burst` and `conservative` presets add the plan's performance
 //! baselines to the criteria. Every flag can also be set as `VANA_LOAD_<FLAG>` (`--live` is
 //! `VANA_LOAD_LIVE`); the flag wins over its variable.
@@ -35,6 +39,7 @@ use engine::{
 };
 
 use super::plan::ProfileArgs;
+use super::shard_arg::ShardArgs;
 use super::target_arg::TargetArgs;
 use super::values::Live;
 use super::wallets;
@@ -60,6 +65,8 @@ pub struct Args {
     /// Skip funding the users' wallets before the run (they must already hold funds).
     #[arg(long, env = "VANA_LOAD_NO_FUND", value_parser = BoolishValueParser::new())]
     pub no_fund: bool,
+    #[command(flatten)]
+    pub sharding: ShardArgs,
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
@@ -71,13 +78,19 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     // against the client's steps before anything starts (the engine checks
     // again with the target's own timeouts once it is resolved).
     config.validate_for(&journey_steps(&StepTimeouts::default()))?;
+    // Shard and run id are settled before anything starts.
+    let shard = args.sharding.shard()?;
+    if let Some(s) = shard {
+        s.check(config.total_users, config.max_concurrent_users)?;
+    }
+    let run_id = args.sharding.run_id(shard)?;
     if config.enable_debug_logs {
         tracing::info!(
             "debug logs enabled by the profile (set RUST_LOG=debug for the client's own)"
         );
     }
     let resolved = args.target.resolve().await?;
-    let result = run_on(&args, config, &resolved).await;
+    let result = run_on(&args, config, &resolved, shard, run_id).await;
     resolved.stop().await;
     result
 }
@@ -86,6 +99,8 @@ async fn run_on(
     args: &Args,
     config: LoadTestConfig,
     resolved: &super::target_arg::ResolvedTarget,
+    shard: Option<engine::Shard>,
+    run_id: String,
 ) -> anyhow::Result<ExitCode> {
     let mut target = resolved.target.clone();
     // Deadlines: the client's defaults → the target's [timeouts] → stepTimeouts.
@@ -96,7 +111,7 @@ async fn run_on(
     let users =
         u32::try_from(config.total_users).context("totalUsers does not fit a wallet index")?;
     if !args.no_fund && !args.resume {
-        wallets::fund_users(&target, users, &config.wallet_funding_amount)
+        wallets::fund_users(&target, users, &config.wallet_funding_amount, shard)
             .await
             .context("funding the users' wallets before the run")?;
     }
@@ -109,12 +124,6 @@ async fn run_on(
         TxMode::Relayer => Mode::Relayer,
         TxMode::Direct => Mode::Direct,
     };
-    let run_id = format!(
-        "run-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    );
     let opts = ClientOptions {
         run_seed: config.seed,
         test_run_id: run_id.clone(),
@@ -143,6 +152,8 @@ async fn run_on(
         target: resolved.info(),
         twin: resolved.twin_info(),
         versions: resolved.versions(),
+        shard,
+        start_at: args.sharding.start_at,
     };
     let outcome = match engine::run(config, flow, options).await {
         Ok(o) => o,

@@ -47,17 +47,23 @@ async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--count must be at least 1");
     }
     let resolved = args.target.resolve().await?;
-    let result = prepare_on(&args, &resolved.target).await;
+    let result = prepare_on(&args, &resolved.target, None).await;
     resolved.stop().await;
     result
 }
 
 /// Funds users `0..count` of `target` to `amount` VANA (those below half of
-/// it), as `wallets prepare` does; `vana-load run` calls it before its clock starts.
+/// it), as `wallets prepare` does; `vana-load run` calls it before its clock
+/// starts. With a shard, only that shard's users among `0..count` are funded.
+///
+/// Shards fund at the same time from the one funder key, so one shard's
+/// transaction can take a nonce another counted on: the funding is then
+/// retried (it is idempotent, so a retry funds only what is still missing).
 pub async fn fund_users(
     target: &client::target::Target,
     count: u32,
     amount: &str,
+    shard: Option<engine::Shard>,
 ) -> anyhow::Result<()> {
     let args = PrepareArgs {
         count,
@@ -66,12 +72,64 @@ pub async fn fund_users(
         threshold: None,
         batch_size: None,
     };
-    prepare_on(&args, target).await.map(|_| ())
+    let Some(shard) = shard else {
+        return prepare_on(&args, target, None).await.map(|_| ());
+    };
+    const ATTEMPTS: u32 = 6;
+    let mut attempt = 1;
+    loop {
+        match prepare_on(&args, target, Some(shard)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS => {
+                // Shards back off by different amounts so they stop colliding.
+                let wait = Duration::from_millis(400 * attempt as u64 + 150 * shard.index as u64);
+                eprintln!(
+                    "shard {shard}: funding attempt {attempt} failed ({e:#}); retrying in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The addresses of `shard`'s users among `0..count`, derived on all cores.
+fn shard_addresses(
+    wallets: &UserWallets,
+    shard: engine::Shard,
+    count: u32,
+) -> anyhow::Result<Vec<alloy::primitives::Address>> {
+    let users: Vec<u32> = shard.users(count as u64).map(|u| u as u32).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = users.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = users
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|u| wallets.user(*u).map(|k| k.address()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(users.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("wallet derivation panicked"))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 async fn prepare_on(
     args: &PrepareArgs,
     target: &client::target::Target,
+    shard: Option<engine::Shard>,
 ) -> anyhow::Result<ExitCode> {
     let mut funding = target.funding;
     if let Some(a) = &args.amount {
@@ -100,13 +158,29 @@ async fn prepare_on(
         .signer(Some(mnemonic), "keys.funder")?;
     let started = std::time::Instant::now();
     let wallets = UserWallets::new(mnemonic, target.user_index_offset)?;
-    let addresses = wallets.addresses(args.count)?;
+    let (addresses, which) = match shard {
+        None => (
+            wallets.addresses(args.count)?,
+            format!(
+                "HD {}..{}",
+                target.user_index_offset,
+                target.user_index_offset + args.count
+            ),
+        ),
+        Some(s) => (
+            shard_addresses(&wallets, s, args.count)?,
+            format!(
+                "shard {s}: users k < {} with k mod {} = {}",
+                args.count,
+                s.count,
+                s.index - 1
+            ),
+        ),
+    };
     let derived = started.elapsed();
     eprintln!(
-        "derived {} wallets (HD {}..{}) in {:.2} s; funding to {} VANA those below {} VANA, {} per transaction",
+        "derived {} wallets ({which}) in {:.2} s; funding to {} VANA those below {} VANA, {} per transaction",
         addresses.len(),
-        target.user_index_offset,
-        target.user_index_offset + args.count,
         derived.as_secs_f64(),
         format_ether(funding.amount),
         format_ether(funding.threshold),

@@ -101,6 +101,7 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             body {
                 main {
                     (header(d))
+                    (super::shards::html(d))
                     (alerts(d))
                     (over_time(d, a))
                     (bottleneck(a))

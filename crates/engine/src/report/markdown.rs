@@ -50,6 +50,19 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             .map_or("–".into(), |v| format!("{} ms", num(v))),
         s.e2e_population
     );
+    if let Some(line) = super::shards::shard_sentence(d) {
+        let _ = writeln!(o, "{}.\n", cell(&line));
+    }
+    if let Some(line) = super::shards::merged_sentence(d) {
+        let _ = writeln!(o, "Shards: {}.\n", cell(&line));
+        let _ = writeln!(o, "| {} |", super::shards::HEADER.join(" | "));
+        let _ = writeln!(o, "|{}", "---|".repeat(super::shards::HEADER.len()));
+        for r in super::shards::rows(d) {
+            let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
+        o.push('\n');
+    }
     let all = checks(d);
     for (kind, head) in [
         (

@@ -24,6 +24,7 @@ pub mod html;
 pub mod junit;
 pub mod machine;
 pub mod markdown;
+pub mod shards;
 pub mod svg;
 pub mod tables;
 pub mod text;

@@ -71,6 +71,35 @@ impl Paint {
     }
 }
 
+/// The shard this run was, or the shards it was merged from, each with its schedule lag.
+fn render_shards(o: &mut String, d: &RunData, paint: &Paint) {
+    if let Some(line) = super::shards::shard_sentence(d) {
+        let _ = writeln!(o, "\n  {}  {line}", paint.head("SHARD"));
+    }
+    let Some(line) = super::shards::merged_sentence(d) else {
+        return;
+    };
+    let _ = writeln!(o, "\n  {}  {line}", paint.head("SHARDS"));
+    let rows = super::shards::rows(d);
+    let mut w = super::shards::HEADER.map(|h| h.chars().count());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 8]| -> String {
+        let mut l = String::from("   ");
+        for (c, wi) in cells.iter().zip(w) {
+            let _ = write!(l, " {c:<wi$} ");
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(o, "{}", line(super::shards::HEADER));
+    for r in &rows {
+        let _ = writeln!(o, "{}", line(r.each_ref().map(String::as_str)));
+    }
+}
+
 /// Renders the summary; `color` adds ANSI styles (for a terminal only).
 pub fn render(d: &RunData, color: bool) -> String {
     let paint = Paint(color);
@@ -126,6 +155,7 @@ pub fn render(d: &RunData, color: bool) -> String {
         }
     }
 
+    render_shards(&mut o, d, &paint);
     let _ = writeln!(o, "\n  {}  {}", paint.head("USERS"), users_sentence(s));
     let _ = writeln!(
         o,

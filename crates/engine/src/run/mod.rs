@@ -21,6 +21,7 @@ mod user;
 mod verdict;
 
 pub use verdict::summarize;
+pub(crate) use verdict::{Inputs as JudgeInputs, judge};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use crate::schedule::Schedule;
 use crate::schema::{
     AbortReason, Details, Event, RunInfo, RunStatus, SCHEMA_VERSION, Summary, TargetInfo, TwinInfo,
 };
+use crate::shard::{Shard, ShardError, ShardInfo};
 use crate::threshold::Threshold;
 
 /// How to run (everything that is not the load profile itself).
@@ -71,6 +73,11 @@ pub struct RunOptions {
     pub twin: Option<TwinInfo>,
     /// Versions of the parts of the run besides the engine (e.g. `anvil`).
     pub versions: BTreeMap<String, String>,
+    /// Run only this shard of the schedule ([`crate::shard`]).
+    pub shard: Option<Shard>,
+    /// Start the schedule at this instant (wait for it; a late start is
+    /// charged to the users it delays). Shards of one run share it.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A run that could not start (exit code 2).
@@ -78,6 +85,8 @@ pub struct RunOptions {
 pub enum EngineError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     #[error("results directory {path}: {source}")]
     Io {
         path: PathBuf,
@@ -151,6 +160,7 @@ struct Shared<F> {
     sem: Arc<Semaphore>,
     cancel: CancellationToken,
     abort_reason: Mutex<Option<AbortReason>>,
+    shard: Option<Shard>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +207,12 @@ impl<F: Flow> Shared<F> {
             .iter()
             .find(|s| s.name == step)
             .map_or(step, |s| s.component.as_str())
+    }
+
+    /// Arrivals of this process the schedule intends by `t` (its shard's share).
+    fn planned_by(&self, sched: &Schedule, t: f64) -> u64 {
+        let m = sched.arrivals_by(t) as u64;
+        self.shard.map_or(m, |s| s.count_below(m))
     }
 
     fn is_critical(&self, class: &str) -> bool {
@@ -261,11 +277,29 @@ fn watch_signals<F: Flow>(sh: Arc<Shared<F>>) -> tokio::task::JoinHandle<()> {
 /// Prometheus, and the results directory. Returns `Err` (exit code 2) only when
 /// the run cannot start; a run that starts always writes its results.
 pub async fn run<F: Flow>(
-    config: LoadTestConfig,
+    mut config: LoadTestConfig,
     flow: Arc<F>,
     options: RunOptions,
 ) -> Result<RunOutcome, EngineError> {
     config.validate()?;
+    let shard = options.shard;
+    let shard_info = match shard {
+        Some(s) => {
+            s.check(config.total_users, config.max_concurrent_users)?;
+            let total_cap = config.max_concurrent_users;
+            // This process holds its slice of the cap; config.json records it.
+            config.max_concurrent_users = s.cap(total_cap);
+            Some(ShardInfo {
+                index: s.index,
+                count: s.count,
+                users: s.count_below(config.total_users),
+                max_concurrent_users: config.max_concurrent_users,
+                total_max_concurrent_users: total_cap,
+            })
+        }
+        None => None,
+    };
+    let planned = shard_info.as_ref().map_or(config.total_users, |s| s.users);
     let declared = flow.steps();
     config.validate_for(&declared)?;
     let steps = config.resolve_steps(&declared);
@@ -285,7 +319,7 @@ pub async fn run<F: Flow>(
         .map(|m| m.len() > 0)
         .unwrap_or(false);
     let (mut recorder, skip, prev_run_id, past_alerts) = if options.resume && has_events {
-        let st = journal::replay(&out, config.total_users).map_err(io_err(&events_path))?;
+        let st = journal::replay(&out, planned).map_err(io_err(&events_path))?;
         let prev: Option<String> = std::fs::read(out.join("run.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<RunInfo>(&b).ok())
@@ -297,7 +331,7 @@ pub async fn run<F: Flow>(
     } else if has_events {
         return Err(EngineError::NotEmpty(out));
     } else {
-        let fresh = Recorder::new(config.total_users);
+        let fresh = Recorder::new(planned);
         (fresh, Default::default(), None, Vec::new())
     };
     recorder.set_components(
@@ -314,7 +348,7 @@ pub async fn run<F: Flow>(
     let started_at = chrono::Utc::now();
     let mut versions = options.versions.clone();
     versions.insert("vana-load".into(), env!("CARGO_PKG_VERSION").into());
-    let run_info = RunInfo {
+    let mut run_info = RunInfo {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.clone(),
         status: RunStatus::Running,
@@ -331,6 +365,9 @@ pub async fn run<F: Flow>(
         versions,
         steps: steps.clone(),
         twin: options.twin.clone(),
+        start_at: options.start_at.map(|t| t.to_rfc3339()),
+        shard: shard_info,
+        ..Default::default()
     };
     write_json(&out, "config.json", &config.redacted_json()).map_err(io_err(&out))?;
     write_json(&out, "run.json", &run_info).map_err(io_err(&out))?;
@@ -348,9 +385,11 @@ pub async fn run<F: Flow>(
     }
 
     let sched = Arc::new(Schedule::from_config(&config));
-    let todo: Vec<u64> = (0..config.total_users)
-        .filter(|u| !skip.contains(u))
-        .collect();
+    let todo: Vec<u64> = match shard {
+        Some(s) => s.users(config.total_users).collect(),
+        None => (0..config.total_users).collect(),
+    };
+    let todo: Vec<u64> = todo.into_iter().filter(|u| !skip.contains(u)).collect();
     // A resumed run keeps the original time base: its first remaining user
     // starts now, at that user's offset in the schedule, so replayed and new
     // events share one clock.
@@ -360,9 +399,28 @@ pub async fn run<F: Flow>(
         0.0
     };
     let events = LineWriter::open(&events_path).map_err(io_err(&events_path))?;
-    let now = Instant::now();
-    let back = Duration::from_secs_f64(base);
-    let t0 = now.checked_sub(back).unwrap_or(now);
+    let (t0, wall0_ms) = match options.start_at.filter(|_| !resumed) {
+        Some(at) => {
+            let late = wait_for(at).await;
+            run_info.start_lag_ms = Some(ms(late));
+            let now = Instant::now();
+            (now.checked_sub(late).unwrap_or(now), at.timestamp_millis())
+        }
+        None => {
+            if resumed && options.start_at.is_some() {
+                tracing::warn!(
+                    "--start-at is ignored on resume: the run keeps its original time base"
+                );
+            }
+            let now = Instant::now();
+            let t0 = now
+                .checked_sub(Duration::from_secs_f64(base))
+                .unwrap_or(now);
+            let wall = chrono::Utc::now().timestamp_millis() - (now - t0).as_millis() as i64;
+            (t0, wall)
+        }
+    };
+    run_info.schedule_start_ms = Some(wall0_ms);
     let sh = Arc::new(Shared {
         flow,
         sem: Arc::new(Semaphore::new(config.max_concurrent_users as usize)),
@@ -372,12 +430,13 @@ pub async fn run<F: Flow>(
         cfg: config,
         run_id: run_id.clone(),
         t0,
-        wall0_ms: chrono::Utc::now().timestamp_millis() - (now - t0).as_millis() as i64,
+        wall0_ms,
         rec: Mutex::new(recorder),
         events,
         prom,
         cancel: CancellationToken::new(),
         abort_reason: Mutex::new(None),
+        shard,
     });
     let signals = options.handle_signals.then(|| watch_signals(sh.clone()));
     let done = CancellationToken::new();
@@ -450,6 +509,34 @@ pub async fn run<F: Flow>(
     finish(out, run_info, report_config, judged, aborted, prom_addr)
 }
 
+/// Waits until the wall clock reaches `at`; returns how late it already was
+/// (zero when it had to wait).
+async fn wait_for(at: chrono::DateTime<chrono::Utc>) -> Duration {
+    let ahead = at - chrono::Utc::now();
+    match ahead.to_std() {
+        Ok(wait) if !wait.is_zero() => {
+            tracing::info!(
+                "waiting {:.1} s for the start at {}",
+                wait.as_secs_f64(),
+                at.to_rfc3339()
+            );
+            tokio::time::sleep(wait).await;
+            // The sleep may end a little early or late; what is left is charged.
+            (chrono::Utc::now() - at).to_std().unwrap_or_default()
+        }
+        _ => {
+            let late = (-ahead).to_std().unwrap_or_default();
+            tracing::warn!(
+                "started {:.1} s after --start-at {}: the users due meanwhile start at once, \
+                 and their lag is charged to them",
+                late.as_secs_f64(),
+                at.to_rfc3339()
+            );
+            late
+        }
+    }
+}
+
 /// `run.json` as the run ended.
 fn ended(mut run: RunInfo, aborted: &Option<AbortReason>) -> RunInfo {
     run.status = aborted
@@ -463,7 +550,7 @@ fn ended(mut run: RunInfo, aborted: &Option<AbortReason>) -> RunInfo {
 /// Analyses the run (bottleneck, capacity), then writes the CI outputs
 /// (`junit.xml`, `steps.csv`, `timeseries.csv`), `details.json`,
 /// `summary.json`, `run.json` and `report.html`, each once.
-fn finish(
+pub(crate) fn finish(
     out: PathBuf,
     run: RunInfo,
     config: LoadTestConfig,

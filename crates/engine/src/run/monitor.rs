@@ -93,7 +93,7 @@ fn live_state<F: Flow>(sh: &Shared<F>, sched: &Schedule, t: f64, cps: f64) -> Li
         elapsed_s: t,
         schedule_s: dur,
         planned: r.planned,
-        planned_arrivals: sched.arrivals_by(t) as u64,
+        planned_arrivals: sh.planned_by(sched, t),
         arrivals: r.arrived,
         in_flight: r.in_flight,
         cap: sh.cfg.max_concurrent_users,
@@ -197,7 +197,12 @@ pub(super) async fn monitor<F: Flow>(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let start = Instant::now();
     let mut last_snap = start;
-    let mut next_snap = start + interval;
+    // Snapshots fall on the grid t0 + k·interval, so the shards of a run (and
+    // a resumed run) share one grid however late they start.
+    let mut next_snap = sh.t0 + interval;
+    while next_snap <= start {
+        next_snap += interval;
+    }
     let mut gauge_max = BTreeMap::new();
     let mut rate = CompletionRate::default();
     let mut watch = AlertWatch::new(sh.cfg.alerts);

@@ -23,7 +23,7 @@ use crate::schema::{
 use crate::threshold::{MetricView, Threshold, ThresholdResult};
 
 /// What the judgement reads.
-pub(super) struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub cfg: &'a LoadTestConfig,
     pub steps: &'a [ResolvedStep],
     pub rec: &'a Recorder,
@@ -48,7 +48,7 @@ pub(super) fn e2e_of(h: &Hist) -> E2e {
 }
 
 /// The summary (with criteria and verdict) and the details of a run.
-pub(super) fn judge(i: Inputs<'_>) -> (Summary, Details) {
+pub(crate) fn judge(i: Inputs<'_>) -> (Summary, Details) {
     let r = i.rec;
     let th_results: Vec<ThresholdResult> = i
         .thresholds
@@ -96,6 +96,7 @@ pub(super) fn judge(i: Inputs<'_>) -> (Summary, Details) {
         metrics: load_metrics(r, i.steps, &i.gauge_max),
         gauge_max: i.gauge_max,
         capacity: None,
+        shards: Vec::new(),
     };
     (summary, details)
 }
