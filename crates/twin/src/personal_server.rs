@@ -169,7 +169,7 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
     let provider = protocol::rpc::provider(url).erased();
     let server_keys = crypto::ServerKeyring::new(&config.server_mnemonic)
         .map_err(|e| setup(format!("server_mnemonic: {e}")))?;
-    let http = reqwest::Client::builder()
+    let http = crate::fetch::http_client_builder()
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| setup(e.to_string()))?;
