@@ -370,7 +370,7 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
         .await
         .map_err(|e| {
             ApiError::new(
-                ErrorCode::NotFound,
+                ErrorCode::of_call_error(&e, ErrorCode::NotFound),
                 format!("permission {} could not be read: {e}", op.permission_id),
             )
         })?;
@@ -583,7 +583,7 @@ async fn create_prediction(state: &AppState, prompt: String) -> Result<Predictio
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
         return Err(ApiError::new(
-            ErrorCode::Compute,
+            ErrorCode::of_upstream_status(status.as_u16(), ErrorCode::Compute),
             format!(
                 "inference backend answered HTTP {}: {}",
                 status.as_u16(),
@@ -614,7 +614,7 @@ async fn fetch_prediction(state: &AppState, id: &str) -> Result<Prediction, ApiE
             format!("operation {id} not found"),
         )),
         s => Err(ApiError::new(
-            ErrorCode::Compute,
+            ErrorCode::of_upstream_status(s, ErrorCode::Compute),
             format!("inference backend answered HTTP {s}"),
         )),
     }

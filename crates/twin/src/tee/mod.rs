@@ -488,15 +488,25 @@ async fn watch_jobs(state: Arc<AppState>, every: Duration, stop: CancellationTok
         let jobs = own_jobs(&logs, state.tee);
         let mut seen = state.seen();
         seen.extend(jobs);
-        // Bounded memory: forget the oldest jobs once many have been seen.
-        if seen.len() > 200_000 {
-            let mut ids: Vec<u64> = seen.keys().copied().collect();
-            ids.sort_unstable();
-            for id in &ids[..100_000] {
-                seen.remove(id);
-            }
-        }
+        forget_oldest(&mut seen, MAX_SEEN_JOBS);
+        drop(seen);
         next = head + 1;
+    }
+}
+
+/// Jobs remembered from logs at most; a `RunProof` for a forgotten job
+/// reads it from the chain instead.
+const MAX_SEEN_JOBS: usize = 200_000;
+
+/// Bounded memory: past `max` jobs, the oldest half is forgotten.
+fn forget_oldest(seen: &mut HashMap<u64, u64>, max: usize) {
+    if seen.len() <= max {
+        return;
+    }
+    let mut ids: Vec<u64> = seen.keys().copied().collect();
+    ids.sort_unstable();
+    for id in &ids[..seen.len() - max / 2] {
+        seen.remove(id);
     }
 }
 
@@ -656,4 +666,21 @@ async fn prove(state: &AppState, worker: &Worker, job: Job) -> Result<(), String
         .await
         .map_err(|_| "tx: sender stopped".to_owned())?;
     done_rx.await.map_err(|_| "tx: sender stopped".to_owned())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_map_keeps_the_newest_jobs_within_its_bound() {
+        let mut seen: HashMap<u64, u64> = (0..1_000).map(|j| (j, j * 2)).collect();
+        forget_oldest(&mut seen, 1_000);
+        assert_eq!(seen.len(), 1_000, "at the bound nothing is forgotten");
+        seen.insert(5_000, 1);
+        forget_oldest(&mut seen, 1_000);
+        assert_eq!(seen.len(), 500);
+        assert!(seen.contains_key(&5_000) && seen.contains_key(&999));
+        assert!(!seen.contains_key(&500));
+    }
 }
