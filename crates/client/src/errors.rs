@@ -4,14 +4,19 @@
 //! [`class`](ErrorKind::class) is the stable label used in results and
 //! histograms: `rpc`, `nonce`, `revert(<ErrorName>)`, `timeout`,
 //! `storage_<status>`, `relayer_<code>`, `server_<error_code>`,
-//! `inference_failed`, `indexer_lag`, `insufficient_funds`, `crypto`.
+//! `inference_failed`, `indexer_lag`, `insufficient_funds`, `crypto`,
+//! `<service>_rate_limited`.
 //! Only some kinds are retryable ([`ErrorKind::is_retryable`]);
 //! [`RetryPolicy::run`] retries those, a bounded number of times, with
-//! exponential backoff and full jitter.
+//! exponential backoff and full jitter — or, when the service said how long
+//! to wait (`Retry-After`), after that long, and only if the step's deadline
+//! ([`with_timeout`], visible to the retries as [`step_deadline`]) leaves
+//! room: a wait that would outlast it ends the step with the rate-limit
+//! error it got, not with a timeout that would hide it.
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 
@@ -40,6 +45,9 @@ pub enum ErrorKind {
     InsufficientFunds,
     /// Key derivation, signing, encryption or decryption failed.
     Crypto,
+    /// The service answered 429, or 503 with `Retry-After`, and kept doing
+    /// so as long as the step could wait.
+    RateLimited(Service),
 }
 
 impl ErrorKind {
@@ -57,6 +65,7 @@ impl ErrorKind {
             ErrorKind::IndexerLag => "indexer_lag".into(),
             ErrorKind::InsufficientFunds => "insufficient_funds".into(),
             ErrorKind::Crypto => "crypto".into(),
+            ErrorKind::RateLimited(service) => format!("{}_rate_limited", service.label()),
         }
     }
 
@@ -67,7 +76,7 @@ impl ErrorKind {
     /// lack of funds, crypto failures and step timeouts are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ErrorKind::Rpc | ErrorKind::Nonce => true,
+            ErrorKind::Rpc | ErrorKind::Nonce | ErrorKind::RateLimited(_) => true,
             ErrorKind::Storage(status) => *status == 0 || *status == 429 || *status >= 500,
             ErrorKind::Relayer(code) => match code.parse::<u16>() {
                 Ok(status) => status == 0 || status == 429 || status >= 500,
@@ -99,6 +108,8 @@ impl fmt::Display for ErrorKind {
 pub struct JourneyError {
     pub kind: ErrorKind,
     pub message: String,
+    /// How long the service asked to wait before trying again (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl JourneyError {
@@ -106,6 +117,19 @@ impl JourneyError {
         Self {
             kind,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A rate-limit answer of `service`, with the wait it asked for.
+    pub fn rate_limited(
+        service: Service,
+        retry_after: Option<Duration>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            retry_after,
+            ..Self::new(ErrorKind::RateLimited(service), message)
         }
     }
 
@@ -214,6 +238,20 @@ pub enum Service {
     Tee,
 }
 
+impl Service {
+    /// The prefix of its error classes (`storage`, `server`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Service::Rpc => "rpc",
+            Service::Storage => "storage",
+            Service::Relayer => "relayer",
+            Service::Server => "server",
+            Service::Indexer => "indexer",
+            Service::Tee => "tee",
+        }
+    }
+}
+
 /// reqwest errors embed the URL (which may carry a key in a query string);
 /// keep only the description.
 fn without_url(e: &reqwest::Error) -> String {
@@ -314,8 +352,12 @@ impl RetryPolicy {
             match f(attempt).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.max_attempts.max(1) => {
+                    let delay = e.retry_after.unwrap_or_else(|| self.delay(attempt));
+                    if !fits_step(delay) {
+                        return Err(e);
+                    }
                     tracing::debug!(class = %e.class(), attempt, "retrying: {}", e.message);
-                    tokio::time::sleep(self.delay(attempt)).await;
+                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -324,13 +366,29 @@ impl RetryPolicy {
     }
 }
 
+tokio::task_local! {
+    static STEP_DEADLINE: Instant;
+}
+
+/// When the step running on this task must end (inside [`with_timeout`]).
+pub fn step_deadline() -> Option<Instant> {
+    STEP_DEADLINE.try_with(|d| *d).ok()
+}
+
+/// Whether waiting `delay` still leaves the step time to try again.
+pub fn fits_step(delay: Duration) -> bool {
+    step_deadline().is_none_or(|deadline| Instant::now() + delay < deadline)
+}
+
 /// Runs `fut` with a deadline; on expiry the error is `timeout` naming `what`.
+/// Retries inside see the deadline ([`step_deadline`]).
 pub async fn with_timeout<T>(
     what: &str,
     limit: Duration,
     fut: impl Future<Output = Result<T, JourneyError>>,
 ) -> Result<T, JourneyError> {
-    match tokio::time::timeout(limit, fut).await {
+    let deadline = Instant::now() + limit;
+    match tokio::time::timeout(limit, STEP_DEADLINE.scope(deadline, fut)).await {
         Ok(r) => r,
         Err(_) => Err(JourneyError::timeout(format!(
             "{what} did not finish within {limit:?}"
@@ -500,5 +558,67 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap_err().class(), "timeout");
+    }
+
+    #[test]
+    fn rate_limits_have_a_class_per_service_and_are_retryable() {
+        let e = JourneyError::rate_limited(Service::Storage, Some(Duration::from_secs(1)), "x");
+        assert_eq!(e.class(), "storage_rate_limited");
+        assert!(e.is_retryable());
+        assert_eq!(
+            ErrorKind::RateLimited(Service::Server).class(),
+            "server_rate_limited"
+        );
+        assert_eq!(
+            ErrorKind::RateLimited(Service::Tee).class(),
+            "tee_rate_limited"
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_the_delay_while_the_step_has_room() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(30),
+        };
+        let limited =
+            || JourneyError::rate_limited(Service::Server, Some(Duration::from_millis(50)), "429");
+        // The service's 50 ms, not the policy's 30 s.
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let r = with_timeout("step", Duration::from_secs(5), async {
+            p.run(|attempt| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if attempt < 3 {
+                        Err(limited())
+                    } else {
+                        Ok(attempt)
+                    }
+                }
+            })
+            .await
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // A wait beyond the deadline ends the step with the rate limit, at once.
+        let long =
+            || JourneyError::rate_limited(Service::Server, Some(Duration::from_secs(60)), "429");
+        calls.store(0, Ordering::SeqCst);
+        let started = Instant::now();
+        let r: Result<(), _> = with_timeout("step", Duration::from_secs(2), async {
+            p.run(|_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(long()) }
+            })
+            .await
+        })
+        .await;
+        assert_eq!(r.unwrap_err().class(), "server_rate_limited");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -1,7 +1,9 @@
 //! The results directory of a run.
 //!
 //! - `events.jsonl` — the plan's structured log, one JSON object per line, flushed
-//!   as events happen (a writer thread drains a channel and flushes when idle):
+//!   as events happen (a writer thread drains a channel and flushes when idle)
+//!   and fsynced at every metrics interval ([`LineWriter::sync`]), so a machine
+//!   that dies mid-run loses at most one interval of the journal:
 //!   `flow_start`, `flow_complete`, `flow_failed`, plus `flow_dropped` and
 //!   `flow_cancelled`. It is also the run's journal: see [`crate::journal`].
 //! - `timeseries.jsonl` — one [`crate::metrics::Snapshot`] per `metricsInterval`.
@@ -32,32 +34,57 @@ use crate::metrics::{Hist, Recorder};
 use crate::schema::{Details, RunInfo, Summary};
 
 /// Appends JSON lines to a file from a dedicated thread, which also does the
-/// serialisation (keeping it off the async workers); flushes whenever the queue is empty.
+/// serialisation (keeping it off the async workers); flushes whenever the
+/// queue is empty, and forces the file to disk when asked ([`LineWriter::sync`]).
 pub struct LineWriter<T: Serialize + Send + 'static> {
-    tx: Option<mpsc::Sender<T>>,
+    tx: Option<mpsc::Sender<Item<T>>>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// What the writer thread receives: a line, or a request to fsync.
+enum Item<T> {
+    Line(T),
+    Sync,
+}
+
 impl<T: Serialize + Send + 'static> LineWriter<T> {
+    /// Opens `path` for appending. A file a crash left with a torn last line
+    /// gets its newline first, so the next line starts a line of its own.
     pub fn open(path: &Path) -> std::io::Result<LineWriter<T>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = mpsc::channel::<T>();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        end_line(&mut file)?;
+        let (tx, rx) = mpsc::channel::<Item<T>>();
         let thread = std::thread::Builder::new()
             .name("vana-load-writer".into())
             .spawn(move || {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
-                let put = |w: &mut BufWriter<File>, v: T| -> std::io::Result<()> {
-                    serde_json::to_writer(&mut *w, &v)?;
-                    w.write_all(b"\n")
+                // Writes a line; `Ok(true)` when an fsync was asked for.
+                let put = |w: &mut BufWriter<File>, item: Item<T>| -> std::io::Result<bool> {
+                    match item {
+                        Item::Line(v) => {
+                            serde_json::to_writer(&mut *w, &v)?;
+                            w.write_all(b"\n")?;
+                            Ok(false)
+                        }
+                        Item::Sync => Ok(true),
+                    }
                 };
-                while let Ok(v) = rx.recv() {
-                    put(&mut w, v)?;
-                    while let Ok(v) = rx.try_recv() {
-                        put(&mut w, v)?;
+                while let Ok(item) = rx.recv() {
+                    let mut sync = put(&mut w, item)?;
+                    while let Ok(item) = rx.try_recv() {
+                        sync |= put(&mut w, item)?;
                     }
                     w.flush()?;
+                    if sync {
+                        w.get_ref().sync_data()?;
+                    }
                 }
-                w.flush()
+                w.flush()?;
+                w.get_ref().sync_data()
             })?;
         Ok(LineWriter {
             tx: Some(tx),
@@ -68,11 +95,19 @@ impl<T: Serialize + Send + 'static> LineWriter<T> {
     /// Queues one line.
     pub fn send(&self, v: T) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(v);
+            let _ = tx.send(Item::Line(v));
         }
     }
 
-    /// Flushes and closes the file.
+    /// Asks for every line queued so far to be written and fsynced (the
+    /// writer thread does it; this does not wait).
+    pub fn sync(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Item::Sync);
+        }
+    }
+
+    /// Flushes, fsyncs and closes the file.
     pub fn close(&mut self) -> std::io::Result<()> {
         self.tx.take();
         match self.thread.take() {
@@ -88,6 +123,21 @@ impl<T: Serialize + Send + 'static> Drop for LineWriter<T> {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Appends a newline to `file` unless it is empty or already ends with one.
+fn end_line(file: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1))?;
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Writes the final files of a run, each once: `details.json`, then
@@ -222,4 +272,24 @@ pub fn read_hlog_entries(path: &Path) -> std::io::Result<Vec<HlogEntry>> {
 /// The default results directory: `runs/<UTC timestamp>`.
 pub fn default_out_dir() -> PathBuf {
     PathBuf::from("runs").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        // What a kill in the middle of a write leaves behind.
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":").unwrap();
+        let mut w = LineWriter::<serde_json::Value>::open(&path).unwrap();
+        w.send(serde_json::json!({"b": 2}));
+        w.sync();
+        w.close().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["{\"a\":1}", "{\"a\":", "{\"b\":2}"]);
+    }
 }

@@ -10,6 +10,11 @@
 //! rather than failing a journey. Nothing else is retried: every other error
 //! reaches the caller as it came, so a load test still sees it.
 //!
+//! Every call has a deadline ([`DEFAULT_TIMEOUT`], or the one given to
+//! [`client_with_timeout`]): a node that accepts a connection and never
+//! answers fails the call with a timeout instead of freezing its caller (the
+//! twin's indexer, TEE and senders, or a virtual user).
+//!
 //! [`counted_client`] adds [`CountLayer`]: every JSON-RPC call, as the caller
 //! sees it (after the stale-head retries), is counted by [`RpcOutcome`] in an
 //! [`RpcStats`] the caller keeps, so a run can report its RPC success rate.
@@ -33,17 +38,46 @@ pub const STALE_HEAD_RETRIES: u32 = 3;
 /// Milliseconds before the first retry (alloy's layer backs off from there).
 pub const STALE_HEAD_BACKOFF_MS: u64 = 5;
 
-/// An HTTP JSON-RPC client for `url` that retries [`StaleHead`] answers.
+/// How long one JSON-RPC exchange may take before it fails as a timeout.
+/// Generous: an automining anvil under load answers a send only once it has
+/// mined the block.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening a connection to the node may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP JSON-RPC client for `url` that retries [`StaleHead`] answers,
+/// with the [`DEFAULT_TIMEOUT`] on every call.
 pub fn client(url: alloy::transports::http::reqwest::Url) -> RpcClient {
+    client_with_timeout(url, DEFAULT_TIMEOUT)
+}
+
+/// [`client`] with its own per-call timeout.
+pub fn client_with_timeout(
+    url: alloy::transports::http::reqwest::Url,
+    timeout: Duration,
+) -> RpcClient {
     ClientBuilder::default()
-        .layer(RetryBackoffLayer::new_with_policy(
-            STALE_HEAD_RETRIES,
-            STALE_HEAD_BACKOFF_MS,
-            // No compute-unit budget: this layer is not a rate limiter.
-            u64::MAX,
-            StaleHead,
-        ))
-        .http(url)
+        .layer(stale_head_retry())
+        .http_with_client(http_client(timeout), url)
+}
+
+/// The HTTP client under every JSON-RPC client: bounded connect and call time.
+pub fn http_client(timeout: Duration) -> alloy::transports::http::reqwest::Client {
+    alloy::transports::http::reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .timeout(timeout)
+        .build()
+        .expect("the TLS backend initialises")
+}
+
+fn stale_head_retry() -> RetryBackoffLayer<StaleHead> {
+    RetryBackoffLayer::new_with_policy(
+        STALE_HEAD_RETRIES,
+        STALE_HEAD_BACKOFF_MS,
+        // No compute-unit budget: this layer is not a rate limiter.
+        u64::MAX,
+        StaleHead,
+    )
 }
 
 /// A provider over [`client`], without fillers or signer.
@@ -51,18 +85,21 @@ pub fn provider(url: alloy::transports::http::reqwest::Url) -> RootProvider {
     RootProvider::new(client(url))
 }
 
+/// A provider over [`client_with_timeout`].
+pub fn provider_with_timeout(
+    url: alloy::transports::http::reqwest::Url,
+    timeout: Duration,
+) -> RootProvider {
+    RootProvider::new(client_with_timeout(url, timeout))
+}
+
 /// [`client`] with every call counted in `stats` (see [`CountLayer`]).
 pub fn counted_client(url: alloy::transports::http::reqwest::Url, stats: &RpcStats) -> RpcClient {
     ClientBuilder::default()
         // Outermost: a call is counted once, as its caller sees it.
         .layer(stats.layer())
-        .layer(RetryBackoffLayer::new_with_policy(
-            STALE_HEAD_RETRIES,
-            STALE_HEAD_BACKOFF_MS,
-            u64::MAX,
-            StaleHead,
-        ))
-        .http(url)
+        .layer(stale_head_retry())
+        .http_with_client(http_client(DEFAULT_TIMEOUT), url)
 }
 
 /// A provider over [`counted_client`].
@@ -323,5 +360,45 @@ mod tests {
         assert!(!is_stale_head(&msg(460, 460)));
         assert!(!is_stale_head("execution reverted"));
         assert!(!is_stale_head("block height is x but requested was 1"));
+    }
+
+    /// A node that accepts connections and never answers.
+    async fn silent_node() -> (
+        alloy::transports::http::reqwest::Url,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_silent_node_fails_the_call_as_a_timeout() {
+        use alloy::providers::Provider;
+        let (url, task) = silent_node().await;
+        let stats = RpcStats::new();
+        let provider = RootProvider::<alloy::network::Ethereum>::new(
+            ClientBuilder::default()
+                .layer(stats.layer())
+                .layer(stale_head_retry())
+                .http_with_client(http_client(Duration::from_millis(300)), url.clone()),
+        );
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), provider.get_block_number())
+            .await
+            .expect("the client's own timeout ends the call");
+        assert!(outcome.is_err(), "a silent node cannot answer");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(stats.tally().timeout, 1, "{:?}", stats.tally());
+
+        task.abort();
     }
 }

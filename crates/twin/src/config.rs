@@ -316,6 +316,8 @@ pub struct TwinConfig {
     pub personal_server: crate::personal_server::Config,
     /// `[tee]`: the TEE that proves contributions.
     pub tee: crate::tee::Config,
+    /// `[faults]`: faults injected on purpose (absent: none, and no proxy).
+    pub faults: Option<crate::faults::FaultsConfig>,
 }
 
 impl TwinConfig {
@@ -373,6 +375,9 @@ impl TwinConfig {
         self.indexer.validate()?;
         self.personal_server.validate()?;
         self.tee.validate()?;
+        if let Some(f) = &self.faults {
+            f.validate()?;
+        }
         Ok(())
     }
 }

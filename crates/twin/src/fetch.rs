@@ -1,6 +1,11 @@
 //! Downloading a file by the URL recorded on chain, as the personal server and
 //! the TEE do: `ipfs://<cid>` through a gateway, anything else over plain
 //! HTTP(S), with a size limit.
+//!
+//! [`http_client_builder`] is the start of every HTTP client the twin's
+//! services use to call another service: its connect and whole-request
+//! timeouts bound every call, so a peer that accepts and never answers fails
+//! the call instead of holding a worker forever.
 
 use std::time::Duration;
 
@@ -8,6 +13,26 @@ use futures::StreamExt;
 
 /// The hosted server's download limit.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// How long opening a connection to another service may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest any one HTTP exchange between the twin's services may take
+/// (a call can ask for less with `RequestBuilder::timeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `reqwest` client builder with the twin's bounded timeouts.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+}
+
+/// [`http_client_builder`], built.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder()
+        .build()
+        .expect("the TLS backend initialises")
+}
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]

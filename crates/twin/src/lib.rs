@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod faults;
 pub mod fetch;
 pub mod indexer;
 pub mod inference;
@@ -58,6 +59,8 @@ pub struct Twin {
     services: Vec<ServiceHandle>,
     anvil_path: FoundAnvil,
     chain: Option<chain_glue::RunningChain>,
+    /// The live faults, with a `[faults]` section.
+    faults: Option<faults::Faults>,
 }
 
 impl std::fmt::Debug for Twin {
@@ -94,11 +97,41 @@ impl Twin {
             services: Vec::new(),
             anvil_path,
             chain: Some(chain),
+            faults: config.faults.clone().map(faults::Faults::new),
         };
         // On an error below, dropping `twin` stops what has started.
+        twin.start_fault_injection(&config).await?;
         twin.start_services(&config).await?;
         twin.manifest.sdk = Some(sdk_endpoints(&twin.manifest, &config));
+        if let Some(f) = &twin.faults {
+            f.arm();
+        }
         Ok(twin)
+    }
+
+    /// The live faults (with a `[faults]` section): read or change them
+    /// here, or over the admin endpoint.
+    pub fn faults(&self) -> Option<&faults::Faults> {
+        self.faults.as_ref()
+    }
+
+    /// With faults: the admin endpoint, and the chain's fault proxy, which
+    /// becomes the RPC URL every service and client uses.
+    async fn start_fault_injection(&mut self, config: &TwinConfig) -> Result<(), TwinError> {
+        let (Some(f), Some(section)) = (self.faults.clone(), &config.faults) else {
+            return Ok(());
+        };
+        let admin = faults::admin::spawn(section.admin_port, f.clone()).await?;
+        self.add_service(admin);
+        let proxy = faults::chain::spawn(
+            std::net::SocketAddr::new(config.chain.host, 0),
+            self.manifest.rpc_url.clone(),
+            f,
+        )
+        .await?;
+        self.manifest.rpc_url = proxy.url();
+        self.add_service(proxy);
+        Ok(())
     }
 
     /// What this twin publishes: RPC URL, chain id, contracts, services.
@@ -153,11 +186,16 @@ impl Twin {
         // (storage and inference before the personal server and the TEE).
         // A new service adds its `spawn` here and its section to `TwinConfig`.
         if config.storage.enabled {
-            let handle = storage::spawn(config.storage.clone()).await?;
+            let handle =
+                faults::scope(self.faults.clone(), storage::spawn(config.storage.clone())).await?;
             self.add_service(handle);
         }
         if config.inference.enabled {
-            let handle = inference::spawn(config.inference.clone()).await?;
+            let handle = faults::scope(
+                self.faults.clone(),
+                inference::spawn(config.inference.clone()),
+            )
+            .await?;
             self.add_service(handle);
         }
         if config.relayer.enabled {
@@ -174,10 +212,13 @@ impl Twin {
                 contracts: self.manifest.contracts.clone(),
                 storage,
             };
-            let handle = relayer::spawn(
-                config.relayer.clone(),
-                config.chain.mnemonic.expose(),
-                upstreams,
+            let handle = faults::scope(
+                self.faults.clone(),
+                relayer::spawn(
+                    config.relayer.clone(),
+                    config.chain.mnemonic.expose(),
+                    upstreams,
+                ),
             )
             .await?;
             self.add_service(handle);
@@ -191,8 +232,11 @@ impl Twin {
                 service: "indexer",
                 message,
             })?;
-            let handle =
-                indexer::spawn(config.indexer.clone(), &self.manifest.rpc_url, &contracts).await?;
+            let handle = faults::scope(
+                self.faults.clone(),
+                indexer::spawn(config.indexer.clone(), &self.manifest.rpc_url, &contracts),
+            )
+            .await?;
             self.add_service(handle);
         }
         self.start_personal_server_and_tee(config).await
@@ -234,7 +278,11 @@ impl Twin {
             ) {
                 ps_config.replicate_token = token.expose().to_owned();
             }
-            let handle = personal_server::spawn(ps_config, upstreams).await?;
+            let handle = faults::scope(
+                self.faults.clone(),
+                personal_server::spawn(ps_config, upstreams),
+            )
+            .await?;
             self.add_service(handle);
         }
         if config.tee.enabled {
@@ -250,7 +298,11 @@ impl Twin {
                 dlp: deployment.data_liquidity_pool,
                 ipfs_gateway: gateway,
             };
-            let handle = tee::spawn(config.tee.clone(), upstreams, tee_key).await?;
+            let handle = faults::scope(
+                self.faults.clone(),
+                tee::spawn(config.tee.clone(), upstreams, tee_key),
+            )
+            .await?;
             chain::set_tee_url(
                 &self.manifest.rpc_url,
                 config.chain.mnemonic.expose(),

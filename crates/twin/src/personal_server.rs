@@ -169,7 +169,7 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
     let provider = protocol::rpc::provider(url).erased();
     let server_keys = crypto::ServerKeyring::new(&config.server_mnemonic)
         .map_err(|e| setup(format!("server_mnemonic: {e}")))?;
-    let http = reqwest::Client::builder()
+    let http = crate::fetch::http_client_builder()
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| setup(e.to_string()))?;
@@ -382,7 +382,7 @@ async fn run_pipeline(state: &AppState, body: &[u8]) -> Result<OperationCreated,
         .await
         .map_err(|e| {
             ApiError::new(
-                ErrorCode::NotFound,
+                ErrorCode::of_call_error(&e, ErrorCode::NotFound),
                 format!("permission {} could not be read: {e}", op.permission_id),
             )
         })?;
@@ -602,7 +602,7 @@ async fn create_prediction(state: &AppState, prompt: String) -> Result<Predictio
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
         return Err(ApiError::new(
-            ErrorCode::Compute,
+            ErrorCode::of_upstream_status(status.as_u16(), ErrorCode::Compute),
             format!(
                 "inference backend answered HTTP {}: {}",
                 status.as_u16(),
@@ -633,7 +633,7 @@ async fn fetch_prediction(state: &AppState, id: &str) -> Result<Prediction, ApiE
             format!("operation {id} not found"),
         )),
         s => Err(ApiError::new(
-            ErrorCode::Compute,
+            ErrorCode::of_upstream_status(s, ErrorCode::Compute),
             format!("inference backend answered HTTP {s}"),
         )),
     }

@@ -104,6 +104,12 @@ pub async fn serve(
         addr,
         source,
     })?;
+    // With a twin's faults in scope (see `crate::faults`), every route but
+    // `/metrics` goes through the fault layer.
+    let router = match crate::faults::current() {
+        Some(faults) => crate::faults::layer::wrap(router, faults, service),
+        None => router,
+    };
     let app = router.route(
         "/metrics",
         get(move || {

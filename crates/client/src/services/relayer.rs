@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use protocol::api::relayer::{RelayRequest, RelayResponse};
 
-use super::{body, snippet};
+use super::{send, snippet};
 use crate::errors::{ErrorKind, JourneyError, Service};
 
 #[derive(Clone)]
@@ -29,14 +29,14 @@ impl RelayerClient {
     /// One exchange; a non-2xx status is `relayer_<status>`, an `error`
     /// answer is classified by [`classify_error`].
     pub async fn post(&self, req: &RelayRequest) -> Result<RelayResponse, JourneyError> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Relayer, &self.url, &e))?;
-        let (status, b) = body(Service::Relayer, &self.url, resp).await?;
+        let a = send(Service::Relayer, &self.url, || {
+            Ok(self.http.post(&self.url).json(req))
+        })
+        .await?;
+        if let Some(e) = a.rate_limit(Service::Relayer, &format!("POST {}", self.url)) {
+            return Err(e);
+        }
+        let (status, b) = (a.status, a.body);
         let parsed: Result<RelayResponse, _> = serde_json::from_slice(&b);
         match parsed {
             Ok(RelayResponse::Error { error }) => Err(classify_error(status, &error)),

@@ -10,7 +10,7 @@ use protocol::api::personal_server::{
     OperationStatus,
 };
 
-use super::{body, snippet};
+use super::{Answer, send, snippet};
 use crate::errors::{ErrorKind, JourneyError, Service};
 
 #[derive(Clone)]
@@ -41,20 +41,31 @@ impl ServerClient {
         }
     }
 
+    /// Sends what `make` builds; a non-2xx answer is classified.
+    async fn answer(
+        &self,
+        method: &str,
+        url: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Answer, JourneyError> {
+        let a = send(Service::Server, url, || Ok(make())).await?;
+        if let Some(e) = a.rate_limit(Service::Server, &format!("{method} {url}")) {
+            return Err(e);
+        }
+        if !a.is_success() {
+            return Err(classify(method, url, a.status, &a.body));
+        }
+        Ok(a)
+    }
+
     async fn exchange<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         url: String,
-        req: reqwest::RequestBuilder,
+        make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, JourneyError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Server, &url, &e))?;
-        let (status, b) = body(Service::Server, &url, resp).await?;
-        if !(200..300).contains(&status) {
-            return Err(classify(method, &url, status, &b));
-        }
+        let a = self.answer(method, &url, make).await?;
+        let (status, b) = (a.status, a.body);
         serde_json::from_slice(&b).map_err(|e| {
             JourneyError::new(
                 ErrorKind::Server(status.to_string()),
@@ -66,7 +77,8 @@ impl ServerClient {
     /// `GET /identity?address=` → the per-user server address and public key.
     pub async fn identity(&self, user: Address) -> Result<Identity, JourneyError> {
         let url = format!("{}/identity?address={user}", self.base);
-        self.exchange("GET", url.clone(), self.http.get(&url)).await
+        self.exchange("GET", url.clone(), || self.http.get(&url))
+            .await
     }
 
     /// `POST /operations`, signed by the app key exactly as the SDK does.
@@ -84,29 +96,21 @@ impl ServerClient {
             operation_request_json: json,
         };
         let url = format!("{}/operations", self.base);
-        self.exchange("POST", url.clone(), self.http.post(&url).json(&body))
+        self.exchange("POST", url.clone(), || self.http.post(&url).json(&body))
             .await
     }
 
     /// `GET /operations/{id}`.
     pub async fn operation(&self, id: &str) -> Result<OperationStatus, JourneyError> {
         let url = format!("{}/operations/{id}", self.base);
-        self.exchange("GET", url.clone(), self.http.get(&url)).await
+        self.exchange("GET", url.clone(), || self.http.get(&url))
+            .await
     }
 
     /// `POST /operations/{id}/cancel` → 204.
     pub async fn cancel(&self, id: &str) -> Result<(), JourneyError> {
         let url = format!("{}/operations/{id}/cancel", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Server, &url, &e))?;
-        let (status, b) = body(Service::Server, &url, resp).await?;
-        if !(200..300).contains(&status) {
-            return Err(classify("POST", &url, status, &b));
-        }
+        self.answer("POST", &url, || self.http.post(&url)).await?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use protocol::api::storage::{
 };
 use reqwest::multipart::{Form, Part};
 
-use super::{body, snippet};
+use super::{send, snippet};
 use crate::errors::{JourneyError, Service};
 use crate::target::{StorageConfig, StorageKind};
 
@@ -38,41 +38,40 @@ impl StorageClient {
                     JourneyError::storage(None, format!("content type {content_type:?}: {e}"))
                 })
         };
-        let (url, req) = match self.cfg.kind {
-            StorageKind::Pinata => {
-                let url = format!("{base}{PIN_FILE_PATH}");
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let meta = serde_json::to_string(&PinataMetadata::sdk(name, &now))
-                    .map_err(|e| JourneyError::storage(None, format!("pinataMetadata: {e}")))?;
-                let form = Form::new()
-                    .part("file", part(bytes)?)
-                    .text("pinataMetadata", meta);
-                let jwt = self.cfg.jwt.as_ref().ok_or_else(|| {
-                    JourneyError::storage(Some(401), "storage.jwt is not set (PINATA_JWT)")
-                })?;
-                (
-                    url.clone(),
-                    self.http
-                        .post(url)
-                        .bearer_auth(jwt.expose())
-                        .multipart(form),
-                )
-            }
-            StorageKind::Ipfs => {
-                let url = format!("{base}{IPFS_ADD_PATH}");
-                (
-                    url.clone(),
-                    self.http
-                        .post(url)
-                        .multipart(Form::new().part("file", part(bytes)?)),
-                )
-            }
+        let url = match self.cfg.kind {
+            StorageKind::Pinata => format!("{base}{PIN_FILE_PATH}"),
+            StorageKind::Ipfs => format!("{base}{IPFS_ADD_PATH}"),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Storage, &url, &e))?;
-        let (status, b) = body(Service::Storage, &url, resp).await?;
+        // Built anew for each attempt: a multipart body is sent once.
+        let request = || -> Result<reqwest::RequestBuilder, JourneyError> {
+            Ok(match self.cfg.kind {
+                StorageKind::Pinata => {
+                    let now =
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    let meta = serde_json::to_string(&PinataMetadata::sdk(name, &now))
+                        .map_err(|e| JourneyError::storage(None, format!("pinataMetadata: {e}")))?;
+                    let form = Form::new()
+                        .part("file", part(bytes.clone())?)
+                        .text("pinataMetadata", meta);
+                    let jwt = self.cfg.jwt.as_ref().ok_or_else(|| {
+                        JourneyError::storage(Some(401), "storage.jwt is not set (PINATA_JWT)")
+                    })?;
+                    self.http
+                        .post(&url)
+                        .bearer_auth(jwt.expose())
+                        .multipart(form)
+                }
+                StorageKind::Ipfs => self
+                    .http
+                    .post(&url)
+                    .multipart(Form::new().part("file", part(bytes.clone())?)),
+            })
+        };
+        let a = send(Service::Storage, &url, request).await?;
+        if let Some(e) = a.rate_limit(Service::Storage, &format!("POST {url}")) {
+            return Err(e);
+        }
+        let (status, b) = (a.status, a.body);
         if !(200..300).contains(&status) {
             return Err(JourneyError::storage(
                 Some(status),
@@ -105,13 +104,11 @@ impl StorageClient {
     /// Downloads `url` (`ipfs://…` or http(s)).
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, JourneyError> {
         let http_url = self.fetch_url(url);
-        let resp = self
-            .http
-            .get(&http_url)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Storage, &http_url, &e))?;
-        let (status, b) = body(Service::Storage, &http_url, resp).await?;
+        let a = send(Service::Storage, &http_url, || Ok(self.http.get(&http_url))).await?;
+        if let Some(e) = a.rate_limit(Service::Storage, &format!("GET {http_url}")) {
+            return Err(e);
+        }
+        let (status, b) = (a.status, a.body);
         if status != 200 {
             return Err(JourneyError::storage(
                 Some(status),

@@ -6,7 +6,7 @@ use protocol::api::subgraph::{
     queries,
 };
 
-use super::{body, snippet};
+use super::{send, snippet};
 use crate::errors::{JourneyError, Service};
 
 #[derive(Clone)]
@@ -38,14 +38,14 @@ impl SubgraphClient {
         &self,
         req: &GraphQlRequest<V>,
     ) -> Result<T, JourneyError> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Indexer, &self.url, &e))?;
-        let (status, b) = body(Service::Indexer, &self.url, resp).await?;
+        let a = send(Service::Indexer, &self.url, || {
+            Ok(self.http.post(&self.url).json(req))
+        })
+        .await?;
+        if let Some(e) = a.rate_limit(Service::Indexer, &format!("subgraph {}", self.url)) {
+            return Err(e);
+        }
+        let (status, b) = (a.status, a.body);
         if status != 200 {
             return Err(JourneyError::rpc(format!(
                 "subgraph {}: {status}: {}",

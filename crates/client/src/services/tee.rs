@@ -2,7 +2,7 @@
 
 use protocol::api::tee::{RunProofAccepted, RunProofRequest, TeeError};
 
-use super::{body, snippet};
+use super::{send, snippet};
 use crate::errors::{JourneyError, Service};
 
 #[derive(Clone)]
@@ -22,14 +22,11 @@ impl TeeClient {
         req: &RunProofRequest,
     ) -> Result<Option<RunProofAccepted>, JourneyError> {
         let url = format!("{}/RunProof", base.trim_end_matches('/'));
-        let resp = self
-            .http
-            .post(&url)
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| JourneyError::from_http(Service::Tee, &url, &e))?;
-        let (status, b) = body(Service::Tee, &url, resp).await?;
+        let a = send(Service::Tee, &url, || Ok(self.http.post(&url).json(req))).await?;
+        if let Some(e) = a.rate_limit(Service::Tee, &format!("TEE POST {url}")) {
+            return Err(e);
+        }
+        let (status, b) = (a.status, a.body);
         if !(200..300).contains(&status) {
             let msg = match serde_json::from_slice::<TeeError>(&b) {
                 Ok(e) => format!("{} ({})", e.error, e.code),

@@ -94,6 +94,10 @@ pub struct Bottleneck {
     pub components: Vec<ComponentSignal>,
 }
 
+/// How the sentence naming every failing component begins (the text
+/// summary shows it next to the first sentence).
+pub const FAILED_BY_COMPONENT: &str = "Failed steps by component";
+
 /// The knob that raises a component's capacity.
 pub fn knob_of(component: &str) -> String {
     match component {
@@ -617,6 +621,24 @@ fn sentences(b: &Bottleneck, data: &RunData) -> Vec<String> {
             component_name(&c.component),
             c.errors
         ));
+    }
+    if errs.len() > 1 {
+        // Where failures come from, every failing component named: faults in
+        // several places show here even when nothing saturates.
+        let mut by_count = errs.clone();
+        by_count.sort_by(|a, b| b.errors.cmp(&a.errors).then(a.component.cmp(&b.component)));
+        let parts: Vec<String> = by_count
+            .iter()
+            .map(|c| {
+                format!(
+                    "the {} ({}) {}",
+                    component_name(&c.component),
+                    c.component,
+                    c.errors
+                )
+            })
+            .collect();
+        out.push(format!("{FAILED_BY_COMPONENT}: {}.", parts.join(", ")));
     }
     out
 }

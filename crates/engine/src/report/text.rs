@@ -214,6 +214,15 @@ pub fn render(d: &RunData, color: bool) -> String {
     if let Some(b) = s.bottleneck.as_ref().and_then(|b| b.sentences.first()) {
         let _ = writeln!(o, "\n  {}  {b}", paint.head("BOTTLENECK"));
     }
+    let failing = s.bottleneck.as_ref().and_then(|b| {
+        b.sentences
+            .iter()
+            .skip(1)
+            .find(|x| x.starts_with(super::analysis::FAILED_BY_COMPONENT))
+    });
+    if let Some(f) = failing {
+        let _ = writeln!(o, "              {f}");
+    }
     let _ = writeln!(o, "\n  {}  {}", paint.head("RESULTS"), d.dir.display());
     let files = present_files(d);
     if !files.is_empty() {

@@ -286,6 +286,9 @@ pub(super) async fn monitor<F: Flow>(
             if let Some(w) = &ts {
                 w.send(snap);
             }
+            // The journal reaches the disk once per interval: a crash loses
+            // at most the events of the last one (see `results`).
+            sh.events.sync();
             let from = last_snap.saturating_duration_since(sh.t0);
             if let Err(e) = append_hlog(
                 &ctx.out.join("intervals.hlog"),

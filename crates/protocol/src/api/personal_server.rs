@@ -159,6 +159,29 @@ impl ErrorCode {
         }
     }
 
+    /// The code of a failed contract read: `on_revert` when the contract
+    /// refused it, `BLOCKCHAIN_ERROR` when the node could not be asked (a
+    /// transport failure or timeout is the chain's fault, not the request's).
+    pub fn of_call_error(e: &alloy::contract::Error, on_revert: ErrorCode) -> ErrorCode {
+        let reverted =
+            e.as_revert_data().is_some() || e.to_string().to_ascii_lowercase().contains("revert");
+        if reverted {
+            on_revert
+        } else {
+            Self::Blockchain
+        }
+    }
+
+    /// The code of an upstream HTTP status: 429 stays a rate limit, anything
+    /// else is `otherwise`.
+    pub fn of_upstream_status(status: u16, otherwise: ErrorCode) -> ErrorCode {
+        if status == 429 {
+            Self::RateLimit
+        } else {
+            otherwise
+        }
+    }
+
     pub fn http_status(self) -> u16 {
         match self {
             Self::Validation | Self::ValidationField | Self::GrantValidation => 400,

@@ -6,6 +6,11 @@
 //! with the thread that spawned it even if vana-load is killed, and is killed when the
 //! [`AnvilProcess`] is dropped. Anvil prints the dev private keys on stdout, so its output is
 //! drained and never logged; only the tail of stderr is kept for error messages.
+//!
+//! Anvil never sees the mnemonic: a command line is readable by every local user (`ps`,
+//! `/proc/<pid>/cmdline`), and the same mnemonic may hold funded keys elsewhere. Anvil starts
+//! with no dev accounts; once it listens, the twin derives the keys itself and funds them with
+//! `anvil_setBalance`.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -36,7 +41,7 @@ pub struct AnvilConfig {
     pub block_time: Option<Duration>,
     /// Block gas limit; `None` keeps anvil's default (30M).
     pub gas_limit: Option<u64>,
-    /// Number of dev accounts anvil funds (indices 0..accounts).
+    /// Number of keys funded at start (indices 0..accounts of the mnemonic).
     pub accounts: u32,
     /// Balance of each dev account, in whole ether.
     pub balance_ether: u64,
@@ -81,7 +86,8 @@ impl std::fmt::Debug for AnvilConfig {
 }
 
 impl AnvilConfig {
-    /// The command-line arguments (without the binary). Contains the mnemonic.
+    /// The command-line arguments (without the binary). No key material: anvil
+    /// starts without dev accounts ([`fund_accounts`] funds the keys).
     fn args(&self) -> Vec<String> {
         let mut args = vec![
             "--host".into(),
@@ -90,15 +96,8 @@ impl AnvilConfig {
             self.port.to_string(),
             "--chain-id".into(),
             self.chain_id.to_string(),
-            "--mnemonic".into(),
-            self.mnemonic
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
             "--accounts".into(),
-            self.accounts.to_string(),
-            "--balance".into(),
-            self.balance_ether.to_string(),
+            "0".into(),
         ];
         if let Some(block_time) = self.block_time {
             args.push("--block-time".into());
@@ -247,6 +246,8 @@ impl AnvilProcess {
             addr = rx => match addr {
                 Ok(addr) => {
                     process.addr = addr;
+                    // On an error, dropping `process` kills anvil.
+                    fund_accounts(&process.rpc_url(), cfg).await?;
                     Ok(process)
                 }
                 Err(_) => Err(process.exited_error(cfg).await),
@@ -350,6 +351,38 @@ impl Drop for AnvilProcess {
             let _ = child.start_kill();
         }
     }
+}
+
+/// Gives keys `0..accounts` of the mnemonic `balance_ether` each, as anvil's
+/// own dev accounts would have had.
+async fn fund_accounts(rpc_url: &str, cfg: &AnvilConfig) -> Result<(), ChainError> {
+    use alloy::primitives::U256;
+    use alloy::providers::Provider;
+    use futures::{StreamExt, TryStreamExt};
+    let rpc = |reason: String| ChainError::Rpc {
+        url: rpc_url.to_owned(),
+        reason,
+    };
+    let keys = protocol::keys::HdAccount::new(&cfg.mnemonic)
+        .and_then(|hd| hd.signers(0..cfg.accounts))
+        .map_err(|_| ChainError::MalformedMnemonic)?;
+    let url = rpc_url
+        .parse()
+        .map_err(|e| rpc(format!("invalid URL: {e}")))?;
+    let provider = protocol::rpc::provider(url);
+    let balance = U256::from(cfg.balance_ether) * U256::from(10u64).pow(U256::from(18u64));
+    let provider = &provider;
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            provider
+                .raw_request::<_, ()>("anvil_setBalance".into(), (key.address(), balance))
+                .await
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|e| rpc(format!("anvil_setBalance: {e}")))?;
+    Ok(())
 }
 
 fn check_binary(path: &std::path::Path) -> Result<(), ChainError> {

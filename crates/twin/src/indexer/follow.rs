@@ -77,6 +77,8 @@ pub struct Follower {
     seen: VecDeque<(u64, Instant)>,
     /// The head at the last pruning of the undo journal.
     pruned_at: u64,
+    /// The twin's injected faults (`[faults.indexer] stall`).
+    faults: Option<crate::faults::Faults>,
 }
 
 /// What one poll achieved.
@@ -108,12 +110,20 @@ impl Follower {
             metrics,
             seen: VecDeque::new(),
             pruned_at: 0,
+            faults: crate::faults::current(),
         }
     }
 
     /// Polls until `stop` is cancelled.
     pub async fn run(mut self, stop: CancellationToken) {
         loop {
+            if self.faults.as_ref().is_some_and(|f| f.indexer_stalled()) {
+                // An injected stall: the indexer stops following the chain.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(self.settings.poll_interval) => continue,
+                }
+            }
             let progress = match self.poll().await {
                 Ok(p) => p,
                 Err(e) => {

@@ -62,6 +62,8 @@ pub(crate) struct Backend {
     gpus: Arc<Semaphore>,
     rng: Mutex<StdRng>,
     metrics: Metrics,
+    /// The twin's injected faults (`[faults.inference] fail_rate`).
+    faults: Option<crate::faults::Faults>,
     /// Cancelled when the service stops: every prediction task ends.
     pub(crate) root: CancellationToken,
 }
@@ -81,6 +83,7 @@ impl Backend {
             table: Mutex::new(Table::default()),
             rng: Mutex::new(rng),
             metrics,
+            faults: crate::faults::current(),
             root: CancellationToken::new(),
         };
         backend.set_queue_gauges(0);
@@ -194,6 +197,14 @@ impl Backend {
         let service_time = self.sample_service_time();
         let fails = self.config.fail_rate > 0.0
             && self.rng.lock().expect("rng lock").r#gen::<f64>() < self.config.fail_rate;
+        let injected = self.faults.as_ref().is_some_and(|f| {
+            let hit = f.roll(f.with(|c| c.inference.fail_rate));
+            if hit {
+                f.count("inference", "failed_prediction");
+            }
+            hit
+        });
+        let fails = fails || injected;
         {
             let mut table = self.table.lock().expect("prediction table lock");
             let queued = table.queued;

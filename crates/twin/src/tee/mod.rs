@@ -6,15 +6,23 @@
 //! decrypts the file, scores it, signs the proof exactly as
 //! `DataLiquidityPool.requestReward` verifies it, and calls
 //! `TeePoolPhala.addProof` from the TEE key. Transactions from that key are
-//! sent by one task, so its nonces never race.
+//! sent by one task, so its nonces never race ([`sender`]: fee bumps and a
+//! receipt deadline, so one stuck transaction blocks neither later ones nor a
+//! worker).
+//!
+//! Nothing a job on chain says can stop the TEE: a file id that does not fit
+//! in 64 bits or names no file fails that job alone, and no lock is held
+//! across anything that can fail.
+
+pub mod sender;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -34,6 +42,8 @@ use protocol::contracts::{DataLiquidityPool, DataRegistry, TeePoolPhala};
 use protocol::crypto;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use self::sender::{ProofTx, SendPolicy, spawn_sender};
 use tokio_util::sync::CancellationToken;
 
 use crate::fetch::{DEFAULT_MAX_BYTES, Fetcher};
@@ -59,6 +69,15 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Metadata recorded with each proof.
     pub metadata: String,
+    /// Longest wait for one JSON-RPC answer. Default 10000.
+    pub rpc_timeout_ms: u64,
+    /// An `addProof` not mined after this long is sent again with higher
+    /// fees. Default 3000.
+    pub bump_after_ms: u64,
+    /// Re-sends of one `addProof` at most. Default 5.
+    pub max_fee_bumps: u32,
+    /// An `addProof` not mined after this long fails its job. Default 60000.
+    pub receipt_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -72,6 +91,10 @@ impl Default for Config {
             service_time_ms: 250,
             poll_interval_ms: 200,
             metadata: r#"{"source":"vana-load-twin"}"#.into(),
+            rpc_timeout_ms: 10_000,
+            bump_after_ms: 3_000,
+            max_fee_bumps: 5,
+            receipt_timeout_ms: 60_000,
         }
     }
 }
@@ -86,15 +109,42 @@ impl Config {
         if self.max_queue == 0 {
             return Err(ConfigError::invalid("tee.max_queue", "must be at least 1"));
         }
-        if self.poll_interval_ms == 0 {
-            return Err(ConfigError::invalid(
-                "tee.poll_interval_ms",
-                "must be positive",
-            ));
+        for (field, ms) in [
+            ("tee.poll_interval_ms", self.poll_interval_ms),
+            ("tee.rpc_timeout_ms", self.rpc_timeout_ms),
+            ("tee.bump_after_ms", self.bump_after_ms),
+            ("tee.receipt_timeout_ms", self.receipt_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(ConfigError::invalid(field, "must be positive"));
+            }
         }
         Ok(())
     }
+
+    fn send_policy(&self) -> SendPolicy {
+        SendPolicy {
+            rpc_timeout: Duration::from_millis(self.rpc_timeout_ms),
+            bump_after: Duration::from_millis(self.bump_after_ms),
+            max_bumps: self.max_fee_bumps,
+            receipt_timeout: Duration::from_millis(self.receipt_timeout_ms),
+        }
+    }
+
+    /// The longest one job may hold a worker: download, decryption, service
+    /// time, two reads and the receipt deadline, with a margin.
+    fn job_deadline(&self) -> Duration {
+        Duration::from_millis(
+            FETCH_TIMEOUT.as_millis() as u64
+                + self.service_time_ms
+                + 4 * self.rpc_timeout_ms
+                + self.receipt_timeout_ms,
+        ) + Duration::from_secs(5)
+    }
 }
+
+/// How long downloading a file may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the TEE finds the chain and the files.
 #[derive(Debug, Clone)]
@@ -130,6 +180,16 @@ struct AppState {
     seen: Mutex<HashMap<u64, u64>>,
     queue: mpsc::Sender<Job>,
     metrics: Metrics,
+    /// The twin's injected faults (`[faults.tee] silent_rate`).
+    faults: Option<crate::faults::Faults>,
+}
+
+impl AppState {
+    /// The job map. Nothing that can panic runs under its lock; should a
+    /// panic ever poison it anyway, the map (plain data) is still usable.
+    fn seen(&self) -> MutexGuard<'_, HashMap<u64, u64>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Starts the TEE with its signing key.
@@ -149,7 +209,8 @@ pub async fn spawn(
         .rpc_url
         .parse()
         .map_err(|e| setup(format!("invalid rpc url {:?}: {e}", upstreams.rpc_url)))?;
-    let provider = protocol::rpc::provider(url).erased();
+    let rpc_timeout = Duration::from_millis(config.rpc_timeout_ms);
+    let provider = protocol::rpc::provider_with_timeout(url, rpc_timeout).erased();
     let dlp = DataLiquidityPool::new(upstreams.dlp, &provider);
     let instruction = dlp.proofInstruction().call().await.map_err(|e| {
         setup(format!(
@@ -198,17 +259,19 @@ pub async fn spawn(
         seen: Mutex::new(HashMap::new()),
         queue: queue_tx,
         metrics,
+        faults: crate::faults::current(),
     });
     let stop = CancellationToken::new();
     let sender = spawn_sender(
         &upstreams.rpc_url,
         tee_key,
         upstreams.tee_pool,
+        config.send_policy(),
         stop.clone(),
     )
     .map_err(setup)?;
     let fetcher = Fetcher::new(
-        reqwest::Client::new(),
+        crate::fetch::http_client(),
         upstreams.ipfs_gateway.clone(),
         DEFAULT_MAX_BYTES,
     );
@@ -227,6 +290,7 @@ pub async fn spawn(
             dlp_id,
             metadata: config.metadata.clone(),
             service_time: Duration::from_millis(config.service_time_ms),
+            deadline: config.job_deadline(),
         },
         config.workers,
         stop.clone(),
@@ -304,12 +368,7 @@ async fn accept(state: &AppState, body: &[u8]) -> Result<Response, Response> {
             ));
         }
     };
-    let known = state
-        .seen
-        .lock()
-        .expect("seen map poisoned")
-        .get(&req.job_id)
-        .copied();
+    let known = state.seen().get(&req.job_id).copied();
     let file_id = match known {
         Some(file_id) => file_id,
         None => job_file_on_chain(state, req.job_id).await?,
@@ -324,6 +383,13 @@ async fn accept(state: &AppState, body: &[u8]) -> Result<Response, Response> {
             ),
         ));
     }
+    if let Some(f) = &state.faults
+        && f.roll(f.with(|c| c.tee.silent_rate))
+    {
+        // Silence: accepted like any job, and never proved.
+        f.count("tee", "silent");
+        return Ok(accepted(req.job_id));
+    }
     let job = Job {
         job_id: req.job_id,
         file_id,
@@ -333,14 +399,7 @@ async fn accept(state: &AppState, body: &[u8]) -> Result<Response, Response> {
     match state.queue.try_send(job) {
         Ok(()) => {
             state.metrics.queued.inc();
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(RunProofAccepted {
-                    job_id: req.job_id,
-                    status: "queued".into(),
-                }),
-            )
-                .into_response())
+            Ok(accepted(req.job_id))
         }
         Err(_) => Err(reject(
             StatusCode::TOO_MANY_REQUESTS,
@@ -348,6 +407,17 @@ async fn accept(state: &AppState, body: &[u8]) -> Result<Response, Response> {
             "the TEE queue is full".into(),
         )),
     }
+}
+
+fn accepted(job_id: u64) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(RunProofAccepted {
+            job_id,
+            status: "queued".into(),
+        }),
+    )
+        .into_response()
 }
 
 /// Reads a job the log watcher has not seen yet, checking it is this TEE's.
@@ -377,7 +447,16 @@ async fn job_file_on_chain(state: &AppState, job_id: u64) -> Result<u64, Respons
             ),
         ));
     }
-    Ok(job.fileId.to::<u64>())
+    u64::try_from(job.fileId).map_err(|_| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            "JOB_MISMATCH",
+            format!(
+                "job {job_id} is for file {}, which no file id of a request can name",
+                job.fileId
+            ),
+        )
+    })
 }
 
 /// Follows `JobSubmitted` logs for this TEE, remembering job → file.
@@ -406,24 +485,49 @@ async fn watch_jobs(state: Arc<AppState>, every: Duration, stop: CancellationTok
         let Ok(logs) = state.provider.get_logs(&filter).await else {
             continue;
         };
-        let mut seen = state.seen.lock().expect("seen map poisoned");
-        for log in logs {
-            if let Ok(ev) = TeePoolPhala::JobSubmitted::decode_log(&log.inner)
-                && ev.teeAddress == state.tee
-            {
-                seen.insert(ev.jobId.to::<u64>(), ev.fileId.to::<u64>());
-            }
-        }
-        // Bounded memory: forget the oldest jobs once many have been seen.
-        if seen.len() > 200_000 {
-            let mut ids: Vec<u64> = seen.keys().copied().collect();
-            ids.sort_unstable();
-            for id in &ids[..100_000] {
-                seen.remove(id);
-            }
-        }
+        let jobs = own_jobs(&logs, state.tee);
+        let mut seen = state.seen();
+        seen.extend(jobs);
+        forget_oldest(&mut seen, MAX_SEEN_JOBS);
+        drop(seen);
         next = head + 1;
     }
+}
+
+/// Jobs remembered from logs at most; a `RunProof` for a forgotten job
+/// reads it from the chain instead.
+const MAX_SEEN_JOBS: usize = 200_000;
+
+/// Bounded memory: past `max` jobs, the oldest half is forgotten.
+fn forget_oldest(seen: &mut HashMap<u64, u64>, max: usize) {
+    if seen.len() <= max {
+        return;
+    }
+    let mut ids: Vec<u64> = seen.keys().copied().collect();
+    ids.sort_unstable();
+    for id in &ids[..seen.len() - max / 2] {
+        seen.remove(id);
+    }
+}
+
+/// This TEE's jobs in `JobSubmitted` logs, as job id → file id. A job whose
+/// id or file id does not fit in 64 bits cannot be named by a `RunProof`
+/// request (its ids are 64-bit), so it is skipped, not a reason to stop.
+fn own_jobs(logs: &[alloy::rpc::types::Log], tee: Address) -> Vec<(u64, u64)> {
+    logs.iter()
+        .filter_map(|log| TeePoolPhala::JobSubmitted::decode_log(&log.inner).ok())
+        .filter(|ev| ev.teeAddress == tee)
+        .filter_map(|ev| {
+            let ids = (u64::try_from(ev.jobId).ok(), u64::try_from(ev.fileId).ok());
+            match ids {
+                (Some(job), Some(file)) => Some((job, file)),
+                _ => {
+                    tracing::warn!(job = %ev.jobId, file = %ev.fileId, "job ids beyond 64 bits skipped");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 struct Worker {
@@ -433,6 +537,8 @@ struct Worker {
     dlp_id: U256,
     metadata: String,
     service_time: Duration,
+    /// The longest one job may hold a worker.
+    deadline: Duration,
 }
 
 async fn run_workers(
@@ -458,7 +564,14 @@ async fn run_workers(
         tokio::spawn(async move {
             let job_id = job.job_id;
             let received = job.received;
-            let outcome = prove(&state, &worker, job).await;
+            let outcome = tokio::time::timeout(worker.deadline, prove(&state, &worker, job))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "timeout: the job took longer than {:?}",
+                        worker.deadline
+                    ))
+                });
             state.metrics.busy.dec();
             drop(permit);
             let label = match &outcome {
@@ -508,7 +621,7 @@ async fn prove(state: &AppState, worker: &Worker, job: Job) -> Result<(), String
         .map_err(|e| format!("rpc: file {}: {e}", job.file_id))?;
     let ciphertext = worker
         .fetcher
-        .get(&file.url, Duration::from_secs(10))
+        .get(&file.url, FETCH_TIMEOUT)
         .await
         .map_err(|e| format!("download: {e}"))?;
     let password = job.password;
@@ -555,122 +668,19 @@ async fn prove(state: &AppState, worker: &Worker, job: Job) -> Result<(), String
     done_rx.await.map_err(|_| "tx: sender stopped".to_owned())?
 }
 
-struct ProofTx {
-    job_id: U256,
-    proof: protocol::contracts::Proof,
-    done: oneshot::Sender<Result<(), String>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One task owns the TEE key's nonces: it broadcasts each `addProof` in turn
-/// with an explicit nonce, and a receipt waiter per transaction (alloy's shared
-/// new-block heartbeat, not a poll per transaction) reports the result. Any
-/// failure before broadcast resynchronises the nonce from the chain, so no gap
-/// is left behind.
-fn spawn_sender(
-    rpc_url: &str,
-    key: PrivateKeySigner,
-    tee_pool: Address,
-    stop: CancellationToken,
-) -> Result<mpsc::Sender<ProofTx>, String> {
-    let url: reqwest::Url = rpc_url
-        .parse()
-        .map_err(|e| format!("invalid rpc url {rpc_url:?}: {e}"))?;
-    let from = key.address();
-    let provider = ProviderBuilder::new()
-        .wallet(key)
-        .connect_client(protocol::rpc::client(url))
-        .erased();
-    let (tx, mut rx) = mpsc::channel::<ProofTx>(1024);
-    tokio::spawn(async move {
-        let pool = TeePoolPhala::new(tee_pool, provider.clone());
-        let mut nonce: Option<u64> = None;
-        let mut gas_limit: Option<u64> = None;
-        let mut fees: Option<(Instant, alloy::eips::eip1559::Eip1559Estimation)> = None;
-        loop {
-            let item = tokio::select! {
-                _ = stop.cancelled() => return,
-                item = rx.recv() => match item { Some(i) => i, None => return },
-            };
-            let next = match nonce {
-                Some(n) => n,
-                None => match provider.get_transaction_count(from).pending().await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = item.done.send(Err(format!("rpc: nonce of {from}: {e}")));
-                        continue;
-                    }
-                },
-            };
-            // Fees are read at most once per FEE_REFRESH, so a send is one RPC.
-            if fees
-                .as_ref()
-                .is_none_or(|(at, _)| at.elapsed() > FEE_REFRESH)
-            {
-                match provider.estimate_eip1559_fees().await {
-                    Ok(f) => fees = Some((Instant::now(), f)),
-                    Err(e) => {
-                        let _ = item.done.send(Err(format!("rpc: fees: {e}")));
-                        continue;
-                    }
-                }
-            }
-            let fee = fees.as_ref().map(|(_, f)| *f).expect("fetched above");
-            let call = pool
-                .addProof(item.job_id, item.proof.clone().into())
-                .nonce(next)
-                .max_fee_per_gas(fee.max_fee_per_gas)
-                .max_priority_fee_per_gas(fee.max_priority_fee_per_gas);
-            let gas = match gas_limit {
-                Some(g) => g,
-                None => match call.estimate_gas().await {
-                    Ok(g) => {
-                        // Measured once; proofs have the same shape, so a margin suffices.
-                        let g = g + g / 4;
-                        gas_limit = Some(g);
-                        g
-                    }
-                    Err(e) => {
-                        nonce = None;
-                        let _ = item.done.send(Err(describe_call_error("estimate", &e)));
-                        continue;
-                    }
-                },
-            };
-            match call.gas(gas).send().await {
-                Ok(pending) => {
-                    nonce = Some(next + 1);
-                    let done = item.done;
-                    tokio::spawn(async move {
-                        let result = match pending.get_receipt().await {
-                            Ok(r) if r.status() => Ok(()),
-                            Ok(r) => Err(format!(
-                                "revert: addProof reverted in tx {}",
-                                r.transaction_hash
-                            )),
-                            Err(e) => Err(format!("rpc: receipt: {e}")),
-                        };
-                        let _ = done.send(result);
-                    });
-                }
-                Err(e) => {
-                    nonce = None;
-                    let _ = item.done.send(Err(describe_call_error("send", &e)));
-                }
-            }
-        }
-    });
-    Ok(tx)
-}
-
-/// How long the TEE sender reuses an EIP-1559 fee estimate.
-const FEE_REFRESH: Duration = Duration::from_secs(2);
-
-fn describe_call_error(stage: &str, e: &alloy::contract::Error) -> String {
-    let named = e
-        .as_revert_data()
-        .and_then(|data| protocol::contracts::decode_revert(&data));
-    match named {
-        Some(name) => format!("revert: {stage}: {name}"),
-        None => format!("rpc: {stage}: {e}"),
+    #[test]
+    fn the_job_map_keeps_the_newest_jobs_within_its_bound() {
+        let mut seen: HashMap<u64, u64> = (0..1_000).map(|j| (j, j * 2)).collect();
+        forget_oldest(&mut seen, 1_000);
+        assert_eq!(seen.len(), 1_000, "at the bound nothing is forgotten");
+        seen.insert(5_000, 1);
+        forget_oldest(&mut seen, 1_000);
+        assert_eq!(seen.len(), 500);
+        assert!(seen.contains_key(&5_000) && seen.contains_key(&999));
+        assert!(!seen.contains_key(&500));
     }
 }
