@@ -9,6 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use client::steps::{Step, StepTimeouts};
 use client::target::Target;
 use engine::config::{ConfigPatch, LoadTestConfig, Preset};
 use proptest::prelude::*;
@@ -124,12 +127,27 @@ fn mutated(base: &toml::Table, edits: &[Edit]) -> String {
     toml::to_string(&t).unwrap_or_default()
 }
 
+/// Parses and validates a profile as `vana-load run` does, then uses every
+/// duration it derives (where a value too large for a `Duration` panicked).
 fn profile(text: &str) -> Result<(), String> {
     let patch = ConfigPatch::from_toml_str(text, "fuzz.toml").map_err(|e| e.to_string())?;
     let none = ConfigPatch::default();
-    LoadTestConfig::layered(Preset::Burst, Some(&patch), &none, &none)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let cfg = LoadTestConfig::layered(Preset::Burst, Some(&patch), &none, &none)
+        .map_err(|e| e.to_string())?;
+    let steps: Vec<engine::StepDef> = Step::ALL
+        .iter()
+        .map(|s| {
+            let timeout = StepTimeouts::default().get(*s);
+            engine::StepDef::new(s.name(), s.component(), timeout, s.touches_chain())
+        })
+        .collect();
+    cfg.validate_for(&steps).map_err(|e| e.to_string())?;
+    let resolved = cfg.resolve_steps(&steps);
+    let _ = (cfg.journey_timeout(&resolved), cfg.metrics_interval());
+    let _ = Duration::from_secs_f64(cfg.max_queue_wait_secs);
+    let _ = Duration::from_secs_f64(cfg.abort_grace_secs);
+    let _ = Duration::from_secs_f64(cfg.breaker.cooldown_secs);
+    Ok(())
 }
 
 fn target(text: &str) -> Result<(), String> {

@@ -153,12 +153,13 @@ impl StepTimeouts {
         let mut t = StepTimeouts::default();
         for (name, secs) in table {
             let step: Step = name.parse().map_err(|e| format!("[timeouts]: {e}"))?;
-            if !(secs.is_finite() && *secs > 0.0) {
-                return Err(format!(
-                    "[timeouts].{name}: must be a positive number of seconds, got {secs}"
-                ));
-            }
-            t.set(step, Duration::from_secs_f64(*secs));
+            let limit = Duration::try_from_secs_f64(*secs)
+                .ok()
+                .filter(|_| secs.is_finite() && *secs > 0.0)
+                .ok_or_else(|| {
+                    format!("[timeouts].{name}: must be a positive number of seconds, got {secs}")
+                })?;
+            t.set(step, limit);
         }
         Ok(t)
     }
@@ -167,6 +168,16 @@ impl StepTimeouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_too_large_for_a_duration_is_a_named_error() {
+        // Found by the config fuzzer: 1e300 s used to panic in Duration.
+        for secs in [1e300, f64::MAX, f64::NAN, f64::INFINITY, -1.0, 0.0] {
+            let table = BTreeMap::from([("proof".to_string(), secs)]);
+            let e = StepTimeouts::from_secs_table(&table).unwrap_err();
+            assert!(e.starts_with("[timeouts].proof:"), "{e}");
+        }
+    }
 
     #[test]
     fn names_are_the_plans_and_round_trip() {

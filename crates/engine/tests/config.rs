@@ -468,3 +468,21 @@ fn k6s_metric_as_key_form_reads_like_k6() {
         .to_string();
     assert!(e.contains("under a metric key"), "{e}");
 }
+
+#[test]
+fn a_time_too_large_for_a_duration_is_a_named_error() {
+    // Found by the config fuzzer: finite but huge values passed validation
+    // and panicked when the run turned them into durations.
+    for (field, toml) in [
+        ("metricsInterval", "metricsInterval = 1e300"),
+        ("maxQueueWaitSecs", "maxQueueWaitSecs = 1e300"),
+        ("stepTimeouts.proof", "[stepTimeouts]\nproof = 1e300"),
+    ] {
+        let patch = ConfigPatch::from_toml_str(toml, "huge.toml").unwrap();
+        let none = ConfigPatch::default();
+        let e = LoadTestConfig::layered(Preset::Smoke, Some(&patch), &none, &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{e}");
+    }
+}

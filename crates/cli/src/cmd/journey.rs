@@ -110,14 +110,16 @@ fn parse_timeouts(
         let step: client::steps::Step = step
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--timeout: {e}"))?;
-        let secs: f64 = secs
+        // `try_from`: a number too large for a Duration is refused, not a panic.
+        let limit = secs
             .parse()
             .ok()
             .filter(|s: &f64| s.is_finite() && *s > 0.0)
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| {
                 anyhow::anyhow!("--timeout {t:?}: {secs:?} is not a positive number of seconds")
             })?;
-        out.push((step, std::time::Duration::from_secs_f64(secs)));
+        out.push((step, limit));
     }
     Ok(out)
 }
@@ -186,4 +188,16 @@ fn print_human(r: &JourneyReport) {
         },
         r.total().as_secs_f64()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_too_large_for_a_duration_is_refused() {
+        let e = parse_timeouts(&["proof=1e300".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("not a positive number"), "{e}");
+        assert_eq!(parse_timeouts(&["proof=2.5".to_string()]).unwrap().len(), 1);
+    }
 }

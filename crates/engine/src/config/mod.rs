@@ -68,6 +68,9 @@ mod secs_f64 {
     }
 }
 
+/// The largest number a time or size field accepts (1e9: decades in seconds).
+const MAX_NUMBER: f64 = 1e9;
+
 /// A config problem, naming the field (its TOML / plan name).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -393,18 +396,27 @@ impl LoadTestConfig {
 
     /// Refuses an invalid or inconsistent config, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // Every number below becomes a duration or a count somewhere: one
+        // beyond MAX_NUMBER (decades, in seconds) is a typo, and would not
+        // fit a `Duration` (found by the config fuzzer: `1e300` panicked).
         let pos = |f: &str, v: f64| -> Result<(), ConfigError> {
-            if v.is_finite() && v > 0.0 {
+            if v.is_finite() && v > 0.0 && v <= MAX_NUMBER {
                 Ok(())
             } else {
-                Err(invalid(f, format!("must be a positive number, got {v}")))
+                Err(invalid(
+                    f,
+                    format!("must be a positive number up to {MAX_NUMBER:e}, got {v}"),
+                ))
             }
         };
         let nonneg = |f: &str, v: f64| -> Result<(), ConfigError> {
-            if v.is_finite() && v >= 0.0 {
+            if v.is_finite() && (0.0..=MAX_NUMBER).contains(&v) {
                 Ok(())
             } else {
-                Err(invalid(f, format!("must be ≥ 0, got {v}")))
+                Err(invalid(
+                    f,
+                    format!("must be ≥ 0 and up to {MAX_NUMBER:e}, got {v}"),
+                ))
             }
         };
         if self.total_users == 0 {
