@@ -64,6 +64,9 @@ function unpack() {
   const cache = join(tools, "node_modules", ".cache");
   const dir = join(cache, `sparticuz-chromium-${version}`);
   if (existsSync(join(dir, "chromium"))) return dir;
+  // A directory without the browser is not an unpack of ours (e.g. what is left when
+  // `npm ci` emptied node_modules under a running browser): replace it.
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(cache, { recursive: true });
   const part = mkdtempSync(`${dir}.partial-`);
   const inflate = (name) => brotliDecompressSync(readFileSync(join(pkg, "bin", name)));
@@ -79,7 +82,9 @@ function unpack() {
     join(part, "fonts.conf"),
     `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n` +
       `  <dir>${dir}/fonts</dir>\n  <dir>/usr/share/fonts</dir>\n` +
-      `  <cachedir>${dir}/fonts-cache</cachedir>\n</fontconfig>\n`,
+      // The font cache lives outside `dir`, so a running browser never recreates
+      // `dir` (fontconfig makes its cache directory's parents) once it is gone.
+      `  <cachedir>${dir}-fonts-cache</cachedir>\n</fontconfig>\n`,
   );
   writeFileSync(join(part, "chromium"), inflate("chromium.br"), { mode: 0o755 });
   try {

@@ -62,6 +62,8 @@ fn one_inference_worker_is_named_the_bottleneck() {
     let dir = tempfile::tempdir().unwrap();
     // Capacity 1 / 0.6 s ≈ 1.7 predictions/s, offered ≈ 3 journeys/s.
     let twin = r#"
+[chain]
+port = 0
 [inference]
 workers = 1
 [inference.service_time]

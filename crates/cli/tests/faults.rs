@@ -52,7 +52,9 @@ impl Env {
             (Step::Wallet, 4),
             (Step::Upload, 6),
             (Step::Register, 8),
-            (Step::Index, 3),
+            // Long enough for a busy 2-core machine's indexer to catch up once the
+            // chain faults are lifted; an indexer stall still fails in 10 s.
+            (Step::Index, 10),
             (Step::Proof, 6),
             (Step::InferRequest, 6),
         ] {
