@@ -404,7 +404,7 @@ impl CapacityResult {
             t,
             "a step passes when: engine verdict PASS (p95 < {:.0} ms, errors < {} %, thresholds, \
              schedule-lag p99 ≤ {:.0} ms), goodput ≥ {:.0} % of the rate, and stable \
-             (last two thirds of the hold: goodput within ±{:.0} %, p95 within ±{:.0} %)",
+             (the two windows after warm-up: goodput within ±{:.0} %, p95 within ±{:.0} %)",
             self.rules.p95_target_ms,
             self.rules.error_budget * 100.0,
             self.rules.max_schedule_lag_ms,
