@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a load test (default: the `smoke` profile against the local twin).
     Run(cmd::run::Args),
+    /// Find the knee: raise a constant arrival rate in steps until a step fails, then bisect.
+    Capacity(cmd::capacity::Args),
     /// Print a profile's arrival curve, peak rate and expected concurrency.
     Plan(cmd::plan::Args),
     /// Run one user journey with a fresh wallet and print each step.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Run(args) => cmd::run::run(args).await,
+            Command::Capacity(args) => cmd::capacity::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
             Command::Journey(args) => cmd::journey::run(args).await,
             Command::Wallets(c) => cmd::wallets::run(c).await,

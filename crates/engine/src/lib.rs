@@ -35,6 +35,7 @@
 
 pub mod alert;
 pub mod breaker;
+pub mod capacity;
 pub mod config;
 pub mod flow;
 pub mod journal;

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each has `Args` (clap) and `async fn run(..) -> anyhow::Result<ExitCode>`.
 
+pub mod capacity;
 pub mod journey;
 pub mod k8s;
 pub mod merge;

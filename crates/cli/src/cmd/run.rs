@@ -40,7 +40,7 @@ use engine::{
 
 use super::plan::ProfileArgs;
 use super::shard_arg::ShardArgs;
-use super::target_arg::TargetArgs;
+use super::target_arg::{ResolvedTarget, TargetArgs};
 use super::values::Live;
 use super::wallets;
 
@@ -98,16 +98,11 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
 async fn run_on(
     args: &Args,
     config: LoadTestConfig,
-    resolved: &super::target_arg::ResolvedTarget,
+    resolved: &ResolvedTarget,
     shard: Option<engine::Shard>,
     run_id: String,
 ) -> anyhow::Result<ExitCode> {
-    let mut target = resolved.target.clone();
-    // Deadlines: the client's defaults → the target's [timeouts] → stepTimeouts.
-    target
-        .timeouts
-        .apply_secs_table(&config.step_timeouts)
-        .map_err(|e| anyhow::anyhow!("stepTimeouts: {e}"))?;
+    let target = target_for(&config, resolved)?;
     let users =
         u32::try_from(config.total_users).context("totalUsers does not fit a wallet index")?;
     if !args.no_fund && !args.resume {
@@ -115,45 +110,17 @@ async fn run_on(
             .await
             .context("funding the users' wallets before the run")?;
     }
-    let gauge_sources = resolved
-        .metrics_urls()
-        .into_iter()
-        .map(|(name, url)| GaugeSource { name, url })
-        .collect();
-    let mode = match config.tx_mode {
-        TxMode::Relayer => Mode::Relayer,
-        TxMode::Direct => Mode::Direct,
-    };
-    let opts = ClientOptions {
-        run_seed: config.seed,
-        test_run_id: run_id.clone(),
-        data_size: DataSize::Small,
-        relayer: mode == Mode::Relayer,
-    };
-    let ctx = Context::new(target, opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .context("connecting the virtual users to the target")?;
-    let flow = Arc::new(JourneyFlow {
-        ctx,
-        mode,
-        mix: config.data_mix,
-        seed: config.seed,
-    });
+    let flow = journey_flow(&config, target, &run_id).await?;
     let options = engine::RunOptions {
         out_dir: args.out.clone(),
         metrics_addr: args.metrics_addr,
-        gauge_sources,
-        processes: resolved.processes(),
         live: args.live.into(),
         run_id: Some(run_id),
         resume: args.resume,
         handle_signals: true,
-        target: resolved.info(),
-        twin: resolved.twin_info(),
-        versions: resolved.versions(),
         shard,
         start_at: args.sharding.start_at,
+        ..base_options(resolved)
     };
     let outcome = match engine::run(config, flow, options).await {
         Ok(o) => o,
@@ -164,6 +131,66 @@ async fn run_on(
     };
     print!("{}", outcome.text_summary(super::color_stdout()));
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// The resolved target with the profile's deadlines applied: the client's
+/// defaults → the target's `[timeouts]` → `stepTimeouts`.
+pub fn target_for(
+    config: &LoadTestConfig,
+    resolved: &ResolvedTarget,
+) -> anyhow::Result<client::target::Target> {
+    let mut target = resolved.target.clone();
+    target
+        .timeouts
+        .apply_secs_table(&config.step_timeouts)
+        .map_err(|e| anyhow::anyhow!("stepTimeouts: {e}"))?;
+    Ok(target)
+}
+
+/// The client's journey on `target` as an engine flow (one connection for
+/// every user of every run that uses it).
+pub async fn journey_flow(
+    config: &LoadTestConfig,
+    target: client::target::Target,
+    run_id: &str,
+) -> anyhow::Result<Arc<JourneyFlow>> {
+    let mode = match config.tx_mode {
+        TxMode::Relayer => Mode::Relayer,
+        TxMode::Direct => Mode::Direct,
+    };
+    let opts = ClientOptions {
+        run_seed: config.seed,
+        test_run_id: run_id.to_string(),
+        data_size: DataSize::Small,
+        relayer: mode == Mode::Relayer,
+    };
+    let ctx = Context::new(target, opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("connecting the virtual users to the target")?;
+    Ok(Arc::new(JourneyFlow {
+        ctx,
+        mode,
+        mix: config.data_mix,
+        seed: config.seed,
+    }))
+}
+
+/// What every run on `resolved` records and watches: its gauges, processes,
+/// target, twin settings and versions.
+pub fn base_options(resolved: &ResolvedTarget) -> engine::RunOptions {
+    engine::RunOptions {
+        gauge_sources: resolved
+            .metrics_urls()
+            .into_iter()
+            .map(|(name, url)| GaugeSource { name, url })
+            .collect(),
+        processes: resolved.processes(),
+        target: resolved.info(),
+        twin: resolved.twin_info(),
+        versions: resolved.versions(),
+        ..Default::default()
+    }
 }
 
 /// The client's steps as the engine sees them, with `timeouts` applied.

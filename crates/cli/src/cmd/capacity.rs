@@ -1,0 +1,162 @@
+//! `vana-load capacity`: finds the knee by measurement.
+//!
+//! Thin: it loads the profile, refuses bad settings before anything starts,
+//! resolves the target once (a local twin is started once for the whole
+//! search), connects one [`JourneyFlow`](super::run::JourneyFlow) and hands
+//! them to [`engine::capacity::search`], which sequences the steps, judges
+//! them, bisects and writes the results. Before each step's clock starts its
+//! users' wallets (new ones: the index continues across steps) are funded.
+//!
+//! Exit codes: 0 when a knee was found, 1 when none was (the first step
+//! failed, every step passed, or the search was interrupted), 2 on a usage
+//! or setup error.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::builder::BoolishValueParser;
+use client::steps::StepTimeouts;
+use engine::capacity::{Outcome, Settings, StepSetup};
+
+use super::plan::ProfileArgs;
+use super::run::{base_options, journey_flow, journey_steps, target_for};
+use super::target_arg::TargetArgs;
+use super::wallets;
+
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// First arrival rate, journeys/s.
+    #[arg(long, value_name = "R0", default_value_t = 1.0)]
+    pub from: f64,
+    /// Each climbing step multiplies the rate by this factor (> 1).
+    #[arg(long, value_name = "X", default_value_t = 2.0)]
+    pub step: f64,
+    /// Shortest hold of each step, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub hold: f64,
+    /// Longest hold of a step whose statistics do not settle (default 4 × --hold).
+    #[arg(long, value_name = "SECS")]
+    pub max_hold: Option<f64>,
+    /// Highest rate to try, journeys/s.
+    #[arg(long, value_name = "R", default_value_t = 200.0)]
+    pub max_rate: f64,
+    /// Bisection steps between the last good and the first bad rate.
+    #[arg(long = "bisect", value_name = "N", default_value_t = 3)]
+    pub bisections: u32,
+    /// Skip the goodput check at 1.5 × the knee.
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    pub no_beyond: bool,
+    /// Results directory (default `runs/capacity-<UTC timestamp>`).
+    #[arg(long, value_name = "DIR", env = "VANA_LOAD_OUT")]
+    pub out: Option<PathBuf>,
+    /// Skip funding the users' wallets (they must already hold funds).
+    #[arg(long, env = "VANA_LOAD_NO_FUND", value_parser = BoolishValueParser::new())]
+    pub no_fund: bool,
+}
+
+impl Args {
+    fn settings(&self) -> Settings {
+        Settings {
+            from: self.from,
+            step: self.step,
+            hold_secs: self.hold,
+            max_hold_secs: self.max_hold.unwrap_or(4.0 * self.hold),
+            max_rate: self.max_rate,
+            bisections: self.bisections,
+            check_beyond: !self.no_beyond,
+        }
+    }
+}
+
+/// Funds each step's users before its clock starts.
+struct Fund {
+    target: client::target::Target,
+    amount: String,
+    skip: bool,
+}
+
+impl StepSetup for Fund {
+    async fn prepare(&self, users: Range<u64>) -> Result<(), String> {
+        if self.skip {
+            return Ok(());
+        }
+        let from = u32::try_from(users.start).map_err(|e| e.to_string())?;
+        let count = u32::try_from(users.end - users.start).map_err(|e| e.to_string())?;
+        let mut target = self.target.clone();
+        target.user_index_offset = target
+            .user_index_offset
+            .checked_add(from)
+            .ok_or("the user index overflows")?;
+        wallets::fund_users(&target, count, &self.amount, None)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if args.profile.profile.is_none() {
+        args.profile.profile = Some("smoke".into());
+    }
+    let config = args.profile.load()?;
+    config.validate_for(&journey_steps(&StepTimeouts::default()))?;
+    let settings = args.settings();
+    // Refused before the target (a twin) is started.
+    settings.validate(&config)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "runs/capacity-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    if out.join("capacity.json").exists() {
+        anyhow::bail!(
+            "{} already holds a capacity search (capacity.json); choose another --out",
+            out.display()
+        );
+    }
+    let resolved = args.target.resolve().await?;
+    let result = search_on(&args, &config, &settings, &resolved, out).await;
+    resolved.stop().await;
+    result
+}
+
+async fn search_on(
+    args: &Args,
+    config: &engine::LoadTestConfig,
+    settings: &Settings,
+    resolved: &super::target_arg::ResolvedTarget,
+    out: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let run_id = format!("cap-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let target = target_for(config, resolved)?;
+    let setup = Fund {
+        target: target.clone(),
+        amount: config.wallet_funding_amount.clone(),
+        skip: args.no_fund,
+    };
+    let flow = journey_flow(config, target, &run_id).await?;
+    let options = engine::RunOptions {
+        run_id: Some(run_id),
+        handle_signals: true,
+        live: engine::LiveMode::Off,
+        ..base_options(resolved)
+    };
+    let r = engine::capacity::search(config, settings, flow, &setup, &options, out.clone())
+        .await
+        .context("capacity search")?;
+    print!("{}", r.text());
+    println!(
+        "results: {} (capacity.json, capacity.txt, capacity.html; one directory per step)",
+        out.display()
+    );
+    Ok(match r.outcome {
+        Outcome::KneeFound => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
