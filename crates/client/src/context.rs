@@ -146,8 +146,12 @@ impl Context {
             http.clone(),
             target.personal_server_url.as_ref().expect("checked"),
         );
-        let subgraph =
-            SubgraphClient::new(http.clone(), target.subgraph_url.as_ref().expect("checked"));
+        // `_meta` answers are shared by every journey for one poll interval.
+        let subgraph = SubgraphClient::with_meta_ttl(
+            http.clone(),
+            target.subgraph_url.as_ref().expect("checked"),
+            target.poll.index,
+        );
         let tee = TeeClient::new(http.clone());
         let data = DataGenerator::new(
             opts.run_seed,

@@ -33,6 +33,7 @@ use crate::chain::{Call, TxRecord, find_event};
 use crate::context::Context;
 use crate::data::DataSize;
 use crate::errors::{ErrorKind, JourneyError, RetryPolicy, with_timeout};
+use crate::services::subgraph::Backoff;
 use crate::steps::Step;
 
 /// How the file and permission are registered.
@@ -80,6 +81,9 @@ pub struct JourneyReport {
     pub reward: Option<U256>,
     pub steps: Vec<StepResult>,
     pub txs: Vec<TxRecord>,
+    /// GraphQL queries this journey sent to the subgraph (`_meta` answers
+    /// served from the shared cache are not queries).
+    pub subgraph_queries: u64,
 }
 
 impl JourneyReport {
@@ -125,6 +129,7 @@ impl JourneyReport {
             "reward": self.reward.map(|r| r.to_string()),
             "steps": steps,
             "txs": self.txs,
+            "subgraph_queries": self.subgraph_queries,
         })
     }
 }
@@ -593,18 +598,19 @@ async fn wait_indexed(
     r: &mut JourneyReport,
 ) -> Result<(), JourneyError> {
     let file_id = r.file_id.unwrap_or_default().to_string();
-    loop {
-        // Transient subgraph errors are retried until the step's deadline.
-        if let Ok(d) = ctx.subgraph.user_files(r.address).await
-            && d.meta.block.number >= st.register_block
-            && d.user
-                .as_ref()
-                .is_some_and(|u| u.files.iter().any(|f| f.id == file_id))
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(ctx.target.poll.index).await;
-    }
+    let backoff = Backoff {
+        initial: ctx.target.poll.index,
+        max: ctx.target.poll.index_max,
+    };
+    ctx.subgraph
+        .wait_for_file(
+            r.address,
+            &file_id,
+            st.register_block,
+            backoff,
+            &mut r.subgraph_queries,
+        )
+        .await
 }
 
 async fn proof(

@@ -174,13 +174,15 @@ pub struct Target {
     pub missing_env: Vec<MissingEnv>,
 }
 
-/// How often the client polls: new blocks (for receipts), the indexer and
-/// the operation status (the personal server's documented backoff: every
+/// How often the client polls: new blocks (for receipts), the indexer (every
+/// `index`, doubling up to `index_max`; `_meta` answers are shared for
+/// `index`) and the operation status (the personal server's documented backoff: every
 /// `infer_initial` for `infer_fast_phase`, then doubling up to `infer_max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollConfig {
     pub block: Duration,
     pub index: Duration,
+    pub index_max: Duration,
     pub infer_initial: Duration,
     pub infer_fast_phase: Duration,
     pub infer_max: Duration,
@@ -192,6 +194,7 @@ impl Default for PollConfig {
         PollConfig {
             block: Duration::from_secs(1),
             index: Duration::from_secs(2),
+            index_max: Duration::from_secs(2),
             infer_initial: Duration::from_secs(1),
             infer_fast_phase: Duration::from_secs(10),
             infer_max: Duration::from_secs(5),
@@ -200,7 +203,8 @@ impl Default for PollConfig {
 }
 
 impl PollConfig {
-    /// For a loopback twin: blocks and the indexer polled every 50/100 ms.
+    /// For a loopback twin: blocks polled every 50 ms, the indexer every
+    /// 100 ms backing off to the SDK's 2 s.
     pub fn local() -> Self {
         PollConfig {
             block: Duration::from_millis(50),
@@ -288,6 +292,7 @@ struct FileTarget {
 struct FilePoll {
     block_ms: Option<u64>,
     index_ms: Option<u64>,
+    index_max_ms: Option<u64>,
     infer_initial_ms: Option<u64>,
     infer_fast_phase_ms: Option<u64>,
     infer_max_ms: Option<u64>,
@@ -299,6 +304,7 @@ impl FilePoll {
         for (field, v, slot) in [
             ("poll.block_ms", self.block_ms, &mut p.block),
             ("poll.index_ms", self.index_ms, &mut p.index),
+            ("poll.index_max_ms", self.index_max_ms, &mut p.index_max),
             (
                 "poll.infer_initial_ms",
                 self.infer_initial_ms,
@@ -317,6 +323,12 @@ impl FilePoll {
                 }
                 *slot = Duration::from_millis(ms);
             }
+        }
+        if self.index_max_ms.is_none() {
+            p.index_max = p.index_max.max(p.index);
+        }
+        if p.index_max < p.index {
+            return Err("poll.index_max_ms: must not be below poll.index_ms".into());
         }
         if p.infer_max < p.infer_initial {
             return Err("poll.infer_max_ms: must not be below poll.infer_initial_ms".into());

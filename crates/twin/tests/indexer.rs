@@ -999,3 +999,125 @@ async fn twin_start_serves_the_subgraph() {
     }
     twin.stop().await;
 }
+
+// ---------------------------------------------------------------- query load
+
+/// GraphQL query load does not starve the indexing (issue #13, part 3).
+///
+/// The indexer and a crowd of GraphQL clients share one single-threaded
+/// runtime: a stand-in for a process whose shared runtime is saturated (in a
+/// load run, the client's journeys and every twin service share two cores).
+/// Meanwhile a driver on its own thread mines `addFile` transactions as fast
+/// as anvil takes them, and after each one reads the follower's indexed head
+/// straight from the store. The follower's lag, in blocks, must stay small:
+/// its RPC and its writes must not queue behind the queries. Bounded: a fixed
+/// number of transactions, and query tasks that stop with the driver (or
+/// after a fixed number of queries each); loopback only.
+#[tokio::test]
+async fn the_follower_keeps_up_while_graphql_is_hammered() {
+    const TXS: usize = 80;
+    const CLIENTS: usize = 64;
+    const MAX_QUERIES_PER_CLIENT: usize = 2_000;
+    const MAX_LAG_BLOCKS: u64 = 12;
+
+    let net = Net::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("subgraph.sqlite");
+    let idx = net
+        .spawn_indexer(Config {
+            poll_interval_ms: 5,
+            db_path: Some(db.clone()),
+            ..Config::default()
+        })
+        .await;
+    let user = net.users[0].clone();
+    // Something to read: a few files before the load starts.
+    let mut last = 0;
+    for i in 0..5 {
+        last = block_of(&net.add_file(&user, &format!("ipfs://pre{i}")).await.1);
+    }
+    synced(&idx, last).await;
+
+    let url = format!("{}{SUBGRAPH_PATH}", idx.url());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (url, stop, addr) = (url.clone(), stop.clone(), user.address());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answered = 0usize;
+            while !stop.is_cancelled() && answered < MAX_QUERIES_PER_CLIENT {
+                let body = json!({"query": queries::GET_USER_FILES_PAGINATED,
+                    "variables": page(addr, 100, 0, "addedAtBlock", "desc")});
+                let v: GraphQlResponse<UserFilesData> = http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v.into_result().unwrap();
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    // Let the query load build up before the chain moves.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (rpc_url, registry, signer) = (net.url.clone(), net.contracts.data_registry, user);
+    let driver = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let provider = ProviderBuilder::new()
+                .wallet(EthereumWallet::new(signer.clone()))
+                .connect_http(rpc_url.parse().unwrap());
+            let reg = DataRegistry::new(registry, &provider);
+            let store = rusqlite::Connection::open(&db).unwrap();
+            let mut lags = Vec::with_capacity(TXS);
+            for i in 0..TXS {
+                let _pending = reg
+                    .addFile(format!("ipfs://load{i}"))
+                    .from(signer.address())
+                    .send()
+                    .await
+                    .expect("addFile is accepted");
+                // anvil automines on submission: the head is the new block.
+                let mined = provider.get_block_number().await.unwrap();
+                let indexed = twin::indexer::store::head(&store)
+                    .unwrap()
+                    .map_or(0, |h| h.number);
+                lags.push(mined.saturating_sub(indexed));
+            }
+            lags
+        })
+    });
+    let lags = tokio::task::spawn_blocking(move || driver.join())
+        .await
+        .unwrap()
+        .expect("the driver thread");
+    stop.cancel();
+    let mut queries = 0;
+    for c in clients {
+        queries += c.await.unwrap();
+    }
+    let head = net.provider.get_block_number().await.unwrap();
+    synced(&idx, head).await;
+
+    // Every client had a query in flight for the whole run, and answers kept coming.
+    assert!(
+        queries > CLIENTS,
+        "the endpoint was hardly queried ({queries} answers)"
+    );
+    let worst = lags.iter().copied().max().unwrap();
+    assert!(
+        worst <= MAX_LAG_BLOCKS,
+        "the follower fell {worst} blocks behind while {queries} queries were answered \
+         (lag after each of {TXS} transactions: {lags:?})"
+    );
+}

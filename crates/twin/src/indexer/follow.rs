@@ -10,10 +10,16 @@
 //! 3. fetches the logs of every indexed address and topic for
 //!    `[last+1, min(target, last+max_range)]`, reads `permissions(id)` at the
 //!    event's block for each `PermissionAdded`, and applies the range and the
-//!    new head in one SQLite transaction (on a blocking thread).
+//!    new head in one SQLite transaction.
+//!
+//! The follower runs on its own OS thread with its own single-threaded tokio
+//! runtime, and owns the store's only writer connection ([`Follower::spawn`]).
+//! GraphQL readers use their own connections and WAL snapshots, so nothing
+//! the query side does (however many requests, however busy the process's
+//! shared runtime and blocking pool are) stands between the follower and its
+//! writes: a real hosted subgraph does not index slower because clients poll it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::eips::{BlockId, BlockNumberOrTag};
@@ -46,8 +52,6 @@ pub enum FollowError {
     MissingBlock(u64),
     #[error("indexer database: {0}")]
     Db(#[from] rusqlite::Error),
-    #[error("indexer database task failed: {0}")]
-    Join(String),
 }
 
 fn rpc<E: std::fmt::Display>(method: &'static str) -> impl FnOnce(E) -> FollowError {
@@ -71,7 +75,8 @@ pub struct Follower {
     provider: DynProvider,
     contracts: IndexedContracts,
     settings: FollowSettings,
-    writer: Arc<Mutex<Connection>>,
+    /// The store's one writer connection, used only on the follower's thread.
+    writer: Connection,
     metrics: Metrics,
     /// Head numbers with the time each was first seen, for the ms lag.
     seen: VecDeque<(u64, Instant)>,
@@ -99,7 +104,7 @@ impl Follower {
         provider: DynProvider,
         contracts: IndexedContracts,
         settings: FollowSettings,
-        writer: Arc<Mutex<Connection>>,
+        writer: Connection,
         metrics: Metrics,
     ) -> Self {
         Follower {
@@ -112,6 +117,27 @@ impl Follower {
             pruned_at: 0,
             faults: crate::faults::current(),
         }
+    }
+
+    /// Runs the follower on a dedicated thread (named `indexer-follower`) with
+    /// its own current-thread runtime, until `stop` is cancelled; `on_stop`
+    /// runs on that thread once the follower has stopped (e.g. to remove a
+    /// temporary database). The provider should be fresh (no pooled
+    /// connections), so that its connections live on the follower's runtime.
+    pub fn spawn(
+        self,
+        stop: CancellationToken,
+        on_stop: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("indexer-follower".into())
+            .spawn(move || {
+                runtime.block_on(self.run(stop));
+                on_stop();
+            })
     }
 
     /// Polls until `stop` is cancelled.
@@ -144,18 +170,13 @@ impl Follower {
         }
     }
 
-    async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    /// Runs `f` on the writer connection, inline: the follower's thread is
+    /// its own, so blocking it blocks nothing else.
+    fn db<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, FollowError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| FollowError::Join(e.to_string()))?
-        .map_err(FollowError::Db)
+        f(&mut self.writer).map_err(FollowError::Db)
     }
 
     async fn chain_block(&self, number: u64) -> Result<Option<KnownBlock>, FollowError> {
@@ -204,7 +225,7 @@ impl Follower {
         self.metrics.chain_head.set(head as i64);
         let target = self.target(head, Instant::now());
 
-        let last = self.db(|c| store::last_block(c)).await?;
+        let last = self.db(|c| store::last_block(c))?;
         if let Some(last) = last {
             let on_chain = self.chain_block(last.number).await?;
             if on_chain.map(|b| b.hash) != Some(last.hash) {
@@ -227,7 +248,7 @@ impl Follower {
         if to >= self.pruned_at + PRUNE_EVERY {
             self.pruned_at = to;
             let keep_from = to.saturating_sub(REORG_WINDOW);
-            self.db(move |c| store::prune(c, keep_from)).await?;
+            self.db(move |c| store::prune(c, keep_from))?;
         }
         self.metrics.indexed_block.set(to as i64);
         self.metrics.lag_blocks.set(head.saturating_sub(to) as i64);
@@ -238,10 +259,9 @@ impl Follower {
         })
     }
 
-    async fn revert(&self, last: KnownBlock) -> Result<(), FollowError> {
-        let stored = self
-            .db(move |c| store::blocks_descending(c, last.number, FORK_SEARCH_LIMIT))
-            .await?;
+    async fn revert(&mut self, last: KnownBlock) -> Result<(), FollowError> {
+        let stored =
+            self.db(move |c| store::blocks_descending(c, last.number, FORK_SEARCH_LIMIT))?;
         let mut fork = None;
         for b in stored {
             if self.chain_block(b.number).await?.map(|c| c.hash) == Some(b.hash) {
@@ -254,20 +274,20 @@ impl Follower {
             fork = ?fork,
             "chain reorganised; reverting the indexer to the fork point"
         );
-        self.db(move |c| store::revert_to(c, fork)).await?;
+        self.db(move |c| store::revert_to(c, fork))?;
         self.metrics.reorgs.inc();
         let fork_n = fork.unwrap_or(0);
         self.metrics.indexed_block.set(fork_n as i64);
-        self.refresh_counts().await
+        self.refresh_counts()
     }
 
-    async fn refresh_counts(&self) -> Result<(), FollowError> {
-        let counts = self.db(|c| store::entity_counts(c)).await?;
+    fn refresh_counts(&mut self) -> Result<(), FollowError> {
+        let counts = self.db(|c| store::entity_counts(c))?;
         self.metrics.set_entity_counts(&counts);
         Ok(())
     }
 
-    async fn index_range(&self, from: u64, to: u64) -> Result<(), FollowError> {
+    async fn index_range(&mut self, from: u64, to: u64) -> Result<(), FollowError> {
         let head = self
             .chain_block(to)
             .await?
@@ -348,9 +368,9 @@ impl Follower {
             indexing_errors,
         };
         let had_events = !batch.events.is_empty();
-        self.db(move |c| store::apply(c, &batch)).await?;
+        self.db(move |c| store::apply(c, &batch))?;
         if had_events {
-            self.refresh_counts().await?;
+            self.refresh_counts()?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ pub mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::providers::{Provider, ProviderBuilder};
@@ -139,11 +139,9 @@ pub async fn spawn(
     let url: reqwest::Url = rpc_url
         .parse()
         .map_err(|e| setup(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
-    let provider = ProviderBuilder::new()
+    ProviderBuilder::new()
         .disable_recommended_fillers()
-        .connect_client(protocol::rpc::client(url))
-        .erased();
-    provider
+        .connect_client(protocol::rpc::client(url.clone()))
         .get_chain_id()
         .await
         .map_err(|e| setup(format!("cannot reach the node at {rpc_url}: {e}")))?;
@@ -173,9 +171,15 @@ pub async fn spawn(
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
 
+    // The follower gets a provider of its own, whose connections are made
+    // (and driven) on the follower's own runtime, never on the shared one.
+    let follower_provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_client(protocol::rpc::client(url))
+        .erased();
     let stop = CancellationToken::new();
     let follower = follow::Follower::new(
-        provider,
+        follower_provider,
         contracts.clone(),
         follow::FollowSettings {
             lag_blocks: config.lag_blocks,
@@ -183,15 +187,13 @@ pub async fn spawn(
             poll_interval: Duration::from_millis(config.poll_interval_ms.max(1)),
             max_block_range: config.max_block_range.max(1),
         },
-        Arc::new(Mutex::new(writer)),
+        writer,
         metrics.clone(),
     );
-    let follower_stop = stop.clone();
-    tokio::spawn(async move {
-        follower.run(follower_stop).await;
-        // The temporary database goes once the follower has stopped.
-        drop(temp_dir);
-    });
+    // The temporary database goes once the follower has stopped.
+    follower
+        .spawn(stop.clone(), move || drop(temp_dir))
+        .map_err(|e| setup(format!("cannot start the follower thread: {e}")))?;
 
     let app = Arc::new(App {
         schema: graphql::schema(graphql::MetaInfo {
