@@ -7,7 +7,8 @@
 //!
 //! It works from the results alone (journal + time series), whatever the flow.
 
-use std::collections::BTreeMap;
+mod gauges;
+mod prose;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,11 @@ use super::data::RunData;
 use super::fmt::{ms as fmt_ms, num, secs};
 use super::machine::machine_saturation;
 use super::timeline::{Timeline, correlation};
+
+use gauges::gauge_signal;
+pub use gauges::{GaugeKind, gauge_series};
+use prose::sentences;
+pub use prose::{FAILED_BY_COMPONENT, component_name, knob_of};
 
 /// How one step's median service time changes between low and high load.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -94,108 +100,6 @@ pub struct Bottleneck {
     pub components: Vec<ComponentSignal>,
 }
 
-/// How the sentence naming every failing component begins (the text
-/// summary shows it next to the first sentence).
-pub const FAILED_BY_COMPONENT: &str = "Failed steps by component";
-
-/// The knob that raises a component's capacity.
-pub fn knob_of(component: &str) -> String {
-    match component {
-        "relayer" => "relayer keys (each key sends its transactions in nonce order; more keys send in parallel)".into(),
-        "inference" => "inference workers (GPUs serving predictions)".into(),
-        "personal_server" => "personal server workers/replicas".into(),
-        "chain" => "RPC endpoints and block gas (chain throughput)".into(),
-        "indexer" => "indexer poll interval and RPC endpoints".into(),
-        "storage" => "storage upload concurrency/bandwidth".into(),
-        "tee" => "TEE instances (more TEE keys answering proofs)".into(),
-        "client" | "driver_cpu" => "load-generator CPU (more engine machines)".into(),
-        "host_cpu" => {
-            "CPU for the machine (more cores, or the driver and the twin on separate machines)"
-                .into()
-        }
-        other => format!("capacity of `{other}`"),
-    }
-}
-
-/// Gauges the report charts, by the metric names the twin exposes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum GaugeKind {
-    RelayerPending,
-    InferenceQueue,
-    IndexerLag,
-    StorageBytes,
-}
-
-impl GaugeKind {
-    pub const ALL: [GaugeKind; 4] = [
-        GaugeKind::RelayerPending,
-        GaugeKind::InferenceQueue,
-        GaugeKind::IndexerLag,
-        GaugeKind::StorageBytes,
-    ];
-    pub fn classify(source: &str, metric: &str) -> Option<GaugeKind> {
-        let name = metric.split('{').next().unwrap_or(metric);
-        let both = format!("{source} {name}");
-        if name.contains("queue_depth") {
-            Some(GaugeKind::InferenceQueue)
-        } else if name.contains("pending") && both.contains("relayer") {
-            Some(GaugeKind::RelayerPending)
-        } else if name.contains("lag_blocks") {
-            Some(GaugeKind::IndexerLag)
-        } else if name.contains("quota_used_bytes") {
-            Some(GaugeKind::StorageBytes)
-        } else {
-            None
-        }
-    }
-    pub fn title(self) -> &'static str {
-        match self {
-            GaugeKind::RelayerPending => "Relayer pending transactions",
-            GaugeKind::InferenceQueue => "Inference queue depth",
-            GaugeKind::IndexerLag => "Indexer lag (blocks)",
-            GaugeKind::StorageBytes => "Storage bytes used",
-        }
-    }
-    pub fn id(self) -> &'static str {
-        match self {
-            GaugeKind::RelayerPending => "relayer-pending",
-            GaugeKind::InferenceQueue => "inference-queue",
-            GaugeKind::IndexerLag => "indexer-lag",
-            GaugeKind::StorageBytes => "storage-bytes",
-        }
-    }
-    pub fn component(self) -> &'static str {
-        match self {
-            GaugeKind::RelayerPending => "relayer",
-            GaugeKind::InferenceQueue => "inference",
-            GaugeKind::IndexerLag => "indexer",
-            GaugeKind::StorageBytes => "storage",
-        }
-    }
-    fn is_queue(self) -> bool {
-        self != GaugeKind::StorageBytes
-    }
-}
-
-/// Each gauge kind's series over time (summed over sources and labels).
-pub fn gauge_series(data: &RunData) -> BTreeMap<GaugeKind, Vec<(f64, f64)>> {
-    let mut out: BTreeMap<GaugeKind, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in &data.series {
-        let mut at: BTreeMap<GaugeKind, f64> = BTreeMap::new();
-        for (src, m) in &p.gauges {
-            for (k, v) in m {
-                if let Some(kind) = GaugeKind::classify(src, k) {
-                    *at.entry(kind).or_default() += v;
-                }
-            }
-        }
-        for (k, v) in at {
-            out.entry(k).or_default().push((p.t_s, v));
-        }
-    }
-    out
-}
-
 fn step_growth(data: &RunData, tl: &Timeline, step: &str, min_abs_ms: f64) -> Option<StepGrowth> {
     let p50 = tl.step_p50.get(step)?;
     let pts: Vec<(usize, f64, f64)> = p50
@@ -253,58 +157,6 @@ fn step_growth(data: &RunData, tl: &Timeline, step: &str, min_abs_ms: f64) -> Op
         grows,
         onset_s,
     })
-}
-
-/// Completions at or above this share of arrivals keep pace with them.
-const KEEPING_PACE: f64 = 0.95;
-
-/// A queue gauge counts as rising when it climbs well above its starting
-/// level *and* the journeys fall behind the arrivals from then on
-/// (completions below [`KEEPING_PACE`] of arrivals). A queue that grows with
-/// the load but is drained as fast as work arrives is ordinary queueing
-/// (Little's law), not saturation.
-fn gauge_signal(kind: GaugeKind, pts: &[(f64, f64)], tl: Option<&Timeline>) -> GaugeSignal {
-    let first = pts.first().map_or(0.0, |p| p.1);
-    let max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
-    let climbs = kind.is_queue() && max >= 3.0 && max >= 3.0 * (first + 1.0);
-    let level = (0.25 * max).max(2.0);
-    let onset_s = climbs
-        .then(|| pts.iter().find(|p| p.1 >= level).map(|p| p.0))
-        .flatten();
-    let (mut cps, mut aps, mut dps) = (None, None, None);
-    if let (Some(t), Some(tl)) = (onset_s, tl) {
-        let from = tl.bins.index(t);
-        // Bins after the onset while arrivals are still coming. Arrivals count
-        // the dropped ones (queue timeout, breaker shed): they arrived and did
-        // not complete, so dropping work never makes a queue keep pace.
-        let idx: Vec<usize> = (from..tl.bins.n)
-            .filter(|&i| tl.arrivals_per_s[i] > 0.0)
-            .collect();
-        if !idx.is_empty() {
-            let n = idx.len() as f64;
-            let mean = |v: &[f64]| {
-                idx.iter()
-                    .map(|&i| v.get(i).copied().unwrap_or(0.0))
-                    .sum::<f64>()
-                    / n
-            };
-            cps = Some(mean(&tl.completions_per_s));
-            aps = Some(mean(&tl.arrivals_per_s));
-            dps = Some(mean(&tl.dropped_per_s));
-        }
-    }
-    let keeps_pace = matches!((cps, aps), (Some(c), Some(a)) if c >= KEEPING_PACE * a);
-    let rising = climbs && !keeps_pace;
-    GaugeSignal {
-        gauge: kind.title().to_string(),
-        first,
-        max,
-        rising,
-        onset_s: onset_s.filter(|_| rising),
-        completions_per_s_after: cps,
-        arrivals_per_s_after: aps,
-        dropped_per_s_after: dps,
-    }
 }
 
 /// Analyses a run. `tl` is the run's timeline (None when the journal is empty).
@@ -530,145 +382,12 @@ fn errors_rise_with_load(tl: &Timeline, steps: &[String]) -> bool {
     high >= (2.0 * low).max(low + 0.05)
 }
 
-fn sentences(b: &Bottleneck, data: &RunData) -> Vec<String> {
-    let mut out = Vec::new();
-    match &b.component {
-        Some(c) => {
-            let sig = b.components.iter().find(|s| &s.component == c);
-            let how = if sig.is_some_and(|s| s.saturated) {
-                "it saturates first"
-            } else {
-                "its failures rise with load first"
-            };
-            let mut s = format!(
-                "The bottleneck is the {} ({}): {how}, from t = {}.",
-                component_name(c),
-                c,
-                secs(sig.and_then(|s| s.onset_s).unwrap_or(0.0))
-            );
-            if let Some(sig) = sig {
-                for e in &sig.evidence {
-                    s.push_str(&format!(" {}.", capitalise(e)));
-                }
-                s.push_str(&format!(
-                    " It passed at most {} journeys/s. Raise {}.",
-                    num(sig.throughput_per_s),
-                    sig.knob
-                ));
-            }
-            out.push(s);
-        }
-        None => {
-            let top = b.steps.first();
-            let mut s =
-                "No component saturated: no step's latency grew with load and no queue gauge rose while journeys fell behind arrivals."
-                    .to_string();
-            if let Some(g) = top {
-                s.push_str(&format!(
-                    " The largest change was `{}` ({} → {}, r = {:.2}), within noise.",
-                    g.step,
-                    fmt_ms(g.low_p50_ms),
-                    fmt_ms(g.high_p50_ms),
-                    g.correlation
-                ));
-            }
-            s.push_str(" Measured capacity is therefore a lower bound.");
-            out.push(s);
-        }
-    }
-    if let Some(g) = b.steps.iter().find(|g| g.grows) {
-        out.push(format!(
-            "The step whose latency grows most with load is `{}` ({}): its median went from {} at {} journeys in flight to {} at {} (+{}, ×{}; correlation with in-flight r = {:.2}).",
-            g.step,
-            g.component,
-            fmt_ms(g.low_p50_ms),
-            num(g.low_in_flight),
-            fmt_ms(g.high_p50_ms),
-            num(g.high_in_flight),
-            fmt_ms(g.added_ms),
-            num(g.ratio),
-            g.correlation
-        ));
-    }
-    match b.cap_reached_s {
-        Some(t) => out.push(format!(
-            "Journeys in flight reached the cap of {} at t = {}; {} arrivals waited for a slot and {} were dropped.",
-            b.in_flight_cap,
-            secs(t),
-            b.delayed,
-            b.dropped
-        )),
-        None if !data.series.is_empty() => out.push(format!(
-            "Journeys in flight peaked at {} of the cap of {}; {} arrivals waited for a slot, {} were dropped.",
-            b.in_flight_max, b.in_flight_cap, b.delayed, b.dropped
-        )),
-        None => {}
-    }
-    let mut errs: Vec<&ComponentSignal> = b
-        .components
-        .iter()
-        .filter(|c| c.errors > 0 && c.first_error_s.is_some())
-        .collect();
-    errs.sort_by(|a, b| {
-        a.first_error_s
-            .unwrap_or(0.0)
-            .total_cmp(&b.first_error_s.unwrap_or(0.0))
-    });
-    if let Some(c) = errs.first() {
-        out.push(format!(
-            "Errors began at t = {} in the {} ({} failed steps in all).",
-            secs(c.first_error_s.unwrap_or(0.0)),
-            component_name(&c.component),
-            c.errors
-        ));
-    }
-    if errs.len() > 1 {
-        // Where failures come from, every failing component named: faults in
-        // several places show here even when nothing saturates.
-        let mut by_count = errs.clone();
-        by_count.sort_by(|a, b| b.errors.cmp(&a.errors).then(a.component.cmp(&b.component)));
-        let parts: Vec<String> = by_count
-            .iter()
-            .map(|c| {
-                format!(
-                    "the {} ({}) {}",
-                    component_name(&c.component),
-                    c.component,
-                    c.errors
-                )
-            })
-            .collect();
-        out.push(format!("{FAILED_BY_COMPONENT}: {}.", parts.join(", ")));
-    }
-    out
-}
-
-/// A reader-facing name of a component.
-pub fn component_name(c: &str) -> String {
-    match c {
-        "inference" => "inference backend".into(),
-        "personal_server" => "personal server".into(),
-        "tee" => "TEE (proof of contribution)".into(),
-        "chain" => "chain (RPC and blocks)".into(),
-        "host_cpu" => "host CPU (driver and twin share it)".into(),
-        "driver_cpu" => "load generator's CPU".into(),
-        other => other.replace('_', " "),
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::machine::is_machine;
     use crate::report::timeline::Bins;
+    use std::collections::BTreeMap;
 
     /// Ten 10 s bins with steady arrivals and completions per second.
     fn steady(arrivals: f64, completions: f64) -> Timeline {
