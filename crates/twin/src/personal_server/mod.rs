@@ -146,7 +146,8 @@ struct Metrics {
     pipeline_seconds: Histogram,
 }
 
-struct AppState {
+/// The personal server's state: settings, upstream clients, keys, metrics.
+pub struct AppState {
     config: Config,
     upstreams: Upstreams,
     provider: DynProvider,
@@ -156,8 +157,20 @@ struct AppState {
     metrics: Metrics,
 }
 
-/// Starts the personal server.
+/// Starts the personal server: [`start`], then [`router`] served on
+/// `config.host:config.port`.
 pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle, ServiceError> {
+    let bind = SocketAddr::new(config.host, config.port);
+    let (state, registry) = start(config, upstreams)?;
+    serve("personal_server", bind, router(state), Arc::new(registry)).await
+}
+
+/// Builds the server's state (keys, clients; nothing is contacted yet);
+/// serves nothing (see [`router`]). The registry holds its metrics.
+pub fn start(
+    config: Config,
+    upstreams: Upstreams,
+) -> Result<(Arc<AppState>, Registry), ServiceError> {
     let setup = |message: String| ServiceError::Setup {
         service: "personal_server",
         message,
@@ -194,7 +207,6 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         "Time to validate, decrypt and dispatch an operation",
         metrics.pipeline_seconds.clone(),
     );
-    let bind = SocketAddr::new(config.host, config.port);
     let state = Arc::new(AppState {
         config,
         upstreams,
@@ -204,13 +216,17 @@ pub async fn spawn(config: Config, upstreams: Upstreams) -> Result<ServiceHandle
         server_keys,
         metrics,
     });
-    let router = Router::new()
+    Ok((state, registry))
+}
+
+/// The `/api/v1` routes over `state`: identity and operations.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/api/v1/identity", get(identity))
         .route("/api/v1/operations", post(create_operation))
         .route("/api/v1/operations/{id}", get(get_operation))
         .route("/api/v1/operations/{id}/cancel", post(cancel_operation))
-        .with_state(state);
-    serve("personal_server", bind, router, Arc::new(registry)).await
+        .with_state(state)
 }
 
 /// A rejection with the server's error body.
@@ -721,3 +737,6 @@ fn server_key(state: &AppState, user: Address) -> Result<PrivateKeySigner, ApiEr
         .signer_for(user)
         .map_err(|e| ApiError::new(ErrorCode::Operation, format!("server key for {user}: {e}")))
 }
+
+#[cfg(test)]
+mod tests;
