@@ -31,6 +31,8 @@ pub struct Config {
     pub download_timeout_ms: u64,
     /// Longest `operation_request_json` accepted, in characters.
     pub max_request_chars: usize,
+    /// The real server's optional rate limits (off by default).
+    pub rate_limits: super::RateLimits,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             max_download_bytes: DEFAULT_MAX_BYTES,
             download_timeout_ms: 10_000,
             max_request_chars: 100_000,
+            rate_limits: super::RateLimits::default(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("replicate_token", &"<redacted>")
             .field("model", &self.model)
             .field("max_download_bytes", &self.max_download_bytes)
+            .field("rate_limits", &self.rate_limits)
             .finish_non_exhaustive()
     }
 }

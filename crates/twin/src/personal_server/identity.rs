@@ -8,12 +8,14 @@ use alloy::signers::local::PrivateKeySigner;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use protocol::api::personal_server::{ErrorCode, Identity};
 use protocol::crypto;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::rate_limit::{Bucket, client_ip_of};
 use super::{AppState, count};
 
 #[derive(Deserialize)]
@@ -31,8 +33,16 @@ pub(super) fn parse_address(s: &str) -> Option<Address> {
 
 pub(super) async fn identity(
     State(state): State<Arc<AppState>>,
+    parts: Parts,
     Query(q): Query<IdentityQuery>,
 ) -> Response {
+    if let Err(limited) = state
+        .limiter
+        .check(Bucket::Identity, client_ip_of(&parts), None)
+    {
+        count(&state, "identity", 429);
+        return limited.into_response();
+    }
     let result = (|| {
         let raw = q.address.ok_or_else(|| {
             ApiError::new(

@@ -22,6 +22,7 @@ mod identity;
 mod inference;
 mod operations;
 mod pipeline;
+mod rate_limit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use prometheus_client::registry::Registry;
 use protocol::crypto;
 
 pub use config::{Config, DEFAULT_SERVER_MNEMONIC, Upstreams};
+pub use rate_limit::RateLimits;
 
 use crate::fetch::Fetcher;
 use crate::service::{ServiceError, ServiceHandle, serve};
@@ -57,6 +59,7 @@ pub struct AppState {
     fetcher: Fetcher,
     server_keys: crypto::ServerKeyring,
     metrics: Metrics,
+    limiter: rate_limit::Limiter,
 }
 
 /// Starts the personal server: [`start`], then [`router`] served on
@@ -109,6 +112,7 @@ pub fn start(
         "Time to validate, decrypt and dispatch an operation",
         metrics.pipeline_seconds.clone(),
     );
+    let limiter = rate_limit::Limiter::new(config.rate_limits.clone());
     let state = Arc::new(AppState {
         config,
         upstreams,
@@ -117,6 +121,7 @@ pub fn start(
         fetcher,
         server_keys,
         metrics,
+        limiter,
     });
     Ok((state, registry))
 }

@@ -9,6 +9,7 @@ use alloy::primitives::{Address, Signature, U256};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use protocol::api::personal_server::{
     CreateOperation, ErrorCode, GRANT_OPERATIONS, GrantFile, OperationCreated, OperationRequest,
@@ -20,10 +21,12 @@ use protocol::crypto;
 use super::error::{ApiError, not_found};
 use super::identity::{parse_address, server_key};
 use super::inference::create_prediction;
+use super::rate_limit::{Bucket, client_ip_of};
 use super::{AppState, count};
 
 pub(super) async fn create_operation(
     State(state): State<Arc<AppState>>,
+    parts: Parts,
     body: axum::body::Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -33,6 +36,19 @@ pub(super) async fn create_operation(
         let response = (StatusCode::UNPROCESSABLE_ENTITY, Json(invalid)).into_response();
         count(&state, "operations_create", response.status().as_u16());
         return response;
+    }
+    // The optional rate limits: per client IP, and per signer when the
+    // signature recovers.
+    let signer = serde_json::from_slice::<CreateOperation>(&body)
+        .ok()
+        .and_then(|req| recover_app(&req).ok())
+        .map(|a| a.to_checksum(None));
+    if let Err(limited) = state
+        .limiter
+        .check(Bucket::Operations, client_ip_of(&parts), signer)
+    {
+        count(&state, "operations_create", 429);
+        return limited.into_response();
     }
     let response = match run_pipeline(&state, &body).await {
         Ok(created) => (StatusCode::ACCEPTED, Json(created)).into_response(),
@@ -82,18 +98,7 @@ pub(super) async fn run_pipeline(
     }
 
     // 1. Who is asking: the app key that signed the request JSON.
-    let app = Signature::from_str(&req.app_signature)
-        .ok()
-        .and_then(|sig| {
-            sig.recover_address_from_msg(req.operation_request_json.as_bytes())
-                .ok()
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Authentication,
-                "invalid app_signature: cannot recover the signer",
-            )
-        })?;
+    let app = recover_app(&req)?;
 
     // 2. The permission and its grantee, on chain.
     let permissions = DataPortabilityPermissions::new(state.upstreams.permissions, &state.provider);
@@ -272,4 +277,20 @@ pub(super) fn validate_grant(
         )));
     }
     Ok(())
+}
+
+/// The app key that signed the request JSON (EIP-191).
+fn recover_app(req: &CreateOperation) -> Result<Address, ApiError> {
+    Signature::from_str(&req.app_signature)
+        .ok()
+        .and_then(|sig| {
+            sig.recover_address_from_msg(req.operation_request_json.as_bytes())
+                .ok()
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Authentication,
+                "invalid app_signature: cannot recover the signer",
+            )
+        })
 }
