@@ -120,9 +120,12 @@ pub async fn serve(
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
         if let Err(e) = result {
             tracing::error!(service, error = %e, "service stopped with an error");
         }
@@ -346,5 +349,60 @@ mod tests {
             msg.contains("storage") && msg.contains(&addr.to_string()),
             "{msg}"
         );
+    }
+}
+
+/// Handler tests: one request through a service's [`Router`] with
+/// `tower::ServiceExt::oneshot`, no port bound.
+#[cfg(test)]
+pub(crate) mod oneshot {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// The answer: status, headers and the body as bytes.
+    pub(crate) struct Answer {
+        pub status: StatusCode,
+        pub headers: HeaderMap,
+        pub body: Vec<u8>,
+    }
+
+    impl Answer {
+        /// The body as JSON (panics, naming the body, when it is not).
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+                panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            })
+        }
+    }
+
+    /// Sends `request` to `router` and reads the whole answer.
+    pub(crate) async fn send(router: Router, request: Request<Body>) -> Answer {
+        let response = router.oneshot(request).await.expect("infallible router");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A `GET path` request.
+    pub(crate) fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).expect("request")
+    }
+
+    /// A `POST path` request with a JSON body.
+    pub(crate) fn post_json(path: &str, body: &serde_json::Value) -> Request<Body> {
+        Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
     }
 }

@@ -26,11 +26,15 @@ pub const PATH: &str = "/admin/faults";
 
 /// Serves the endpoint on `127.0.0.1:port` (0: any free port).
 pub async fn spawn(port: u16, faults: Faults) -> Result<ServiceHandle, ServiceError> {
-    let router = Router::new()
-        .route(PATH, get(show).put(replace))
-        .with_state(faults);
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    serve(NAME, addr, router, Default::default()).await
+    serve(NAME, addr, router(faults), Default::default()).await
+}
+
+/// The endpoint's route over `faults`: `GET`/`PUT` [`PATH`].
+pub fn router(faults: Faults) -> Router {
+    Router::new()
+        .route(PATH, get(show).put(replace))
+        .with_state(faults)
 }
 
 fn view(faults: &Faults) -> Response {
@@ -57,23 +61,26 @@ async fn replace(State(faults): State<Faults>, body: Bytes) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+
     use super::*;
+    use crate::service::oneshot::{get, send};
+
+    fn put(body: &str) -> Request<Body> {
+        Request::put(PATH)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
 
     #[tokio::test]
     async fn put_validates_and_replaces_get_shows() {
         let faults = Faults::new(FaultsConfig::default());
         faults.arm();
-        let h = spawn(0, faults.clone()).await.unwrap();
-        let url = format!("{}{PATH}", h.url());
-        let http = reqwest::Client::new();
-        let r = http
-            .put(&url)
-            .body(r#"{"tee": {"error_rate": 3}}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400);
-        let v: serde_json::Value = r.json().await.unwrap();
+        let app = router(faults.clone());
+        let r = send(app.clone(), put(r#"{"tee": {"error_rate": 3}}"#)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let v = r.json();
         assert!(
             v["error"]
                 .as_str()
@@ -81,22 +88,16 @@ mod tests {
                 .contains("faults.tee.error_rate"),
             "{v}"
         );
-        let r = http.put(&url).body("{nope").send().await.unwrap();
-        assert_eq!(r.status(), 400);
+        let r = send(app.clone(), put("{nope")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(faults.get(), FaultsConfig::default());
 
-        let r = http
-            .put(&url)
-            .body(r#"{"tee": {"error_rate": 1}}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let r = send(app.clone(), put(r#"{"tee": {"error_rate": 1}}"#)).await;
+        assert_eq!(r.status, StatusCode::OK);
         assert_eq!(faults.get().tee.error_rate, 1.0);
         faults.draw_http("tee");
-        let v: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let v = send(app, get(PATH)).await.json();
         assert_eq!(v["config"]["tee"]["error_rate"], 1.0);
         assert_eq!(v["injected"]["tee.error"], 1);
-        h.stop().await;
     }
 }

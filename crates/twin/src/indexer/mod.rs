@@ -114,7 +114,7 @@ impl Config {
 
 /// State of the GraphQL endpoint. Dropping the last clone (when the server
 /// stops) stops the follower and removes a temporary database.
-struct App {
+pub struct App {
     schema: graphql::SubgraphSchema,
     readers: Arc<graphql::ReaderPool>,
     metrics: metrics::Metrics,
@@ -128,13 +128,33 @@ fn setup(message: impl std::fmt::Display) -> ServiceError {
     }
 }
 
-/// Starts the indexer: checks the node at `rpc_url`, opens the store, starts
-/// the follower and serves GraphQL at [`SUBGRAPH_PATH`] and `/metrics`.
+/// Starts the indexer: [`start`], then [`router`] served on `config.addr()`
+/// (GraphQL at [`SUBGRAPH_PATH`], and `/metrics`).
 pub async fn spawn(
     config: Config,
     rpc_url: &str,
     contracts: &IndexedContracts,
 ) -> Result<ServiceHandle, ServiceError> {
+    let addr = config.addr();
+    let (app, registry) = start(config, rpc_url, contracts).await?;
+    serve(SERVICE, addr, router(app), Arc::new(registry)).await
+}
+
+/// The indexer's route over `app`: `POST` [`SUBGRAPH_PATH`].
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(SUBGRAPH_PATH, post(graphql_handler))
+        .with_state(app)
+}
+
+/// Checks the node at `rpc_url`, opens the store and starts the follower;
+/// serves nothing (see [`router`]). The follower stops when the last clone of
+/// the returned state goes.
+pub async fn start(
+    config: Config,
+    rpc_url: &str,
+    contracts: &IndexedContracts,
+) -> Result<(Arc<App>, Registry), ServiceError> {
     config.validate().map_err(setup)?;
     let url: reqwest::Url = rpc_url
         .parse()
@@ -157,16 +177,7 @@ pub async fn spawn(
             (Some(dir), path)
         }
     };
-    let init_path = path.clone();
-    let source = contracts.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut conn = store::open(&init_path)?;
-        store::init(&mut conn, &source)?;
-        Ok::<_, rusqlite::Error>(conn)
-    })
-    .await
-    .map_err(setup)?
-    .map_err(|e| setup(format!("cannot open the database {}: {e}", path.display())))?;
+    let writer = open_store(path.clone(), contracts).await?;
 
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
@@ -195,19 +206,45 @@ pub async fn spawn(
         .spawn(stop.clone(), move || drop(temp_dir))
         .map_err(|e| setup(format!("cannot start the follower thread: {e}")))?;
 
-    let app = Arc::new(App {
-        schema: graphql::schema(graphql::MetaInfo {
-            deployment: config.deployment.clone(),
-            before_start: contracts.start_block.saturating_sub(1),
-        }),
-        readers: Arc::new(graphql::ReaderPool::new(path)),
-        metrics,
-        _stop_follower: stop.drop_guard(),
-    });
-    let router = Router::new()
-        .route(SUBGRAPH_PATH, post(graphql_handler))
-        .with_state(app);
-    serve(SERVICE, config.addr(), router, Arc::new(registry)).await
+    let app = App::new(&config, contracts, path, metrics, stop.drop_guard());
+    Ok((app, registry))
+}
+
+/// Opens the store at `path` (created and initialised for `contracts` if new).
+async fn open_store(
+    path: PathBuf,
+    contracts: &IndexedContracts,
+) -> Result<rusqlite::Connection, ServiceError> {
+    let init_path = path.clone();
+    let source = contracts.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = store::open(&init_path)?;
+        store::init(&mut conn, &source)?;
+        Ok::<_, rusqlite::Error>(conn)
+    })
+    .await
+    .map_err(setup)?
+    .map_err(|e| setup(format!("cannot open the database {}: {e}", path.display())))
+}
+
+impl App {
+    fn new(
+        config: &Config,
+        contracts: &IndexedContracts,
+        path: PathBuf,
+        metrics: metrics::Metrics,
+        stop_follower: DropGuard,
+    ) -> Arc<App> {
+        Arc::new(App {
+            schema: graphql::schema(graphql::MetaInfo {
+                deployment: config.deployment.clone(),
+                before_start: contracts.start_block.saturating_sub(1),
+            }),
+            readers: Arc::new(graphql::ReaderPool::new(path)),
+            metrics,
+            _stop_follower: stop_follower,
+        })
+    }
 }
 
 fn error_body(message: String) -> serde_json::Value {
@@ -248,4 +285,54 @@ async fn graphql_handler(State(app): State<Arc<App>>, body: Bytes) -> Response {
     app.metrics
         .request(outcome, started.elapsed().as_secs_f64());
     axum::Json(response).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::Address;
+
+    use super::*;
+    use crate::service::oneshot::{post_json, send};
+
+    /// The endpoint over an empty store (no node, no follower).
+    #[tokio::test]
+    async fn graphql_answers_meta_and_lists_and_refuses_bad_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subgraph.sqlite");
+        let contracts = IndexedContracts {
+            data_registry: Address::repeat_byte(1),
+            permissions: Address::repeat_byte(2),
+            grantees: Address::repeat_byte(3),
+            servers: Address::repeat_byte(4),
+            start_block: 10,
+        };
+        let _writer = open_store(path.clone(), &contracts).await.unwrap();
+        let metrics = metrics::Metrics::register(&mut Registry::default());
+        let config = Config::default();
+        let stop = CancellationToken::new().drop_guard();
+        let app = router(App::new(&config, &contracts, path, metrics, stop));
+
+        let query = serde_json::json!({"query": "{ _meta { block { number } deployment } files(first: 5) { id } }"});
+        let r = send(app.clone(), post_json(SUBGRAPH_PATH, &query)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let v = r.json();
+        assert_eq!(v["data"]["_meta"]["block"]["number"], 9, "{v}");
+        assert_eq!(v["data"]["_meta"]["deployment"], config.deployment.as_str());
+        assert_eq!(v["data"]["files"], serde_json::json!([]));
+
+        let too_many = serde_json::json!({"query": "{ files(first: 1001) { id } }"});
+        let v = send(app.clone(), post_json(SUBGRAPH_PATH, &too_many))
+            .await
+            .json();
+        assert!(
+            v["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`first`"),
+            "{v}"
+        );
+
+        let bad = send(app, post_json(SUBGRAPH_PATH, &serde_json::json!(7))).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    }
 }

@@ -36,8 +36,8 @@ use serde_json::Value;
 use protocol::api::replicate::{DEFAULT_MODEL, InvalidField, ReplicateError};
 
 use crate::config::ConfigError;
-use crate::service::{HttpMetrics, Secret, ServiceError, ServiceHandle, authorization, serve};
-use pool::Backend;
+use crate::service::{Secret, ServiceError, ServiceHandle, authorization, serve};
+pub use pool::Backend;
 
 /// The service's name in logs, errors and the manifest.
 pub const NAME: &str = "inference";
@@ -254,16 +254,33 @@ impl Config {
     }
 }
 
-/// Starts the inference backend.
+/// Starts the inference backend: [`start`], then [`router`] served on
+/// `config.addr()`; predictions' URLs then name that address.
 pub async fn spawn(config: Config) -> Result<ServiceHandle, ServiceError> {
+    let addr = config.addr();
+    let (backend, registry) = start(config)?;
+    let handle = serve(NAME, addr, router(backend.clone()), Arc::new(registry)).await?;
+    backend.set_base_url(handle.url());
+    // Stopping (or dropping) the handle ends every prediction task.
+    Ok(handle.with_guard(backend.root.clone().drop_guard()))
+}
+
+/// Checks `config` and builds the backend (its workers start with the first
+/// prediction); serves nothing (see [`router`]). Dropping the backend's last
+/// clone does not stop its predictions: [`spawn`] ties them to the handle.
+pub fn start(config: Config) -> Result<(Arc<Backend>, Registry), ServiceError> {
     config.validate().map_err(|e| ServiceError::Setup {
         service: NAME,
         message: e.to_string(),
     })?;
-    let addr = config.addr();
     let mut registry = Registry::default();
     let backend = Arc::new(Backend::new(config, &mut registry));
-    let http = HttpMetrics::register(&mut registry, NAME);
+    Ok((backend, registry))
+}
+
+/// The Replicate-shaped routes over `backend`, with the HTTP metrics layer.
+pub fn router(backend: Arc<Backend>) -> Router {
+    let http = backend.http.clone();
     let router = Router::new()
         .route("/v1/models/{owner}/{name}/predictions", post(create))
         .route("/v1/predictions/{id}", get(read))
@@ -275,11 +292,8 @@ pub async fn spawn(config: Config) -> Result<ServiceHandle, ServiceError> {
                 "no such route; the twin serves POST /v1/models/{owner}/{name}/predictions, GET /v1/predictions/{id} and POST /v1/predictions/{id}/cancel",
             )
         })
-        .with_state(backend.clone());
-    let handle = serve(NAME, addr, http.layer(router), Arc::new(registry)).await?;
-    backend.set_base_url(handle.url());
-    // Stopping (or dropping) the handle ends every prediction task.
-    Ok(handle.with_guard(backend.root.clone().drop_guard()))
+        .with_state(backend);
+    http.layer(router)
 }
 
 fn problem(status: StatusCode, title: &str, detail: impl Into<String>) -> Response {
@@ -429,3 +443,6 @@ async fn cancel(
         None => not_found(&id),
     }
 }
+
+#[cfg(test)]
+mod tests;

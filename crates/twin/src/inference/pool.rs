@@ -55,13 +55,15 @@ struct Table {
 }
 
 /// The predictions and the workers that run them.
-pub(crate) struct Backend {
+pub struct Backend {
     config: Config,
     base_url: OnceLock<String>,
     table: Mutex<Table>,
     gpus: Arc<Semaphore>,
     rng: Mutex<StdRng>,
     metrics: Metrics,
+    /// The HTTP request metrics (`inference_http_*`).
+    pub(crate) http: crate::service::HttpMetrics,
     /// The twin's injected faults (`[faults.inference] fail_rate`).
     faults: Option<crate::faults::Faults>,
     /// Cancelled when the service stops: every prediction task ends.
@@ -72,6 +74,7 @@ impl Backend {
     pub(crate) fn new(config: Config, registry: &mut Registry) -> Self {
         let metrics = Metrics::register(registry);
         metrics.workers.set(config.workers as i64);
+        let http = crate::service::HttpMetrics::register(registry, super::NAME);
         let rng = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_entropy(),
@@ -83,6 +86,7 @@ impl Backend {
             table: Mutex::new(Table::default()),
             rng: Mutex::new(rng),
             metrics,
+            http,
             faults: crate::faults::current(),
             root: CancellationToken::new(),
         };

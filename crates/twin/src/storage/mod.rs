@@ -145,8 +145,16 @@ impl Config {
     }
 }
 
-/// Starts the storage service.
+/// Starts the storage service: [`start`], then [`router`] served on `config.addr()`.
 pub async fn spawn(config: Config) -> Result<ServiceHandle, ServiceError> {
+    let addr = config.addr();
+    let (state, registry) = start(config)?;
+    serve(NAME, addr, router(state), Arc::new(registry)).await
+}
+
+/// Checks `config` and opens the blob store; serves nothing (see [`router`]).
+/// The registry holds the service's metrics.
+pub fn start(config: Config) -> Result<(Arc<AppState>, Registry), ServiceError> {
     let setup = |message: String| ServiceError::Setup {
         service: NAME,
         message,
@@ -158,13 +166,20 @@ pub async fn spawn(config: Config) -> Result<ServiceHandle, ServiceError> {
     let metrics = Metrics::register(&mut registry);
     metrics.refresh(&store);
     let http = HttpMetrics::register(&mut registry, NAME);
-    let body_limit = (config.max_upload_bytes + MULTIPART_OVERHEAD) as usize;
-    let addr = config.addr();
     let state = Arc::new(AppState {
         config,
         store,
         metrics,
+        http,
     });
+    Ok((state, registry))
+}
+
+/// The storage routes over `state` (Pinata, the IPFS add API and the gateway),
+/// with the HTTP metrics layer; `/metrics` is added by `serve`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = (state.config.max_upload_bytes + MULTIPART_OVERHEAD) as usize;
+    let http = state.http.clone();
     let router = Router::new()
         .route(PIN_FILE_PATH, post(pin_file))
         .route(IPFS_ADD_PATH, post(ipfs_add))
@@ -179,13 +194,15 @@ pub async fn spawn(config: Config) -> Result<ServiceHandle, ServiceError> {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
-    serve(NAME, addr, http.layer(router), Arc::new(registry)).await
+    http.layer(router)
 }
 
-struct AppState {
+/// The storage service's state: its settings, blobs and metrics.
+pub struct AppState {
     config: Config,
     store: BlobStore,
     metrics: Metrics,
+    http: HttpMetrics,
 }
 
 #[derive(Clone)]
@@ -570,3 +587,6 @@ async fn gateway(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests;

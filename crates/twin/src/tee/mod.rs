@@ -171,7 +171,42 @@ struct Job {
     received: Instant,
 }
 
-struct AppState {
+impl Metrics {
+    fn register(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            requests: Family::default(),
+            jobs: Family::default(),
+            queued: Gauge::default(),
+            busy: Gauge::default(),
+            proof_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+        };
+        registry.register(
+            "tee_requests",
+            "RunProof requests by status",
+            metrics.requests.clone(),
+        );
+        registry.register("tee_jobs", "Jobs by outcome", metrics.jobs.clone());
+        registry.register(
+            "tee_queue_depth",
+            "Jobs waiting for a worker",
+            metrics.queued.clone(),
+        );
+        registry.register(
+            "tee_busy_workers",
+            "Workers computing a proof",
+            metrics.busy.clone(),
+        );
+        registry.register(
+            "tee_proof_seconds",
+            "From RunProof to addProof confirmed",
+            metrics.proof_seconds.clone(),
+        );
+        metrics
+    }
+}
+
+/// The TEE's state: its key, the chain, its job map and queue.
+pub struct AppState {
     tee: Address,
     signer: PrivateKeySigner,
     provider: DynProvider,
@@ -221,34 +256,7 @@ pub async fn spawn(
     let dlp_id = U256::from(1u64);
 
     let mut registry = Registry::default();
-    let metrics = Metrics {
-        requests: Family::default(),
-        jobs: Family::default(),
-        queued: Gauge::default(),
-        busy: Gauge::default(),
-        proof_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
-    };
-    registry.register(
-        "tee_requests",
-        "RunProof requests by status",
-        metrics.requests.clone(),
-    );
-    registry.register("tee_jobs", "Jobs by outcome", metrics.jobs.clone());
-    registry.register(
-        "tee_queue_depth",
-        "Jobs waiting for a worker",
-        metrics.queued.clone(),
-    );
-    registry.register(
-        "tee_busy_workers",
-        "Workers computing a proof",
-        metrics.busy.clone(),
-    );
-    registry.register(
-        "tee_proof_seconds",
-        "From RunProof to addProof confirmed",
-        metrics.proof_seconds.clone(),
-    );
+    let metrics = Metrics::register(&mut registry);
 
     let (queue_tx, queue_rx) = mpsc::channel(config.max_queue.max(1));
     let state = Arc::new(AppState {
@@ -295,17 +303,22 @@ pub async fn spawn(
         config.workers,
         stop.clone(),
     ));
-    let router = Router::new()
-        .route("/RunProof", post(run_proof))
-        .with_state(state);
     let handle = serve(
         "tee",
         SocketAddr::new(config.host, config.port),
-        router,
+        router(state),
         Arc::new(registry),
     )
     .await?;
     Ok(handle.with_guard(stop.drop_guard()))
+}
+
+/// The TEE's route over `state`: `POST /RunProof` (accepted jobs go to the
+/// workers [`spawn`] starts).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/RunProof", post(run_proof))
+        .with_state(state)
 }
 
 fn reject(status: StatusCode, code: &str, error: String) -> Response {
@@ -671,6 +684,44 @@ async fn prove(state: &AppState, worker: &Worker, job: Job) -> Result<(), String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::oneshot::{post_json, send};
+
+    #[tokio::test]
+    async fn run_proof_refuses_a_malformed_body_or_a_missing_key_by_code() {
+        let key = PrivateKeySigner::random();
+        let url: reqwest::Url = "http://127.0.0.1:9".parse().unwrap();
+        let (queue, _jobs) = mpsc::channel(1);
+        let state = Arc::new(AppState {
+            tee: key.address(),
+            signer: key,
+            provider: protocol::rpc::provider(url).erased(),
+            upstreams: Upstreams {
+                rpc_url: "http://127.0.0.1:9".into(),
+                tee_pool: Address::ZERO,
+                data_registry: Address::ZERO,
+                dlp: Address::ZERO,
+                ipfs_gateway: "http://127.0.0.1:9/ipfs/".into(),
+            },
+            seen: Mutex::new(HashMap::new()),
+            queue,
+            metrics: Metrics::register(&mut Registry::default()),
+            faults: None,
+        });
+        let app = router(state);
+        let bad = send(app.clone(), post_json("/RunProof", &serde_json::json!([1]))).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.json()["code"], "INVALID_REQUEST");
+        let keyless = serde_json::json!({"job_id": 1, "file_id": 1, "proof_url": "x"});
+        let r = send(app, post_json("/RunProof", &keyless)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("encryption_key")),
+            "{}",
+            r.json()
+        );
+    }
 
     #[test]
     fn the_job_map_keeps_the_newest_jobs_within_its_bound() {
