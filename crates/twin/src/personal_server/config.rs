@@ -33,6 +33,9 @@ pub struct Config {
     pub max_request_chars: usize,
     /// The real server's optional rate limits (off by default).
     pub rate_limits: super::RateLimits,
+    /// The hosted server's public-gateway path for `ipfs://` files (off by
+    /// default: no gateway listed).
+    pub ipfs_fetch: crate::fetch::PublicGateways,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             download_timeout_ms: 10_000,
             max_request_chars: 100_000,
             rate_limits: super::RateLimits::default(),
+            ipfs_fetch: crate::fetch::PublicGateways::default(),
         }
     }
 }
@@ -71,6 +75,7 @@ impl Config {
                 "must be positive",
             ));
         }
+        self.ipfs_fetch.validate("personal_server.ipfs_fetch")?;
         if self.max_request_chars < 2 {
             return Err(ConfigError::invalid(
                 "personal_server.max_request_chars",
@@ -91,6 +96,7 @@ impl std::fmt::Debug for Config {
             .field("model", &self.model)
             .field("max_download_bytes", &self.max_download_bytes)
             .field("rate_limits", &self.rate_limits)
+            .field("ipfs_fetch", &self.ipfs_fetch)
             .finish_non_exhaustive()
     }
 }

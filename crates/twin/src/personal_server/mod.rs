@@ -95,7 +95,8 @@ pub fn start(
         http.clone(),
         upstreams.ipfs_gateway.clone(),
         config.max_download_bytes,
-    );
+    )
+    .with_public_gateways(config.ipfs_fetch.clone());
 
     let mut registry = Registry::default();
     let metrics = Metrics {

@@ -6,10 +6,17 @@
 //! services use to call another service: its connect and whole-request
 //! timeouts bound every call, so a peer that accepts and never answers fails
 //! the call instead of holding a worker forever.
+//!
+//! [`public`] adds, as an option, the hosted server's public-gateway path for
+//! `ipfs://` files.
+
+pub mod public;
 
 use std::time::Duration;
 
 use futures::StreamExt;
+
+pub use public::PublicGateways;
 
 /// The hosted server's download limit.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -53,6 +60,7 @@ pub struct Fetcher {
     http: reqwest::Client,
     ipfs_gateway: String,
     max_bytes: usize,
+    public: PublicGateways,
 }
 
 impl Fetcher {
@@ -62,7 +70,14 @@ impl Fetcher {
             http,
             ipfs_gateway: ipfs_gateway.into().trim_end_matches('/').to_owned(),
             max_bytes,
+            public: PublicGateways::default(),
         }
+    }
+
+    /// Asks these public gateways for `ipfs://` files first (see [`public`]).
+    pub fn with_public_gateways(mut self, public: PublicGateways) -> Self {
+        self.public = public;
+        self
     }
 
     /// The HTTP URL that serves `url`.
@@ -80,9 +95,30 @@ impl Fetcher {
         }
     }
 
-    /// Downloads `url`, refusing bodies over the size limit.
+    /// Downloads `url`, refusing bodies over the size limit. With public
+    /// gateways configured, an `ipfs://` file is asked of each of them first
+    /// (their own timeout, a growing pause after each failure), then of the
+    /// twin's gateway within `timeout`.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
         let http_url = self.resolve(url)?;
+        if let (true, Some(cid)) = (self.public.enabled(), url.strip_prefix("ipfs://")) {
+            let cid = cid.trim_start_matches("ipfs/");
+            let each = Duration::from_millis(self.public.timeout_ms);
+            for (attempt, public_url) in self.public.urls(cid).into_iter().enumerate() {
+                match self.download(public_url.clone(), each).await {
+                    Ok(body) => return Ok(body),
+                    Err(e) => {
+                        tracing::debug!(url = %public_url, error = %e, "public gateway failed");
+                        tokio::time::sleep(self.public.pause(attempt as u32)).await;
+                    }
+                }
+            }
+        }
+        self.download(http_url, timeout).await
+    }
+
+    /// One GET of `http_url`, refusing bodies over the size limit.
+    async fn download(&self, http_url: String, timeout: Duration) -> Result<Vec<u8>, FetchError> {
         let transport = |source| FetchError::Transport {
             url: http_url.clone(),
             source,
@@ -178,5 +214,79 @@ mod tests {
             matches!(err, FetchError::Status { status: 404, .. }),
             "{err}"
         );
+    }
+
+    /// With public gateways configured, an `ipfs://` file is asked of each of
+    /// them in order (one never answers, one has no such file) before the
+    /// twin's gateway serves it, and the caller pays each timeout and pause.
+    #[tokio::test]
+    async fn public_gateways_are_asked_first_and_their_delay_is_paid() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use axum::{Router, http::StatusCode, routing::get};
+        let hits = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let (h0, h1) = (hits.clone(), hits.clone());
+        let silent = Router::new().route(
+            "/ipfs/{cid}",
+            get(move || async move {
+                h0[0].fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "too late"
+            }),
+        );
+        let missing = Router::new().route(
+            "/ipfs/{cid}",
+            get(move || async move {
+                h1[1].fetch_add(1, Ordering::SeqCst);
+                StatusCode::NOT_FOUND
+            }),
+        );
+        let own = Router::new().route("/ipfs/{cid}", get(|| async { "the file" }));
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let serve = |name, r| crate::service::serve(name, addr, r, Default::default());
+        let (silent, missing, own) = (
+            serve("silent", silent).await.unwrap(),
+            serve("missing", missing).await.unwrap(),
+            serve("own", own).await.unwrap(),
+        );
+        let public = PublicGateways {
+            gateways: vec![
+                format!("{}/ipfs/", silent.url()),
+                format!("{}/ipfs", missing.url()),
+            ],
+            timeout_ms: 300,
+            backoff_ms: 200,
+            max_backoff_ms: 8_000,
+        };
+        let f = Fetcher::new(reqwest::Client::new(), own.url(), 100).with_public_gateways(public);
+        let started = std::time::Instant::now();
+        let body = f
+            .get("ipfs://bafyfile", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(body, b"the file");
+        assert_eq!(
+            hits[0].load(Ordering::SeqCst),
+            1,
+            "the silent gateway was asked"
+        );
+        assert_eq!(
+            hits[1].load(Ordering::SeqCst),
+            1,
+            "the second gateway was asked"
+        );
+        // 300 ms timeout + 200 ms pause, then 400 ms after the 404: a lower bound.
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        // Plain HTTP URLs never take the public path.
+        let direct = f
+            .get(&format!("{}/ipfs/x", own.url()), Duration::from_secs(5))
+            .await;
+        assert_eq!(direct.unwrap(), b"the file");
+        assert_eq!(hits[0].load(Ordering::SeqCst), 1);
     }
 }
