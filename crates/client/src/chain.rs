@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockId;
+use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
@@ -308,52 +309,58 @@ impl Chain {
         } = call;
         let from = signer.address();
         let wallet = EthereumWallet::from(signer.clone());
-        let (hash, sent_at) =
-            self.retry
-                .run(|_| {
-                    let wallet = wallet.clone();
-                    let input = input.clone();
-                    self.with_failover(user, move |p| {
-                        let wallet = wallet.clone();
-                        let input = input.clone();
-                        async move {
-                            let call = TransactionRequest::default()
-                                .with_from(from)
-                                .with_to(to)
-                                .with_input(input)
-                                .with_value(value);
-                            let gas = p
-                                .estimate_gas(call.clone())
-                                .await
-                                .map_err(|e| JourneyError::from_transport(&e))?;
-                            let nonce = p
-                                .get_transaction_count(from)
-                                .pending()
-                                .await
-                                .map_err(|e| JourneyError::from_transport(&e))?;
-                            let fees = p
-                                .estimate_eip1559_fees()
-                                .await
-                                .map_err(|e| JourneyError::from_transport(&e))?;
-                            let tx = call
-                                .with_nonce(nonce)
-                                .with_chain_id(self.chain_id)
-                                .with_gas_limit(gas + gas / 5)
-                                .with_max_fee_per_gas(fees.max_fee_per_gas)
-                                .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-                            let envelope = tx.build(&wallet).await.map_err(|e| {
-                                JourneyError::crypto(format!("signing {kind}: {e}"))
-                            })?;
-                            let pending = p
-                                .send_tx_envelope(envelope)
-                                .await
-                                .map_err(|e| JourneyError::from_transport(&e))?;
-                            Ok((*pending.tx_hash(), Instant::now()))
-                        }
-                    })
-                })
-                .await
-                .map_err(|e| JourneyError::new(e.kind, format!("{kind}: {}", e.message)))?;
+        // A nonce race or a failure before signing signs afresh; a send
+        // with no answer re-sends the same bytes (below), so a transaction
+        // that did reach the node is never doubled by a second nonce.
+        let (hash, sent_at) = self
+            .retry
+            .run(|_| {
+                let wallet = wallet.clone();
+                let input = input.clone();
+                async move {
+                    let (hash, raw) = self
+                        .with_failover(user, move |p| {
+                            let wallet = wallet.clone();
+                            let input = input.clone();
+                            async move {
+                                let call = TransactionRequest::default()
+                                    .with_from(from)
+                                    .with_to(to)
+                                    .with_input(input)
+                                    .with_value(value);
+                                let gas = p
+                                    .estimate_gas(call.clone())
+                                    .await
+                                    .map_err(|e| JourneyError::from_transport(&e))?;
+                                let nonce = p
+                                    .get_transaction_count(from)
+                                    .pending()
+                                    .await
+                                    .map_err(|e| JourneyError::from_transport(&e))?;
+                                let fees = p
+                                    .estimate_eip1559_fees()
+                                    .await
+                                    .map_err(|e| JourneyError::from_transport(&e))?;
+                                let tx = call
+                                    .with_nonce(nonce)
+                                    .with_chain_id(self.chain_id)
+                                    .with_gas_limit(gas + gas / 5)
+                                    .with_max_fee_per_gas(fees.max_fee_per_gas)
+                                    .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+                                let envelope = tx.build(&wallet).await.map_err(|e| {
+                                    JourneyError::crypto(format!("signing {kind}: {e}"))
+                                })?;
+                                let raw: Bytes = envelope.encoded_2718().into();
+                                Ok((*envelope.tx_hash(), raw))
+                            }
+                        })
+                        .await?;
+                    let sent_at = self.broadcast(user, hash, &raw).await?;
+                    Ok((hash, sent_at))
+                }
+            })
+            .await
+            .map_err(|e| JourneyError::new(e.kind, format!("{kind}: {}", e.message)))?;
         let receipt = self.receipts.wait(hash, limit).await?;
         let record = record(kind, &receipt, sent_at.elapsed());
         if !receipt.status() {
@@ -366,6 +373,41 @@ impl Chain {
             ));
         }
         Ok((receipt, record))
+    }
+
+    /// Sends signed bytes, re-sending the same bytes (same hash) while the
+    /// node gives no answer (failing over between endpoints; classed `rpc`). "Already
+    /// known", or "nonce too low" for a transaction the node has, means an
+    /// earlier send got through. Any other refusal goes back to the caller
+    /// at once (a nonce race is signed afresh there).
+    async fn broadcast(&self, user: u64, hash: B256, raw: &Bytes) -> Result<Instant, JourneyError> {
+        self.retry
+            .run(|_| {
+                self.with_failover(user, |p| async move {
+                    let e = match p.send_raw_transaction(raw).await {
+                        Ok(_) => return Ok(Ok(Instant::now())),
+                        Err(e) => e,
+                    };
+                    let m = e.to_string().to_lowercase();
+                    let ours = m.contains("already known")
+                        || m.contains("already imported")
+                        || (m.contains("nonce too low")
+                            && matches!(p.get_transaction_by_hash(hash).await, Ok(Some(_))));
+                    if ours {
+                        Ok(Ok(Instant::now()))
+                    } else if e.as_error_resp().is_none() {
+                        // No answer from the node (a transport failure, a
+                        // gateway's 5xx, a timeout): it may have the
+                        // transaction, so only these bytes may follow.
+                        Err(JourneyError::rpc(format!(
+                            "eth_sendRawTransaction got no answer: {e}"
+                        )))
+                    } else {
+                        Ok(Err(JourneyError::from_transport(&e)))
+                    }
+                })
+            })
+            .await?
     }
 
     /// The error name of a mined failure sent by someone else (a relayer),

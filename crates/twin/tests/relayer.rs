@@ -3,8 +3,8 @@
 //! `{type:"error"}`, every primary type routed, grants stored through the
 //! storage service as `ipfs://`); the extension (`wait`): signed and direct
 //! operations confirmed with decoded ids, every refusal (wrong signature,
-//! malformed JSON, replayed nonce, unknown operation) with its error shape and
-//! no nonce used, a pre-broadcast failure that leaves no nonce gap,
+//! malformed JSON, replayed nonce or replayed request, unknown operation)
+//! with its error shape and no nonce used, a pre-broadcast failure that leaves no nonce gap,
 //! bump-and-replace while anvil does not mine, and the soak (100 relayed
 //! transactions over 4 keys, all confirmed, no gap).
 
@@ -73,8 +73,13 @@ impl Chain {
 
     /// A relayer without grant storage.
     async fn relayer(&self, cfg: Config) -> ServiceHandle {
+        self.relayer_via(&self.rpc_url, cfg).await
+    }
+
+    /// A relayer without grant storage that reaches the chain at `rpc_url`.
+    async fn relayer_via(&self, rpc_url: &str, cfg: Config) -> ServiceHandle {
         let upstreams = Upstreams {
-            rpc_url: self.rpc_url.clone(),
+            rpc_url: rpc_url.to_string(),
             contracts: self.contracts.clone(),
             storage: None,
         };
@@ -272,6 +277,17 @@ async fn the_default_protocol_is_the_sdks() {
     let (status, r) = post(&h, &body, "").await;
     assert_eq!(status, 200);
     assert!(receipt_of(signed(r)).await.status());
+
+    // The same signed Permission again: refused by the contract's error
+    // name, in the SDK's error shape, and nothing is sent for it.
+    let before = c.key_nonces(2).await;
+    let (status, r) = post(&h, &body, "").await;
+    assert_eq!(status, 200);
+    let RelayResponse::Error { error } = r else {
+        panic!("the replay answered {r:?}")
+    };
+    assert!(error.starts_with("revert(InvalidNonce"), "{error}");
+    assert_eq!(c.key_nonces(2).await, before, "the replay spent a nonce");
 
     // AddServer, UntrustServer, TrustServer go to DataPortabilityServers.
     let servers = DataPortabilityServers::new(c.contracts["DataPortabilityServers"], rpc.clone());
@@ -520,8 +536,8 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     assert!(matches!(r, RelayResponse::Error { .. }));
     assert_eq!(c.key_nonces(2).await, before);
 
-    // A replayed nonce is mined, reverts, and is reported by name; it uses
-    // one nonce (no gap) and the key keeps working.
+    // A replayed nonce is refused by the contract's error name after the
+    // simulation, before any nonce is used; the key keeps working.
     let replay = c.add_permission(&alice, U256::ZERO, &[file_id]);
     let (status, r) = post(&h, &replay, "").await;
     let RelayResponse::Error { error } = r else {
@@ -530,9 +546,7 @@ async fn signed_and_direct_operations_confirm_and_refusals_use_no_nonce() {
     assert_eq!(status, 422);
     assert!(error.starts_with("revert(InvalidNonce"), "{error}");
     let after = c.key_nonces(2).await;
-    let used: u64 = after.iter().zip(&before).map(|(a, b)| a.0 - b.0).sum();
-    assert_eq!(used, 1, "{before:?} → {after:?}");
-    assert!(after.iter().all(|(l, p)| l == p), "{after:?}");
+    assert_eq!(after, before, "the replay spent a nonce");
 
     // Pending mode: answered at once, then polled to confirmed.
     let body = c.add_permission(&alice, c.user_nonce(alice.address()).await, &[file_id]);
@@ -686,6 +700,91 @@ async fn a_stuck_transaction_is_bumped_and_replaced() {
 /// The acceptance soak: 50 users each add a file (direct) and then grant a
 /// permission on it (signed): 100 relayed transactions over 4 keys, all
 /// confirmed, no nonce gap. Prints requests/s and p50/p99 confirm latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_never_mined_ends_named_and_frees_its_slot() {
+    use twin::faults::{Faults, FaultsConfig};
+    let c = chain().await;
+    let faults = Faults::new(FaultsConfig::default());
+    faults.arm();
+    let proxy = twin::faults::chain::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        c.rpc_url.clone(),
+        faults.clone(),
+    )
+    .await
+    .unwrap();
+    // One key with one slot: the stuck call holds the only slot there is.
+    let h = c
+        .relayer_via(
+            &proxy.url(),
+            Config {
+                keys: 1,
+                window: 1,
+                bump_after_ms: 200,
+                max_replacements: 2,
+                wait: Some(WaitMode::Confirmed),
+                ..Config::default()
+            },
+        )
+        .await;
+    let erin = user(5);
+    let file_id = add_file(&h, "ipfs://dropped-file", erin.address()).await;
+    let before = c.key_nonces(1).await[0];
+
+    // Every transaction is acknowledged and dropped: the call is replaced
+    // twice and then given up by name, well within its bound.
+    let mut config = faults.get();
+    config.chain.drop_tx_rate = 1.0;
+    faults.set(config.clone()).unwrap();
+    let body = c.add_permission(&erin, c.user_nonce(erin.address()).await, &[file_id]);
+    let started = Instant::now();
+    let (status, r) = post(&h, &body, "").await;
+    let RelayResponse::Error { error } = r else {
+        panic!("a dropped transaction answered {status} {r:?}")
+    };
+    assert!(
+        error.contains("addPermission transaction was not mined after 2 replacements"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        faults.injected()["chain.drop_tx"] >= 3,
+        "{:?}",
+        faults.injected()
+    );
+    // Two replacements, then the filler (which may be resent meanwhile).
+    assert!(metric(&h, "relayer_replacements_total").await >= 3.0);
+
+    // The faults lift: the same request is served in the freed slot, behind
+    // the filler of the abandoned nonce, and no gap is left.
+    config.chain.drop_tx_rate = 0.0;
+    faults.set(config).unwrap();
+    let (status, r) = post(&h, &body, "").await;
+    assert!(
+        matches!(r, RelayResponse::Confirmed { .. }),
+        "{status} {r:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&h, "relayer_pending_transactions").await > 0.0 {
+        assert!(Instant::now() < deadline, "the filler was never mined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = c.key_nonces(1).await[0];
+    assert_eq!(
+        after.0,
+        before.0 + 2,
+        "filler + the permission: {before:?} → {after:?}"
+    );
+    assert_eq!(after.0, after.1, "nothing stuck behind a gap");
+    assert_eq!(c.user_nonce(erin.address()).await, U256::from(1));
+    h.stop().await;
+    proxy.stop().await;
+}
+
 async fn soak(block_time: Option<Duration>, window: usize) {
     let c = chain_with(block_time).await;
     let h = c

@@ -48,6 +48,10 @@ pub struct Config {
     pub max_wait_ms: u64,
     /// Replace a transaction not mined within this, with fees +12.5 %. Default 15 s.
     pub bump_after_ms: u64,
+    /// Replacements of an operation's transaction before it is given up:
+    /// the operation fails ("not mined after N replacements"), its window
+    /// slot is freed and its nonce is filled by a self-transfer. Default 8.
+    pub max_replacements: u32,
     /// Head polling interval of the block stream. Default 50 ms.
     pub poll_interval_ms: u64,
     /// Unset (default): the SDK's protocol, `signed{hash}` once broadcast.
@@ -83,6 +87,7 @@ impl Default for Config {
             window: 16,
             max_wait_ms: 10_000,
             bump_after_ms: 15_000,
+            max_replacements: 8,
             poll_interval_ms: 50,
             wait: None,
             wait_timeout_ms: 60_000,
@@ -117,6 +122,7 @@ impl Config {
             ("relayer.window", self.window as u64),
             ("relayer.poll_interval_ms", self.poll_interval_ms),
             ("relayer.bump_after_ms", self.bump_after_ms),
+            ("relayer.max_replacements", self.max_replacements.into()),
             ("relayer.operations_kept", self.operations_kept as u64),
         ];
         for (field, v) in positive {

@@ -1,11 +1,15 @@
-//! Gas limits of relayed calls, measured once per shape and then fixed.
+//! Gas limits of relayed calls, measured once per shape and then fixed, and
+//! the per-request simulation that keeps a call the contract would refuse
+//! (a replayed signed request, a stale nonce) from costing a nonce or gas.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::TransactionRequest;
+use alloy::transports::{RpcError, TransportErrorKind};
 
 /// Target, selector and calldata length.
 type GasKey = (Address, [u8; 4], usize);
@@ -29,15 +33,43 @@ impl GasTable {
         }
     }
 
-    /// The limit for `input` to `to`, measuring it the first time (concurrent
-    /// first requests of one shape share a single estimate). A failed
-    /// estimate is not remembered: the next request of that shape measures again.
-    pub async fn limit(
+    /// The limit for `input` to `to`, after checking that this exact call
+    /// would not revert: the first request of a shape is checked by its
+    /// estimate (concurrent first requests share it), every later one by an
+    /// `eth_call` on the pending state, so a replay of a request already
+    /// sent is refused even while its first copy waits in the pool. A
+    /// failed estimate is not remembered: the next request measures again.
+    pub async fn checked_limit(
         &self,
         rpc: &RootProvider,
         from: Address,
         to: Address,
         input: &Bytes,
+    ) -> Result<u64, String> {
+        let mut measured = false;
+        let limit = self
+            .limit_with(rpc, from, to, input, || measured = true)
+            .await?;
+        if !measured {
+            let req = call_request(from, to, input).gas_limit(limit);
+            rpc.call(req)
+                .block(BlockId::pending())
+                .await
+                .map_err(|e| describe_failure(&e, "simulation"))?;
+        }
+        Ok(limit)
+    }
+
+    /// The limit for `input` to `to`, measuring it the first time (concurrent
+    /// first requests of one shape share a single estimate) and then calling
+    /// `on_measure`. A failed estimate is not remembered.
+    async fn limit_with(
+        &self,
+        rpc: &RootProvider,
+        from: Address,
+        to: Address,
+        input: &Bytes,
+        on_measure: impl FnOnce(),
     ) -> Result<u64, String> {
         let sel: [u8; 4] = input
             .get(..4)
@@ -51,21 +83,32 @@ impl GasTable {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
-            let req = TransactionRequest::default()
-                .from(from)
-                .to(to)
-                .input(input.clone().into());
-            let est = rpc.estimate_gas(req).await.map_err(|e| {
-                match e.as_error_resp().and_then(|p| p.as_revert_data()) {
-                    Some(data) if !data.is_empty() => {
-                        format!("revert({})", protocol::contracts::describe_revert(&data))
-                    }
-                    _ => format!("gas estimate failed: {e}"),
-                }
-            })?;
+            on_measure();
+            let est = rpc
+                .estimate_gas(call_request(from, to, input))
+                .await
+                .map_err(|e| describe_failure(&e, "gas estimate"))?;
             Ok(est + est * self.margin_percent / 100)
         })
         .await
         .copied()
+    }
+}
+
+fn call_request(from: Address, to: Address, input: &Bytes) -> TransactionRequest {
+    TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .input(input.clone().into())
+}
+
+/// `revert(<contract error>)` when the node returned revert data (decoded
+/// with the contracts' ABI errors), else `<what> failed: <error>`.
+fn describe_failure(e: &RpcError<TransportErrorKind>, what: &str) -> String {
+    match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+        Some(data) if !data.is_empty() => {
+            format!("revert({})", protocol::contracts::describe_revert(&data))
+        }
+        _ => format!("{what} failed: {e}"),
     }
 }

@@ -194,6 +194,7 @@ pub async fn start(
         TrackerConfig {
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             bump_after: Duration::from_millis(config.bump_after_ms),
+            max_replacements: config.max_replacements,
             fee_cap: config.max_fee_cap_wei.into(),
             min_priority_fee: config.min_priority_fee_wei.into(),
             data_registry,

@@ -68,6 +68,14 @@ pub enum SubmitError {
     },
     #[error("injected pre-broadcast failure of the {function} transaction (test fault)")]
     Injected { function: &'static str },
+    /// Stuck: given up after its replacements; its nonce was filled.
+    #[error(
+        "the {function} transaction was not mined after {replacements} replacements; its nonce was cancelled"
+    )]
+    NotMined {
+        function: &'static str,
+        replacements: u32,
+    },
     #[error("relayer stopping")]
     Stopped,
 }
@@ -79,6 +87,7 @@ impl SubmitError {
             SubmitError::Rejected { .. } => "broadcast_rejected",
             SubmitError::Signing { .. } => "signing",
             SubmitError::Injected { .. } => "injected",
+            SubmitError::NotMined { .. } => "not_mined",
             SubmitError::Stopped => "stopped",
         }
     }
@@ -238,6 +247,7 @@ impl KeySender {
                         raw,
                         accepted_at: job.accepted_at,
                         last_sent: Instant::now(),
+                        replacements: 0,
                         purpose: Purpose::Operation(job.function),
                         op: Some(job.op),
                         slot: Some(job.slot),
@@ -323,6 +333,7 @@ impl KeySender {
                     raw,
                     accepted_at: Instant::now(),
                     last_sent: Instant::now(),
+                    replacements: 0,
                     purpose: Purpose::Fill,
                     op: None,
                     slot: None,

@@ -1,5 +1,7 @@
-//! An accepted call on its way to the chain: its gas is measured (a revert
-//! here is reported with no nonce used), it waits for a slot in the
+//! An accepted call on its way to the chain: every call is first simulated
+//! (its gas estimate or an `eth_call`; a revert here, such as a replayed
+//! signed request, is reported by the contract's error name with no nonce
+//! used and nothing sent), it waits for a slot in the
 //! least-loaded key's window, and that key's sender broadcasts it. The
 //! answer then depends on the protocol: the SDK's `signed{hash}` once
 //! broadcast, or the extension's `confirmed` / `submitted` / `pending`.
@@ -77,7 +79,7 @@ impl Relayer {
         let accepted_at = Instant::now();
         let gas = match self
             .gas
-            .limit(&self.rpc, self.addresses[0], to, &input)
+            .checked_limit(&self.rpc, self.addresses[0], to, &input)
             .await
         {
             Ok(g) => g,

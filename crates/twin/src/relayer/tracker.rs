@@ -7,7 +7,12 @@
 //! fee levels of replaced ones. There is never a poll per transaction. The
 //! same task refreshes the EIP-1559 fee suggestion once per new head and
 //! replaces any transaction not mined within `bump_after` by the same nonce
-//! with fees raised ≥ 12.5 %.
+//! with fees raised ≥ 12.5 %. An operation's transaction still not mined
+//! after `max_replacements` is given up: its operation fails with
+//! [`SubmitError::NotMined`], its window slot is freed, and its nonce is
+//! replaced by a 0-value self-transfer that the tracker keeps (re)sending
+//! until mined, so no gap is left behind it. (Should an earlier version of
+//! the call be mined after all, the nonce is used just the same.)
 //!
 //! A mined receipt releases the transaction's window slot and resolves its
 //! operation: `Confirmed` with the receipt (block, gas, price, ids decoded
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use alloy::consensus::{Transaction as _, TxEip1559};
 use alloy::eips::{BlockId, BlockNumberOrTag};
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
@@ -35,7 +40,7 @@ use super::fees::{FeeOracle, Fees};
 use super::metrics::Metrics;
 use super::ops::{OpEntry, OpStatus};
 use super::pool::Slot;
-use super::sender::{Broadcast, broadcast, sign};
+use super::sender::{Broadcast, FILL_GAS, SubmitError, broadcast, sign};
 
 /// What a pending transaction is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,8 @@ pub struct PendingTx {
     pub raw: Bytes,
     pub accepted_at: Instant,
     pub last_sent: Instant,
+    /// Versions sent after the first.
+    pub replacements: u32,
     pub purpose: Purpose,
     pub op: Option<Arc<OpEntry>>,
     /// The window slot, freed when this is dropped.
@@ -71,6 +78,8 @@ pub struct PendingTx {
 pub struct TrackerConfig {
     pub poll_interval: Duration,
     pub bump_after: Duration,
+    /// Replacements of an operation's transaction before it is given up.
+    pub max_replacements: u32,
     pub fee_cap: u128,
     pub min_priority_fee: u128,
     /// Where `FileAdded` is decoded from.
@@ -434,26 +443,40 @@ impl Tracker {
 
     /// Replaces (or rebroadcasts) every transaction not mined within `bump_after`.
     async fn bump_stuck(self: &Arc<Self>) {
-        let stuck: Vec<(usize, u64, TxEip1559, Bytes)> = {
+        let stuck: Vec<(usize, u64, TxEip1559, Bytes, bool)> = {
             let s = self.lock();
             s.pending
                 .values()
                 .filter(|p| p.last_sent.elapsed() >= self.cfg.bump_after)
-                .map(|p| (p.key, p.nonce, p.tx.clone(), p.raw.clone()))
+                .map(|p| {
+                    let give_up = matches!(p.purpose, Purpose::Operation(_))
+                        && p.replacements >= self.cfg.max_replacements;
+                    (p.key, p.nonce, p.tx.clone(), p.raw.clone(), give_up)
+                })
                 .collect()
         };
-        for (key, nonce, tx, raw) in stuck {
+        for (key, nonce, tx, raw, give_up) in stuck {
             let old = Fees {
                 max_fee_per_gas: tx.max_fee_per_gas,
                 max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
             };
-            let Some(fees) = old.bumped(self.oracle.get(), self.cfg.fee_cap) else {
+            let bumped = old.bumped(self.oracle.get(), self.cfg.fee_cap);
+            let mut next = tx.clone();
+            if give_up {
+                // A self-transfer at the same nonce: at the cap it cannot
+                // replace a pooled version, but one that is pooled will be
+                // mined, and one that was dropped is replaced.
+                let me = self.signers[key].address();
+                next.to = TxKind::Call(me);
+                next.input = Bytes::new();
+                next.gas_limit = FILL_GAS;
+            } else if bumped.is_none() {
                 // At the cap: keep the current version alive.
                 let _ = broadcast(&self.rpc, &raw).await;
                 self.touch(key, nonce);
                 continue;
-            };
-            let mut next = tx.clone();
+            }
+            let fees = bumped.unwrap_or(old);
             next.max_fee_per_gas = fees.max_fee_per_gas;
             next.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
             let Ok((hash, raw)) = sign(&self.signers[key], next.clone()) else {
@@ -469,11 +492,27 @@ impl Tracker {
                 continue;
             };
             p.last_sent = Instant::now();
+            if give_up && let Purpose::Operation(function) = p.purpose {
+                let failure = SubmitError::NotMined {
+                    function,
+                    replacements: p.replacements,
+                };
+                tracing::warn!(key, nonce, error = %failure, "relayer: gave up a stuck transaction");
+                self.metrics.error(failure.kind());
+                if let Some(op) = p.op.take() {
+                    op.set(OpStatus::Failed(failure.to_string()));
+                }
+                p.slot = None;
+                p.purpose = Purpose::Fill;
+                p.replacements = 0;
+                self.metrics.nonce_fills.inc();
+            }
             match outcome {
                 Broadcast::Accepted | Broadcast::Transport(_) => {
                     p.tx = next;
                     p.raw = raw;
                     p.hashes.push(hash);
+                    p.replacements += 1;
                     if let (Some(op), Purpose::Operation(_)) = (&p.op, p.purpose) {
                         op.set(OpStatus::Submitted(hash));
                     }
