@@ -14,6 +14,11 @@ use alloy::transports::{RpcError, TransportErrorKind};
 /// Target, selector and calldata length.
 type GasKey = (Address, [u8; 4], usize);
 
+/// The most call shapes remembered. Real traffic has a handful; requests with
+/// ever new calldata lengths could add more, so past this the table starts
+/// over (each shape is measured again on its next request).
+const MAX_SHAPES: usize = 1024;
+
 /// Gas limits, measured once per (target, selector, calldata length) with
 /// `eth_estimateGas` plus the margin, then fixed. Calldata of the same length
 /// stores the same number of words, so its gas differs only by slot
@@ -75,13 +80,14 @@ impl GasTable {
             .get(..4)
             .and_then(|s| s.try_into().ok())
             .unwrap_or([0; 4]);
-        let cell = self
-            .limits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((to, sel, input.len()))
-            .or_default()
-            .clone();
+        let cell = {
+            let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (to, sel, input.len());
+            if limits.len() >= MAX_SHAPES && !limits.contains_key(&key) {
+                limits.clear();
+            }
+            limits.entry(key).or_default().clone()
+        };
         cell.get_or_try_init(|| async {
             on_measure();
             let est = rpc
@@ -92,6 +98,14 @@ impl GasTable {
         })
         .await
         .copied()
+    }
+}
+
+#[cfg(test)]
+impl GasTable {
+    /// Remembered shapes, for the bound's test.
+    fn shapes(&self) -> usize {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -110,5 +124,27 @@ fn describe_failure(e: &RpcError<TransportErrorKind>, what: &str) -> String {
             format!("revert({})", protocol::contracts::describe_revert(&data))
         }
         _ => format!("{what} failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests of ever new shapes cannot grow the table past its bound, even
+    /// when every estimate fails (the shape is entered before it is measured).
+    #[tokio::test]
+    async fn the_table_of_shapes_is_bounded() {
+        let rpc = RootProvider::new_http("http://127.0.0.1:9".parse().unwrap());
+        let table = GasTable::new(20);
+        for len in 4..(MAX_SHAPES + 100) {
+            let input = Bytes::from(vec![1u8; len]);
+            let r = table
+                .checked_limit(&rpc, Address::ZERO, Address::ZERO, &input)
+                .await;
+            assert!(r.is_err(), "nothing listens on port 9");
+            assert!(table.shapes() <= MAX_SHAPES, "{} shapes", table.shapes());
+        }
+        assert!(table.shapes() > 0);
     }
 }
