@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Relayer(String),
     /// The personal server answered with this `error_code` (or HTTP status).
     Server(String),
+    /// The TEE refused a proof request with this error code (or HTTP status).
+    Tee(String),
     /// The inference operation ended `failed` or `canceled`, or its output is wrong.
     InferenceFailed,
     /// The indexer did not reach the receipt's block (or show the file) in time.
@@ -61,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Storage(status) => format!("storage_{status}"),
             ErrorKind::Relayer(code) => format!("relayer_{code}"),
             ErrorKind::Server(code) => format!("server_{code}"),
+            ErrorKind::Tee(code) => format!("tee_{code}"),
             ErrorKind::InferenceFailed => "inference_failed".into(),
             ErrorKind::IndexerLag => "indexer_lag".into(),
             ErrorKind::InsufficientFunds => "insufficient_funds".into(),
@@ -86,6 +89,9 @@ impl ErrorKind {
                 Ok(status) => status == 0 || status == 429 || status >= 502,
                 Err(_) => matches!(code.as_str(), "RATE_LIMIT_ERROR" | "BLOCKCHAIN_ERROR"),
             },
+            ErrorKind::Tee(code) => code
+                .parse::<u16>()
+                .is_ok_and(|status| status == 0 || status == 429 || status >= 500),
             ErrorKind::Revert(_)
             | ErrorKind::Timeout
             | ErrorKind::InferenceFailed
@@ -170,7 +176,8 @@ impl JourneyError {
             Service::Storage => Self::new(ErrorKind::Storage(code), msg),
             Service::Relayer => Self::new(ErrorKind::Relayer(code.to_string()), msg),
             Service::Server => Self::new(ErrorKind::Server(code.to_string()), msg),
-            Service::Indexer | Service::Tee | Service::Rpc => Self::rpc(msg),
+            Service::Tee => Self::new(ErrorKind::Tee(code.to_string()), msg),
+            Service::Indexer | Service::Rpc => Self::rpc(msg),
         }
     }
 
@@ -416,6 +423,12 @@ mod tests {
             ErrorKind::Server("AUTHENTICATION_ERROR".into()).class(),
             "server_AUTHENTICATION_ERROR"
         );
+        assert_eq!(
+            ErrorKind::Tee("JOB_MISMATCH".into()).class(),
+            "tee_JOB_MISMATCH"
+        );
+        assert!(ErrorKind::Tee("503".into()).is_retryable());
+        assert!(!ErrorKind::Tee("JOB_MISMATCH".into()).is_retryable());
         assert_eq!(ErrorKind::InferenceFailed.class(), "inference_failed");
         assert_eq!(ErrorKind::IndexerLag.class(), "indexer_lag");
         assert_eq!(ErrorKind::InsufficientFunds.class(), "insufficient_funds");

@@ -3,7 +3,7 @@
 use protocol::api::tee::{RunProofAccepted, RunProofRequest, TeeError};
 
 use super::{send, snippet};
-use crate::errors::{JourneyError, Service};
+use crate::errors::{ErrorKind, JourneyError, Service};
 
 #[derive(Clone)]
 pub struct TeeClient {
@@ -28,15 +28,14 @@ impl TeeClient {
         }
         let (status, b) = (a.status, a.body);
         if !(200..300).contains(&status) {
-            let msg = match serde_json::from_slice::<TeeError>(&b) {
-                Ok(e) => format!("{} ({})", e.error, e.code),
-                Err(_) => snippet(&b),
+            let (code, msg) = match serde_json::from_slice::<TeeError>(&b) {
+                Ok(e) => (e.code.to_string(), e.error),
+                Err(_) => (status.to_string(), snippet(&b)),
             };
-            // The taxonomy has no TEE kind: a refused proof request is an
-            // RPC-level failure of the proof step, named in the message.
-            return Err(JourneyError::rpc(format!(
-                "TEE POST {url}: {status}: {msg}"
-            )));
+            return Err(JourneyError::new(
+                ErrorKind::Tee(code),
+                format!("TEE POST {url}: {status}: {msg}"),
+            ));
         }
         Ok(serde_json::from_slice(&b).ok())
     }
