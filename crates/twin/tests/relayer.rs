@@ -941,3 +941,44 @@ async fn a_full_window_answers_busy_and_an_outside_nonce_use_is_resynchronised()
     assert_eq!(n.0, n.1);
     h.stop().await;
 }
+
+/// On a chain with 1 s blocks, a signed request sent again while its first
+/// copy still waits in the pool is refused by the contract's error name,
+/// found by simulating it on the pending state, and sends nothing; the
+/// first copy is mined once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_racing_its_first_copy_in_the_pool_is_refused() {
+    let c = chain_with(Some(Duration::from_secs(1))).await;
+    let h = c
+        .relayer(Config {
+            keys: 1,
+            ..Config::default()
+        })
+        .await;
+    let erin = user(9);
+    let file_id = add_file(&h, "ipfs://replay-in-pool", erin.address()).await;
+    let body = c.add_permission(&erin, c.user_nonce(erin.address()).await, &[file_id]);
+    let (status, first) = post(&h, &body, "").await;
+    assert_eq!(status, 200);
+    let RelayResponse::Signed { hash } = first else {
+        panic!("expected {{type:\"signed\"}}, got {first:?}")
+    };
+    let rpc = c.rpc();
+    let before = c.key_nonces(1).await;
+    let (status, r) = post(&h, &body, "").await;
+    assert_eq!(status, 200);
+    assert!(
+        rpc.get_transaction_receipt(hash).await.unwrap().is_none(),
+        "the first copy must still be pending for this test to mean anything"
+    );
+    let RelayResponse::Error { error } = r else {
+        panic!("the replay answered {r:?}")
+    };
+    assert!(error.starts_with("revert(InvalidNonce"), "{error}");
+    assert_eq!(c.key_nonces(1).await, before, "the replay spent a nonce");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rpc.get_transaction_receipt(hash).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the first copy was never mined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

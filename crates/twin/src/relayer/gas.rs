@@ -41,8 +41,9 @@ impl GasTable {
     /// The limit for `input` to `to`, after checking that this exact call
     /// would not revert: the first request of a shape is checked by its
     /// estimate (concurrent first requests share it), every later one by an
-    /// `eth_call` on the pending state, so a replay of a request already
-    /// sent is refused even while its first copy waits in the pool. A
+    /// `eth_call` on `block`: the latest block, or the pending state for a
+    /// call identical to one still in flight (see [`super::inflight`]), so a
+    /// replay is refused even while its first copy waits in the pool. A
     /// failed estimate is not remembered: the next request measures again.
     pub async fn checked_limit(
         &self,
@@ -50,6 +51,7 @@ impl GasTable {
         from: Address,
         to: Address,
         input: &Bytes,
+        block: BlockId,
     ) -> Result<u64, String> {
         let mut measured = false;
         let limit = self
@@ -58,7 +60,7 @@ impl GasTable {
         if !measured {
             let req = call_request(from, to, input).gas_limit(limit);
             rpc.call(req)
-                .block(BlockId::pending())
+                .block(block)
                 .await
                 .map_err(|e| describe_failure(&e, "simulation"))?;
         }
@@ -140,7 +142,13 @@ mod tests {
         for len in 4..(MAX_SHAPES + 100) {
             let input = Bytes::from(vec![1u8; len]);
             let r = table
-                .checked_limit(&rpc, Address::ZERO, Address::ZERO, &input)
+                .checked_limit(
+                    &rpc,
+                    Address::ZERO,
+                    Address::ZERO,
+                    &input,
+                    BlockId::latest(),
+                )
                 .await;
             assert!(r.is_err(), "nothing listens on port 9");
             assert!(table.shapes() <= MAX_SHAPES, "{} shapes", table.shapes());

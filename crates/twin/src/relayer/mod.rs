@@ -32,6 +32,7 @@ pub mod fees;
 pub mod funding;
 pub mod gas;
 pub mod http;
+pub mod inflight;
 pub mod metrics;
 pub mod nonce;
 pub mod ops;
@@ -93,6 +94,7 @@ pub struct Relayer {
     addresses: Vec<Address>,
     ops: OpStore,
     gas: GasTable,
+    inflight: inflight::InFlight,
     metrics: Metrics,
     target: signed::SignedTarget,
     data_registry: Address,
@@ -247,6 +249,7 @@ pub async fn start(
     let state = Arc::new(Relayer {
         ops: OpStore::new(config.operations_kept),
         gas: GasTable::new(config.gas_margin_percent),
+        inflight: inflight::InFlight::default(),
         cfg: config,
         rpc,
         pool,

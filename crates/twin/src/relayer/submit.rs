@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, Bytes};
 use protocol::api::relayer::RelayResponse;
 use tokio::sync::oneshot;
@@ -77,9 +78,14 @@ impl Relayer {
     ) -> Result<(Arc<OpEntry>, Option<B256>), Failure> {
         let op = self.ops.create();
         let accepted_at = Instant::now();
+        let key = super::inflight::call_key(to, &input);
+        let block = match self.inflight.running(key) {
+            Some(_) => BlockId::pending(),
+            None => BlockId::latest(),
+        };
         let gas = match self
             .gas
-            .checked_limit(&self.rpc, self.addresses[0], to, &input)
+            .checked_limit(&self.rpc, self.addresses[0], to, &input, block)
             .await
         {
             Ok(g) => g,
@@ -93,6 +99,7 @@ impl Relayer {
                 return Err(Failure::of_operation(e));
             }
         };
+        self.inflight.insert(key, op.clone());
         let this = self.clone();
         let op2 = op.clone();
         let drive = async move {
