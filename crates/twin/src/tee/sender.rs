@@ -287,6 +287,13 @@ impl Follower {
                 .await
                 .is_ok_and(|mined| mined > self.nonce)
             {
+                // The nonce may have been used by one of ours, mined since the
+                // receipts were looked up above.
+                for hash in &hashes {
+                    if let Ok(Some(r)) = self.provider.get_transaction_receipt(*hash).await {
+                        return outcome(r.status(), r.transaction_hash);
+                    }
+                }
                 return Err(format!(
                     "replaced: nonce {} was used by another transaction",
                     self.nonce
