@@ -317,7 +317,7 @@ async fn inference_and_tee_faults() {
     let r = env
         .through(|f| f.tee.error_rate = 1.0, &ctx, Mode::Relayer, 4..6)
         .await;
-    all_failed(&r, Step::Proof, "tee_503");
+    all_failed(&r, Step::Proof, "tee_INJECTED_FAULT");
     let r = env
         .through(|f| f.tee.silent_rate = 1.0, &ctx, Mode::Relayer, 6..8)
         .await;
@@ -449,7 +449,7 @@ fn a_run_through_the_faults_profile_accounts_for_every_user() {
         "relayer_503",
         "server_503",
         "server_rate_limited",
-        "tee_503",
+        "tee_INJECTED_FAULT",
         "server_BLOCKCHAIN_ERROR",
         "server_COMPUTE_ERROR",
         "server_FILE_ACCESS_ERROR",
