@@ -50,14 +50,13 @@ impl InFlight {
         }
         calls.insert(key, op);
     }
+}
 
+#[cfg(test)]
+impl InFlight {
     /// Entries held (ended ones included until purged).
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

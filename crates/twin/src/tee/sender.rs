@@ -249,6 +249,16 @@ impl Follower {
         )
     }
 
+    /// The outcome of whichever of our sends was mined, if one was.
+    async fn mined(&self, hashes: &[B256]) -> Option<Result<(), String>> {
+        for hash in hashes {
+            if let Ok(Some(r)) = self.provider.get_transaction_receipt(*hash).await {
+                return Some(outcome(r.status(), r.transaction_hash));
+            }
+        }
+        None
+    }
+
     async fn wait(
         &self,
         item: &ProofTx,
@@ -272,10 +282,8 @@ impl Follower {
             }
             // Any of our sends may have been mined (an earlier one, or the
             // latest between its watch timing out and now).
-            for hash in &hashes {
-                if let Ok(Some(r)) = self.provider.get_transaction_receipt(*hash).await {
-                    return outcome(r.status(), r.transaction_hash);
-                }
+            if let Some(done) = self.mined(&hashes).await {
+                return done;
             }
             if Instant::now() >= deadline {
                 return Err(self.given_up());
@@ -289,10 +297,8 @@ impl Follower {
             {
                 // The nonce may have been used by one of ours, mined since the
                 // receipts were looked up above.
-                for hash in &hashes {
-                    if let Ok(Some(r)) = self.provider.get_transaction_receipt(*hash).await {
-                        return outcome(r.status(), r.transaction_hash);
-                    }
+                if let Some(done) = self.mined(&hashes).await {
+                    return done;
                 }
                 return Err(format!(
                     "replaced: nonce {} was used by another transaction",
