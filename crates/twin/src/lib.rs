@@ -475,6 +475,13 @@ mod chain_glue {
             })
             .await?;
             extra_args.extend(["--fork-url".to_owned(), upstream.rpc_url()]);
+            if config.addresses == crate::chain::AddressLayout::Moksha {
+                tracing::warn!(
+                    "chain.state_root = false with the contracts at Moksha's addresses: every \
+                     storage slot they have not written yet is read from the fork source \
+                     (slow under load); set chain.addresses = \"plain\" for load runs"
+                );
+            }
             Some(upstream)
         };
         let anvil_config = AnvilConfig {
