@@ -86,7 +86,14 @@ pub struct JourneyReport {
 impl JourneyReport {
     /// All eleven steps ran and succeeded.
     pub fn ok(&self) -> bool {
-        self.steps.len() == Step::ALL.len() && self.steps.iter().all(|s| s.ok)
+        self.completed(&Step::ALL)
+    }
+
+    /// Exactly `steps` ran, in that order, and succeeded (a component run's
+    /// timed steps).
+    pub fn completed(&self, steps: &[Step]) -> bool {
+        self.steps.iter().map(|s| s.name).eq(steps.iter().copied())
+            && self.steps.iter().all(|s| s.ok)
     }
 
     /// The first failure, if any.
@@ -165,6 +172,9 @@ pub enum StepEvent<'a> {
     End(&'a StepResult),
 }
 
+/// An observer of a journey's steps.
+pub type Observer<'o> = &'o (dyn Fn(StepEvent<'_>) + Send + Sync);
+
 /// [`run_sized`], telling `observe` when each step begins and ends (the load
 /// engine keeps the finished steps of a journey it has to stop).
 pub async fn run_observed(
@@ -172,77 +182,129 @@ pub async fn run_observed(
     user: u64,
     mode: Mode,
     size: DataSize,
-    observe: &(dyn Fn(StepEvent<'_>) + Send + Sync),
+    observe: Observer<'_>,
 ) -> JourneyReport {
-    let mut report = JourneyReport {
-        user_index: user,
-        ..Default::default()
-    };
-    let signer = match u32::try_from(user)
-        .ok()
-        .and_then(|u| ctx.users.user(u).ok())
-    {
-        Some(s) => s,
-        None => {
+    let mut journey = match Partial::start(ctx, user, size) {
+        Ok(j) => j,
+        Err(failed) => {
             observe(StepEvent::Begin(Step::Wallet));
+            observe(StepEvent::End(&failed.steps[0]));
+            return *failed;
+        }
+    };
+    journey.run_steps(ctx, mode, &Step::ALL, observe).await;
+    journey.report
+}
+
+/// A journey that may run its steps in parts: a component run runs the
+/// steps it prepares before the clock, then the steps it times
+/// ([`crate::component`]). Its report keeps every step it ran until
+/// [`Partial::restart_report`].
+pub struct Partial {
+    st: State,
+    report: JourneyReport,
+}
+
+impl Partial {
+    /// A journey for user `user` with a dataset of `size`, its wallet
+    /// derived; or the report of a failed `wallet` step if it cannot be.
+    pub fn start(ctx: &Context, user: u64, size: DataSize) -> Result<Partial, Box<JourneyReport>> {
+        let mut report = JourneyReport {
+            user_index: user,
+            ..Default::default()
+        };
+        let Some(signer) = u32::try_from(user)
+            .ok()
+            .and_then(|u| ctx.users.user(u).ok())
+        else {
             report.steps.push(StepResult {
                 name: Step::Wallet,
                 ok: false,
                 duration: Duration::ZERO,
                 error: Some(JourneyError::crypto(format!("cannot derive user {user}"))),
             });
-            observe(StepEvent::End(&report.steps[0]));
-            return report;
-        }
-    };
-    report.address = signer.address();
-    let mut st = State {
-        user,
-        size,
-        signer,
-        data: Vec::new(),
-        key: None,
-        encrypted: Vec::new(),
-        grant_url: String::new(),
-        register_block: 0,
-        job_id: U256::ZERO,
-        output: None,
-    };
-    for step in Step::ALL {
-        let limit = ctx.target.timeouts.get(step);
-        observe(StepEvent::Begin(step));
-        let started = Instant::now();
-        let fut = run_step(ctx, step, mode, &mut st, &mut report, limit);
-        let res = match step {
-            // The index step's deadline is the indexer lag bound, classified as such.
-            Step::Index => match tokio::time::timeout(limit, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(JourneyError::new(
-                    ErrorKind::IndexerLag,
-                    format!(
-                        "the subgraph did not show file {:?} at block ≥ {} within {limit:?}",
-                        report.file_id, st.register_block
-                    ),
-                )),
-            },
-            _ => with_timeout(step.name(), limit, fut).await,
+            return Err(Box::new(report));
         };
-        let duration = started.elapsed();
-        let failed = res.is_err();
-        report.steps.push(StepResult {
-            name: step,
-            ok: !failed,
-            duration,
-            error: res.err(),
-        });
-        if let Some(last) = report.steps.last() {
-            observe(StepEvent::End(last));
-        }
-        if failed {
-            break;
-        }
+        report.address = signer.address();
+        let st = State {
+            user,
+            size,
+            signer,
+            data: Vec::new(),
+            key: None,
+            encrypted: Vec::new(),
+            grant_url: String::new(),
+            register_block: 0,
+            job_id: U256::ZERO,
+            output: None,
+        };
+        Ok(Partial { st, report })
     }
-    report
+
+    /// Runs `steps` in the order given, each timed and bounded by its
+    /// deadline, stopping at the first failure; true when all succeeded.
+    pub async fn run_steps(
+        &mut self,
+        ctx: &Arc<Context>,
+        mode: Mode,
+        steps: &[Step],
+        observe: Observer<'_>,
+    ) -> bool {
+        let (st, report) = (&mut self.st, &mut self.report);
+        for &step in steps {
+            let limit = ctx.target.timeouts.get(step);
+            observe(StepEvent::Begin(step));
+            let started = Instant::now();
+            let fut = run_step(ctx, step, mode, st, report, limit);
+            let res = match step {
+                // The index step's deadline is the indexer lag bound, classified as such.
+                Step::Index => match tokio::time::timeout(limit, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(JourneyError::new(
+                        ErrorKind::IndexerLag,
+                        format!(
+                            "the subgraph did not show file {:?} at block ≥ {} within {limit:?}",
+                            report.file_id, st.register_block
+                        ),
+                    )),
+                },
+                _ => with_timeout(step.name(), limit, fut).await,
+            };
+            let duration = started.elapsed();
+            let failed = res.is_err();
+            report.steps.push(StepResult {
+                name: step,
+                ok: !failed,
+                duration,
+                error: res.err(),
+            });
+            if let Some(last) = report.steps.last() {
+                observe(StepEvent::End(last));
+            }
+            if failed {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Forgets the steps and transactions reported so far, keeping what they
+    /// made (ids, URLs, keys): the report then shows only the steps run next.
+    pub fn restart_report(&mut self) {
+        self.report.steps.clear();
+        self.report.txs.clear();
+        self.report.subgraph_queries = 0;
+    }
+
+    /// The journey's report.
+    pub fn report(&self) -> &JourneyReport {
+        &self.report
+    }
+
+    /// The report, ending the journey.
+    pub fn into_report(self) -> JourneyReport {
+        self.report
+    }
 }
 
 async fn run_step(
