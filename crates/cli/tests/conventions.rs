@@ -67,8 +67,9 @@ fn a_bare_vana_load_prints_help_and_exits_0() {
 
 #[test]
 fn a_bad_enumerated_value_exits_2_naming_the_accepted_values() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["run", "--live", "sometimes"], "auto, tui, plain, off"),
+        (&["capacity", "--flow", "grpc"], "journey, http"),
         (&["plan", "--arrival", "bursty"], "uniform, poisson"),
         (&["plan", "--tx-mode", "relay"], "relayer, direct"),
         (&["journey", "--mode", "relay"], "relayer, direct"),

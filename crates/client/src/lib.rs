@@ -11,12 +11,16 @@
 //! - [`services`]: storage, relayer, personal server, subgraph and TEE clients.
 //! - [`context`]: a run's shared clients, keys and static facts.
 //! - [`journey`]: the journey itself and its report.
+//! - [`component`]: component mode — some steps timed alone, the earlier
+//!   ones prepared before the clock (the dependency rule lives there) — and
+//!   the pure-HTTP flow.
 //!
 //! The client knows nothing of the twin: everything it needs is in a [`target::Target`].
 //! Typical use: `let ctx = Context::new(target, RunOptions::default()).await?;`
 //! then `journey::run(&ctx, user_index, Mode::Relayer).await` per user.
 
 pub mod chain;
+pub mod component;
 pub mod context;
 pub mod data;
 pub mod errors;

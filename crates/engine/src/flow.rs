@@ -10,6 +10,13 @@
 //! steps that had finished and charge the one that was running. A flow that
 //! talks to a node may count its JSON-RPC calls ([`Flow::rpc`]); the engine
 //! samples them every second for the RPC success rate.
+//!
+//! A flow may need per-user state made before the clock starts (a component
+//! run that times a few steps of a longer journey needs the earlier steps'
+//! results): the engine calls [`Flow::prepare`] with the users it is about to
+//! run, before the schedule's time zero, so that work is never measured. A
+//! flow that times only part of what it models says so in [`Flow::scope`];
+//! `run.json` and every report header carry it.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -17,7 +24,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use crate::schema::RpcCounts;
+pub use crate::schema::{FlowScope, RpcCounts};
+
+/// Why a flow could not prepare its users (the run does not start; exit code 2).
+pub type PrepareError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One step a flow runs, declared once by the flow.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +78,20 @@ pub trait Flow: Send + Sync + 'static {
     /// Every JSON-RPC call the flow made so far, by outcome (cumulative,
     /// cheap: read every second). Default: `None`, the flow does not count them.
     fn rpc(&self) -> Option<RpcCounts> {
+        None
+    }
+
+    /// Makes what users `users` need before the clock starts (the engine
+    /// awaits it before the schedule's time zero; an error stops the run
+    /// before it starts). Default: nothing to prepare.
+    fn prepare(&self, users: &[u64]) -> impl Future<Output = Result<(), PrepareError>> + Send {
+        let _ = users;
+        std::future::ready(Ok(()))
+    }
+
+    /// What part of the journey it models the flow times, for `run.json` and
+    /// the report headers. Default: `None`, nothing said (synthetic flows).
+    fn scope(&self) -> Option<FlowScope> {
         None
     }
 }

@@ -56,7 +56,10 @@ pub mod threshold;
 
 pub use alert::AlertLimits;
 pub use config::{ConfigError, ConfigPatch, LoadTestConfig, Preset, Spacing, TxMode};
-pub use flow::{Flow, FlowError, FlowResult, Progress, RpcCounts, StepDef, StepSample, TxSample};
+pub use flow::{
+    Flow, FlowError, FlowResult, FlowScope, PrepareError, Progress, RpcCounts, StepDef, StepSample,
+    TxSample,
+};
 pub use live::LiveMode;
 pub use plan::PlanReport;
 pub use prom::GaugeSource;

@@ -70,6 +70,11 @@ pub struct RunInfo {
     pub versions: BTreeMap<String, String>,
     /// The flow's steps as this run used them (order, component, timeout).
     pub steps: Vec<ResolvedStep>,
+    /// Which part of the journey the flow timed (a whole journey, or a
+    /// component run of some of its steps). Absent in runs from before it was
+    /// recorded, which all timed the whole journey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<FlowScope>,
     /// The local twin's settings, when the target was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub twin: Option<TwinInfo>,
@@ -91,6 +96,25 @@ pub struct RunInfo {
     /// The shards a merged run was made from (`vana-load merge`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged: Option<crate::shard::MergeInfo>,
+}
+
+/// Which part of the journey it models a flow times. The engine does not
+/// interpret it: it records it in `run.json` and prints `description` in the
+/// report headers of a run that is not `whole`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(default)]
+pub struct FlowScope {
+    /// The flow's name, e.g. `journey`, `component`, `http`.
+    pub flow: String,
+    /// Whether the run timed the whole journey. When false, the end-to-end
+    /// latency, the rates and the capacity describe the timed steps only.
+    pub whole: bool,
+    /// Steps of the journey done for each user before the clock started (untimed).
+    pub prepared: Vec<String>,
+    /// Steps of the journey that were neither prepared nor timed.
+    pub skipped: Vec<String>,
+    /// One line for a report header, e.g. `component run: timed upload, register, index; …`.
+    pub description: String,
 }
 
 /// How a run ended.

@@ -2,10 +2,12 @@
 //!
 //! Thin: it loads the profile, refuses bad settings before anything starts,
 //! resolves the target once (a local twin is started once for the whole
-//! search), connects one [`JourneyFlow`](super::run::JourneyFlow) and hands
-//! them to [`engine::capacity::search`], which sequences the steps, judges
-//! them, bisects and writes the results. Before each step's clock starts its
-//! users' wallets (new ones: the index continues across steps) are funded.
+//! search), connects one flow (the journey; with `--steps` a component run of
+//! some of its steps, with `--flow http` the pure-HTTP flow: [`super::flows`])
+//! and hands them to [`engine::capacity::search`], which sequences the steps,
+//! judges them, bisects and writes the results. Before each step's clock
+//! starts its users' wallets (new ones: the index continues across steps) are
+//! funded, and the engine has the flow prepare them.
 //!
 //! Exit codes: 0 when a knee was found, 1 when none was (the first step
 //! failed, every step passed, or the search was interrupted), 2 on a usage
@@ -17,11 +19,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::builder::BoolishValueParser;
-use client::steps::StepTimeouts;
 use engine::capacity::{Outcome, Settings, StepSetup};
 
+use super::flows::{FlowArgs, Selected, fit_config, load_flow};
 use super::plan::ProfileArgs;
-use super::run::{base_options, journey_flow, journey_steps, target_for};
+use super::run::{base_options, target_for};
 use super::target_arg::TargetArgs;
 use super::wallets;
 
@@ -31,6 +33,8 @@ pub struct Args {
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub flow: FlowArgs,
     /// First arrival rate, journeys/s.
     #[arg(long, value_name = "R0", default_value_t = 1.0)]
     pub from: f64,
@@ -104,10 +108,11 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.profile.profile = Some("smoke".into());
     }
     let config = args.profile.load()?;
-    config.validate_for(&journey_steps(&StepTimeouts::default()))?;
+    let selected = args.flow.selected()?;
+    let run_config = fit_config(&config, &selected)?;
     let settings = args.settings();
     // Refused before the target (a twin) is started.
-    settings.validate(&config)?;
+    settings.validate(&run_config)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/capacity-{}",
@@ -121,14 +126,25 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let resolved = args.target.resolve().await?;
-    let result = search_on(&args, &config, &settings, &resolved, out).await;
+    let result = search_on(
+        &args,
+        (&config, &run_config),
+        &selected,
+        &settings,
+        &resolved,
+        out,
+    )
+    .await;
     resolved.stop().await;
     result
 }
 
+/// `config` is the profile as loaded (it sets the target's deadlines);
+/// `run_config` the one each step runs ([`fit_config`]).
 async fn search_on(
     args: &Args,
-    config: &engine::LoadTestConfig,
+    (config, run_config): (&engine::LoadTestConfig, &engine::LoadTestConfig),
+    selected: &Selected,
     settings: &Settings,
     resolved: &super::target_arg::ResolvedTarget,
     out: PathBuf,
@@ -138,16 +154,16 @@ async fn search_on(
     let setup = Fund {
         target: target.clone(),
         amount: config.wallet_funding_amount.clone(),
-        skip: args.no_fund,
+        skip: args.no_fund || !selected.needs_funds(),
     };
-    let flow = journey_flow(config, target, &run_id).await?;
+    let flow = load_flow(config, target, &run_id, selected).await?;
     let options = engine::RunOptions {
         run_id: Some(run_id),
         handle_signals: true,
         live: engine::LiveMode::Off,
         ..base_options(resolved)
     };
-    let r = engine::capacity::search(config, settings, flow, &setup, &options, out.clone())
+    let r = engine::capacity::search(run_config, settings, flow, &setup, &options, out.clone())
         .await
         .context("capacity search")?;
     print!("{}", r.text());

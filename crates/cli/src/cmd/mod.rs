@@ -1,6 +1,8 @@
 //! One module per subcommand. Each has `Args` (clap) and `async fn run(..) -> anyhow::Result<ExitCode>`.
 
 pub mod capacity;
+pub mod flows;
+pub mod http_flow;
 pub mod journey;
 pub mod k8s;
 pub mod merge;

@@ -19,6 +19,11 @@
 //! The flow hands the engine the client's JSON-RPC counts, for the RPC
 //! success rate.
 //!
+//! `--steps` times only some steps of the journey (component mode: each
+//! user's earlier steps are prepared before the clock, by the engine's
+//! [`Flow::prepare`]); `--flow http` runs the pure-HTTP flow instead
+//! ([`super::flows`]).
+//!
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
 
@@ -29,15 +34,18 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::builder::BoolishValueParser;
+use client::component::{Component, Plan};
 use client::context::{Context, RunOptions as ClientOptions};
 use client::data::DataSize;
 use client::journey::{self, JourneyReport, Mode, StepEvent};
 use client::steps::{Step, StepTimeouts};
 use engine::config::{LoadTestConfig, TxMode};
 use engine::{
-    Flow, FlowError, FlowResult, GaugeSource, Progress, RpcCounts, StepDef, StepSample, TxSample,
+    Flow, FlowError, FlowResult, FlowScope, GaugeSource, PrepareError, Progress, RpcCounts,
+    StepDef, StepSample, TxSample,
 };
 
+use super::flows::{FlowArgs, Selected, fit_config, load_flow};
 use super::plan::ProfileArgs;
 use super::shard_arg::ShardArgs;
 use super::target_arg::{ResolvedTarget, TargetArgs};
@@ -50,6 +58,8 @@ pub struct Args {
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub flow: FlowArgs,
     /// Results directory (default `runs/<UTC timestamp>`).
     #[arg(long, value_name = "DIR", env = "VANA_LOAD_OUT")]
     pub out: Option<PathBuf>,
@@ -75,9 +85,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = args.profile.load()?;
     // Every step name the profile uses, and the journey timeout, are checked
-    // against the client's steps before anything starts (the engine checks
-    // again with the target's own timeouts once it is resolved).
-    config.validate_for(&journey_steps(&StepTimeouts::default()))?;
+    // against the steps the flow times before anything starts (the engine
+    // checks again with the target's own timeouts once it is resolved).
+    let selected = args.flow.selected()?;
+    let run_config = fit_config(&config, &selected)?;
     // Shard and run id are settled before anything starts.
     let shard = args.sharding.shard()?;
     if let Some(s) = shard {
@@ -90,27 +101,35 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let resolved = args.target.resolve().await?;
-    let result = run_on(&args, config, &resolved, shard, run_id).await;
+    let result = run_on(
+        &args, &config, run_config, &selected, &resolved, shard, run_id,
+    )
+    .await;
     resolved.stop().await;
     result
 }
 
+/// `config` is the profile as loaded (its `stepTimeouts` set the deadlines of
+/// prepared steps too); `run_config` is the one the engine runs ([`fit_config`]).
 async fn run_on(
     args: &Args,
-    config: LoadTestConfig,
+    config: &LoadTestConfig,
+    run_config: LoadTestConfig,
+    selected: &Selected,
     resolved: &ResolvedTarget,
     shard: Option<engine::Shard>,
     run_id: String,
 ) -> anyhow::Result<ExitCode> {
-    let target = target_for(&config, resolved)?;
+    let target = target_for(config, resolved)?;
     let users =
         u32::try_from(config.total_users).context("totalUsers does not fit a wallet index")?;
-    if !args.no_fund && !args.resume {
+    if !args.no_fund && !args.resume && selected.needs_funds() {
         wallets::fund_users(&target, users, &config.wallet_funding_amount, shard)
             .await
             .context("funding the users' wallets before the run")?;
     }
-    let flow = journey_flow(&config, target, &run_id).await?;
+    let flow = load_flow(config, target, &run_id, selected).await?;
+    let config = run_config;
     let options = engine::RunOptions {
         out_dir: args.out.clone(),
         metrics_addr: args.metrics_addr,
@@ -140,20 +159,28 @@ pub fn target_for(
     resolved: &ResolvedTarget,
 ) -> anyhow::Result<client::target::Target> {
     let mut target = resolved.target.clone();
+    // The journey's steps (another flow's step names are its own business).
+    let journey: std::collections::BTreeMap<String, f64> = config
+        .step_timeouts
+        .iter()
+        .filter(|(name, _)| name.parse::<Step>().is_ok())
+        .map(|(name, secs)| (name.clone(), *secs))
+        .collect();
     target
         .timeouts
-        .apply_secs_table(&config.step_timeouts)
+        .apply_secs_table(&journey)
         .map_err(|e| anyhow::anyhow!("stepTimeouts: {e}"))?;
     Ok(target)
 }
 
 /// The client's journey on `target` as an engine flow (one connection for
-/// every user of every run that uses it).
+/// every user of every run that uses it), timing the steps of `plan`.
 pub async fn journey_flow(
     config: &LoadTestConfig,
     target: client::target::Target,
     run_id: &str,
-) -> anyhow::Result<Arc<JourneyFlow>> {
+    plan: Plan,
+) -> anyhow::Result<JourneyFlow> {
     let mode = match config.tx_mode {
         TxMode::Relayer => Mode::Relayer,
         TxMode::Direct => Mode::Direct,
@@ -168,12 +195,14 @@ pub async fn journey_flow(
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("connecting the virtual users to the target")?;
-    Ok(Arc::new(JourneyFlow {
+    Ok(JourneyFlow {
         ctx,
         mode,
         mix: config.data_mix,
         seed: config.seed,
-    }))
+        component: (!plan.is_whole()).then(|| Component::new(plan, mode)),
+        prepare_concurrency: config.max_concurrent_users.clamp(1, 64) as usize,
+    })
 }
 
 /// What every run on `resolved` records and watches: its gauges, processes,
@@ -195,29 +224,47 @@ pub fn base_options(resolved: &ResolvedTarget) -> engine::RunOptions {
 
 /// The client's steps as the engine sees them, with `timeouts` applied.
 pub fn journey_steps(timeouts: &StepTimeouts) -> Vec<StepDef> {
-    Step::ALL
+    plan_steps(timeouts, &Plan::whole())
+}
+
+/// The steps `plan` times, as the engine sees them, with `timeouts` applied.
+pub fn plan_steps(timeouts: &StepTimeouts, plan: &Plan) -> Vec<StepDef> {
+    plan.selected()
         .iter()
         .map(|&s| StepDef::new(s.name(), s.component(), timeouts.get(s), s.touches_chain()))
         .collect()
 }
 
-/// The client's journey as an engine [`Flow`].
+/// The client's journey as an engine [`Flow`]: the whole journey, or in
+/// component mode the steps of a [`Plan`] on journeys prepared before the clock.
 pub struct JourneyFlow {
     ctx: Arc<Context>,
     mode: Mode,
     mix: engine::config::DataMix,
     seed: u64,
+    /// `None` for the whole journey.
+    component: Option<Component>,
+    /// Users prepared at once before the clock.
+    prepare_concurrency: usize,
 }
 
 impl JourneyFlow {
-    /// The user's data size, drawn from the profile's mix, deterministic per (seed, user).
+    /// The user's data size, drawn from the profile's mix.
     fn size(&self, user: u64) -> DataSize {
-        let u = uniform(self.seed, user);
-        match self.mix.pick(u) {
-            "medium" => DataSize::Medium,
-            "large" => DataSize::Large,
-            _ => DataSize::Small,
-        }
+        data_size(&self.mix, self.seed, user)
+    }
+
+    fn plan(&self) -> Option<&Plan> {
+        self.component.as_ref().map(Component::plan)
+    }
+}
+
+/// A user's data size, drawn from the profile's mix, deterministic per (seed, user).
+pub fn data_size(mix: &engine::config::DataMix, seed: u64, user: u64) -> DataSize {
+    match mix.pick(uniform(seed, user)) {
+        "medium" => DataSize::Medium,
+        "large" => DataSize::Large,
+        _ => DataSize::Small,
     }
 }
 
@@ -232,7 +279,10 @@ fn uniform(seed: u64, user: u64) -> f64 {
 
 impl Flow for JourneyFlow {
     fn steps(&self) -> Vec<StepDef> {
-        journey_steps(&self.ctx.target.timeouts)
+        plan_steps(
+            &self.ctx.target.timeouts,
+            self.plan().unwrap_or(&Plan::whole()),
+        )
     }
 
     async fn run(&self, user: u64, progress: &Progress) -> FlowResult {
@@ -240,9 +290,46 @@ impl Flow for JourneyFlow {
             StepEvent::Begin(step) => progress.begin(step.name()),
             StepEvent::End(r) => progress.end(step_sample(r)),
         };
-        let report =
-            journey::run_observed(&self.ctx, user, self.mode, self.size(user), &observe).await;
-        to_flow_result(&report)
+        match &self.component {
+            None => {
+                let report =
+                    journey::run_observed(&self.ctx, user, self.mode, self.size(user), &observe)
+                        .await;
+                to_flow_result(&report, &Step::ALL)
+            }
+            Some(c) => {
+                let report = c.run_observed(&self.ctx, user, &observe).await;
+                to_flow_result(&report, c.plan().selected())
+            }
+        }
+    }
+
+    /// Component mode: each user's prepared steps, before the clock.
+    async fn prepare(&self, users: &[u64]) -> Result<(), PrepareError> {
+        let Some(c) = &self.component else {
+            return Ok(());
+        };
+        let users = users.iter().map(|&u| (u, self.size(u)));
+        Ok(c.prepare(&self.ctx, users, self.prepare_concurrency)
+            .await?)
+    }
+
+    fn scope(&self) -> Option<FlowScope> {
+        let plan = self.plan().cloned().unwrap_or_else(Plan::whole);
+        let names =
+            |s: &[Step]| -> Vec<String> { s.iter().map(|s| s.name().to_string()).collect() };
+        Some(FlowScope {
+            flow: if plan.is_whole() {
+                "journey"
+            } else {
+                "component"
+            }
+            .into(),
+            whole: plan.is_whole(),
+            prepared: names(plan.prepared()),
+            skipped: names(&plan.skipped()),
+            description: plan.describe(),
+        })
     }
 
     /// Every JSON-RPC call of the journeys and the receipt hub, as the
@@ -287,7 +374,9 @@ fn step_sample(s: &journey::StepResult) -> StepSample {
     }
 }
 
-fn to_flow_result(report: &JourneyReport) -> FlowResult {
+/// The engine's view of a journey that was to run `expected` (every step,
+/// or a component run's timed steps).
+fn to_flow_result(report: &JourneyReport, expected: &[Step]) -> FlowResult {
     let steps = report.steps.iter().map(step_sample).collect();
     let error = report.error().map(|(step, e)| FlowError {
         step: step.name(),
@@ -296,10 +385,13 @@ fn to_flow_result(report: &JourneyReport) -> FlowResult {
     });
     // A journey that stopped early without an error step still failed.
     let error = error.or_else(|| {
-        (!report.ok()).then(|| FlowError {
-            step: report.steps.last().map_or("wallet", |s| s.name.name()),
+        (!report.completed(expected)).then(|| FlowError {
+            step: report
+                .steps
+                .last()
+                .map_or(expected[0].name(), |s| s.name.name()),
             class: "incomplete".into(),
-            message: format!("{} of {} steps ran", report.steps.len(), Step::ALL.len()),
+            message: format!("{} of {} steps ran", report.steps.len(), expected.len()),
         })
     });
     let txs = report

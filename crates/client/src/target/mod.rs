@@ -244,6 +244,8 @@ pub enum Purpose {
     FundWallets,
     /// A journey in relayer mode (`relayer = true`) or direct mode.
     Journey { relayer: bool },
+    /// The pure-HTTP flow: storage and the subgraph only (no chain, no keys).
+    Http,
 }
 
 /// A target that cannot be read or used.
@@ -507,8 +509,10 @@ impl Target {
                 });
             }
         };
-        need(!self.rpc_urls.is_empty(), "rpc.urls");
-        need(self.mnemonic.is_some(), "keys.mnemonic");
+        if purpose != Purpose::Http {
+            need(!self.rpc_urls.is_empty(), "rpc.urls");
+            need(self.mnemonic.is_some(), "keys.mnemonic");
+        }
         match purpose {
             Purpose::FundWallets => {
                 need(self.funder_key.is_some(), "keys.funder");
@@ -529,6 +533,12 @@ impl Target {
                 if relayer {
                     need(self.relayer_url.is_some(), "services.relayer");
                 }
+                if self.storage.kind == StorageKind::Pinata {
+                    need(self.storage.jwt.is_some(), "storage.jwt");
+                }
+            }
+            Purpose::Http => {
+                need(self.subgraph_url.is_some(), "services.subgraph");
                 if self.storage.kind == StorageKind::Pinata {
                     need(self.storage.jwt.is_some(), "storage.jwt");
                 }

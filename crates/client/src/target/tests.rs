@@ -52,6 +52,16 @@ fn moksha_has_the_real_addresses_and_lists_missing_secrets() {
     }
     let err = t.require(Purpose::FundWallets).unwrap_err().to_string();
     assert!(err.contains("TEST_WALLET_PRIVATE_KEY"), "{err}");
+    // The pure-HTTP flow needs no keys and no chain: only the storage JWT.
+    let err = t.require(Purpose::Http).unwrap_err().to_string();
+    assert!(err.contains("PINATA_JWT"), "{err}");
+    for var in [
+        "VANA_LOAD_MNEMONIC",
+        "APP_PRIVATE_KEY",
+        "MOKSHA_DLP_ADDRESS",
+    ] {
+        assert!(!err.contains(var), "{var} is not needed for HTTP: {err}");
+    }
 }
 
 #[test]

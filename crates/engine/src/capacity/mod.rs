@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, LoadTestConfig};
-use crate::flow::{Flow, FlowResult, Progress, RpcCounts, StepDef};
+use crate::flow::{Flow, FlowResult, FlowScope, PrepareError, Progress, RpcCounts, StepDef};
 use crate::run::{EngineError, RunOptions};
 use crate::schema::AbortReason;
 
@@ -218,6 +218,15 @@ impl<F: Flow> Flow for Offset<F> {
 
     fn rpc(&self) -> Option<RpcCounts> {
         self.inner.rpc()
+    }
+
+    async fn prepare(&self, users: &[u64]) -> Result<(), PrepareError> {
+        let shifted: Vec<u64> = users.iter().map(|u| self.base + u).collect();
+        self.inner.prepare(&shifted).await
+    }
+
+    fn scope(&self) -> Option<FlowScope> {
+        self.inner.scope()
     }
 }
 

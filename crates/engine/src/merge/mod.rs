@@ -296,6 +296,7 @@ fn merged_run(
         updated_at: now,
         versions,
         steps: first.steps.clone(),
+        scope: first.scope.clone(),
         twin: first.twin.clone(),
         schedule_start_ms: Some(zero_ms),
         start_at: first.start_at.clone(),

@@ -253,6 +253,16 @@ impl RunData {
         })
     }
 
+    /// The line a report header gives a run that did not time the whole
+    /// journey (a component run), so its numbers are not read as a journey's.
+    pub fn partial_scope(&self) -> Option<&str> {
+        self.run
+            .scope
+            .as_ref()
+            .filter(|s| !s.whole)
+            .map(|s| s.description.as_str())
+    }
+
     /// Profile name (run.json, else config).
     pub fn profile(&self) -> String {
         if self.run.profile.is_empty() {

@@ -33,6 +33,9 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
         d.profile(),
         cell(&d.target())
     );
+    if let Some(scope) = d.partial_scope() {
+        let _ = writeln!(o, "**Scope**: {}\n", cell(scope));
+    }
     let _ = writeln!(o, "{}.\n", users_sentence(s));
     if let Some(why) = &s.verdict_reason {
         let _ = writeln!(

@@ -113,6 +113,9 @@ pub fn render(d: &RunData, color: bool) -> String {
         d.target(),
         d.run_id()
     );
+    if let Some(scope) = d.partial_scope() {
+        let _ = writeln!(o, "  scope: {scope}");
+    }
     if let Some(why) = &s.verdict_reason {
         let _ = writeln!(o, "  why: {why}");
     }

@@ -96,6 +96,8 @@ pub enum EngineError {
         "results directory {0} already holds a run (events.jsonl); choose another --out or resume it"
     )]
     NotEmpty(PathBuf),
+    #[error("preparing the users before the clock: {0}")]
+    Prepare(#[source] crate::flow::PrepareError),
     #[error("cannot serve Prometheus metrics on {addr}: {source}")]
     MetricsAddr {
         addr: SocketAddr,
@@ -364,11 +366,21 @@ pub async fn run<F: Flow>(
         updated_at: started_at.to_rfc3339(),
         versions,
         steps: steps.clone(),
+        scope: flow.scope(),
         twin: options.twin.clone(),
         start_at: options.start_at.map(|t| t.to_rfc3339()),
         shard: shard_info,
         ..Default::default()
     };
+    let sched = Arc::new(Schedule::from_config(&config));
+    let todo: Vec<u64> = match shard {
+        Some(s) => s.users(config.total_users).collect(),
+        None => (0..config.total_users).collect(),
+    };
+    let todo: Vec<u64> = todo.into_iter().filter(|u| !skip.contains(u)).collect();
+    // What the flow needs before the clock (a component run's earlier steps),
+    // for exactly the users this process will run; never measured.
+    flow.prepare(&todo).await.map_err(EngineError::Prepare)?;
     write_json(&out, "config.json", &config.redacted_json()).map_err(io_err(&out))?;
     write_json(&out, "run.json", &run_info).map_err(io_err(&out))?;
 
@@ -384,12 +396,6 @@ pub async fn run<F: Flow>(
         prom_task = Some(h);
     }
 
-    let sched = Arc::new(Schedule::from_config(&config));
-    let todo: Vec<u64> = match shard {
-        Some(s) => s.users(config.total_users).collect(),
-        None => (0..config.total_users).collect(),
-    };
-    let todo: Vec<u64> = todo.into_iter().filter(|u| !skip.contains(u)).collect();
     // A resumed run keeps the original time base: its first remaining user
     // starts now, at that user's offset in the schedule, so replayed and new
     // events share one clock.

@@ -162,6 +162,9 @@ fn header(d: &RunData) -> Markup {
                     " · time scale " (num(s.time_scale))
                 }
             }
+            @if let Some(scope) = d.partial_scope() {
+                div class="card warn" id="scope" { "Scope: " (scope) }
+            }
             @if let Some(why) = &s.verdict_reason {
                 div class="card warn" id="verdict-reason" { (why) }
             }
