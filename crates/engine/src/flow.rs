@@ -9,8 +9,12 @@
 //! the error. `Progress` is what lets the engine's own journey timeout keep the
 //! steps that had finished and charge the one that was running. A flow that
 //! talks to a node may count its JSON-RPC calls ([`Flow::rpc`]); the engine
-//! samples them every second for the RPC success rate.
+//! samples them every second for the RPC success rate. A flow may also count
+//! things of its own per journey ([`FlowResult::counts`], e.g. the queries it
+//! sent to one service): the engine sums each named count over the successful
+//! and the failed journeys and reports it per journey.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,6 +126,7 @@ impl Progress {
                 message,
             }),
             txs: Vec::new(),
+            counts: BTreeMap::new(),
         }
     }
 
@@ -140,6 +145,11 @@ pub struct FlowResult {
     pub error: Option<FlowError>,
     /// Transactions the journey sent (for throughput, gas and fee metrics).
     pub txs: Vec<TxSample>,
+    /// Named counts the flow kept for this journey (e.g. `subgraph_queries`).
+    /// The engine sums each over the successful and the failed journeys; a
+    /// journey that does not report a name counts 0 for it. A journey stopped
+    /// by the engine's journey timeout reports none.
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl FlowResult {
@@ -148,7 +158,14 @@ impl FlowResult {
             steps,
             error: None,
             txs: Vec::new(),
+            counts: BTreeMap::new(),
         }
+    }
+
+    /// This result with the count `name` set to `n`.
+    pub fn count(mut self, name: &'static str, n: u64) -> FlowResult {
+        self.counts.insert(name, n);
+        self
     }
 }
 

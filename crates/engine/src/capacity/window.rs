@@ -136,6 +136,7 @@ mod tests {
             message: None,
             steps: Vec::new(),
             txs: Vec::new(),
+            counts: Default::default(),
         }
     }
 

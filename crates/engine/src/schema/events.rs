@@ -1,5 +1,6 @@
 //! `events.jsonl`: one [`Event`] per line, the run's journal.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use schemars::JsonSchema;
@@ -95,6 +96,9 @@ pub struct Journey {
     pub steps: Vec<EventStep>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub txs: Vec<EventTx>,
+    /// The flow's named counts for this journey (see `summary.json`'s `counts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, u64>,
 }
 
 impl Journey {

@@ -93,6 +93,59 @@ pub struct Summary {
     /// JSON-RPC calls the flow made, by outcome (when the flow counts them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc: Option<RpcSummary>,
+    /// The flow's own per-journey counts, by name (e.g. `subgraph_queries`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, CountSummary>,
+}
+
+/// One of the flow's named per-journey counts, summed over the journeys that
+/// finished, the successful and the failed apart. A journey that did not
+/// report it counts 0.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(default)]
+pub struct CountSummary {
+    /// The successful journeys (the population of the `successful_*` figures).
+    pub successful_journeys: u64,
+    /// Summed over the successful journeys.
+    pub successful_total: u64,
+    /// `successful_total` ÷ `successful_journeys` (`None` without any).
+    pub per_successful_journey: Option<f64>,
+    /// The most one successful journey counted.
+    pub successful_max: u64,
+    /// The failed journeys (the population of the `failed_*` figures).
+    pub failed_journeys: u64,
+    /// Summed over the failed journeys.
+    pub failed_total: u64,
+    /// `failed_total` ÷ `failed_journeys` (`None` without any).
+    pub per_failed_journey: Option<f64>,
+}
+
+impl CountSummary {
+    /// `name` (`subgraph_queries`) in words: `subgraph queries`.
+    pub fn label(name: &str) -> String {
+        name.replace('_', " ")
+    }
+
+    /// One sentence, e.g. `subgraph queries: 3.1 per journey over the 60
+    /// successful journeys (at most 7 in one); 2.0 per journey over the 4
+    /// failed journeys`.
+    pub fn sentence(&self, name: &str) -> String {
+        let mut s = format!("{}: ", Self::label(name));
+        match self.per_successful_journey {
+            Some(v) => s.push_str(&format!(
+                "{v:.1} per journey over the {} successful journeys (at most {} in one)",
+                self.successful_journeys, self.successful_max
+            )),
+            None => s.push_str("no successful journey"),
+        }
+        if let Some(f) = self.per_failed_journey {
+            s.push_str(&format!(
+                "; {f:.1} per journey over the {} failed journeys",
+                self.failed_journeys
+            ));
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
