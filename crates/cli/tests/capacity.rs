@@ -94,6 +94,11 @@ fn a_small_smoke_search_reports_its_knee_and_writes_its_files() {
             assert!(text.contains("bottleneck at"), "{text}");
             let knee = v["knee"]["rate_per_s"].as_f64().unwrap();
             assert!((0.4..1.0).contains(&knee), "{knee}");
+            assert!(
+                text.contains("goodput past the knee: not run (--no-beyond)"),
+                "{text}"
+            );
+            assert!(text.contains("E2E p95"), "the knee's evidence: {text}");
         }
         "no_knee_below_max" | "below_from" => {
             assert_eq!(o.status.code(), Some(1), "{text}{err}");
@@ -104,6 +109,14 @@ fn a_small_smoke_search_reports_its_knee_and_writes_its_files() {
     let steps = v["steps"].as_array().unwrap();
     assert!(!steps.is_empty());
     for s in steps {
+        // Subgraph queries per successful journey, in every step's record:
+        // a few polls (each a `_meta` and a files query at most) while the
+        // indexer catches up with the registration.
+        if s["succeeded"].as_u64().unwrap() > 0 {
+            let q = &s["counts"]["subgraph_queries"];
+            let per = q["per_successful_journey"].as_f64().unwrap_or(0.0);
+            assert!(per > 0.0 && per <= 20.0, "{q}");
+        }
         for a in s["attempts"].as_array().unwrap() {
             assert_eq!(a["held_s"].as_f64(), Some(15.0));
             let d = out.join(a["dir"].as_str().unwrap());

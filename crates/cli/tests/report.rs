@@ -56,6 +56,7 @@ impl Flow for Fixed {
                 confirm: Duration::from_millis(self.register_ms),
                 block: 10 + user / 4,
             }],
+            counts: Default::default(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! writes a complete results directory (with `junit.xml` and the CSVs), fails
 //! the `completed` criterion, prints it with ✗ in the end-of-run summary and
 //! exits 1; its files validate against the JSON Schemas in `docs/schema/`,
-//! checked by ajv (an independent validator, from the pinned npm tools). The
+//! checked by ajv (an independent validator, from the pinned npm tools), and
+//! carry the journeys' subgraph queries per journey. The
 //! run is small (a smoke-sized twin run on 127.0.0.1) and bounded.
 
 use std::path::Path;
@@ -189,6 +190,24 @@ fn sigterm_mid_run_leaves_complete_results_and_fails_completed() {
         "{u}"
     );
     assert!(n("not_arrived") > 0, "stopped mid-run: {u}");
+    // Subgraph queries per journey: counted by the client, carried through
+    // the engine into summary.json and the end-of-run summary. On an idle
+    // twin a file is indexed within about a second: a few polls, each at most
+    // a `_meta` and a files query.
+    let q = &summary["counts"]["subgraph_queries"];
+    let per = q["per_successful_journey"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no subgraph queries per journey: {summary}"));
+    assert!(per > 0.0 && per <= 10.0, "{q}");
+    assert_eq!(q["successful_journeys"], u["succeeded"], "{q}");
+    let max = q["successful_max"].as_u64().unwrap();
+    assert!(max as f64 >= per && max <= 20, "{q}");
+    assert_eq!(
+        q["successful_total"].as_u64().unwrap() as f64,
+        (per * n("succeeded") as f64).round(),
+        "{q}"
+    );
+    assert!(stdout.contains("subgraph queries: "), "{stdout}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("local twin"), "the report names its target");
     assert!(!html.contains("rpc.moksha.vana.org"));

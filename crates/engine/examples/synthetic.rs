@@ -39,6 +39,7 @@ impl Flow for Synthetic {
                         message: "status failed".into(),
                     }),
                     txs: vec![],
+                    counts: Default::default(),
                 };
             }
             progress.end(StepSample::ok(name, d));

@@ -17,7 +17,13 @@
 //! run, before the schedule's time zero, so that work is never measured. A
 //! flow that times only part of what it models says so in [`Flow::scope`];
 //! `run.json` and every report header carry it.
+//!
+//! A flow may also count things of its own per journey
+//! ([`FlowResult::counts`], e.g. the queries it sent to one service): the
+//! engine sums each named count over the successful and the failed journeys
+//! and reports it per journey.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -146,6 +152,7 @@ impl Progress {
                 message,
             }),
             txs: Vec::new(),
+            counts: BTreeMap::new(),
         }
     }
 
@@ -164,6 +171,11 @@ pub struct FlowResult {
     pub error: Option<FlowError>,
     /// Transactions the journey sent (for throughput, gas and fee metrics).
     pub txs: Vec<TxSample>,
+    /// Named counts the flow kept for this journey (e.g. `subgraph_queries`).
+    /// The engine sums each over the successful and the failed journeys; a
+    /// journey that does not report a name counts 0 for it. A journey stopped
+    /// by the engine's journey timeout reports none.
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl FlowResult {
@@ -172,7 +184,14 @@ impl FlowResult {
             steps,
             error: None,
             txs: Vec::new(),
+            counts: BTreeMap::new(),
         }
+    }
+
+    /// This result with the count `name` set to `n`.
+    pub fn count(mut self, name: &'static str, n: u64) -> FlowResult {
+        self.counts.insert(name, n);
+        self
     }
 }
 

@@ -146,6 +146,7 @@ pub fn replay(dir: &Path, planned: u64) -> std::io::Result<JournalState> {
                             block: t.block,
                         })
                         .collect(),
+                    counts: j.counts.iter().map(|(k, v)| (leak(k), *v)).collect(),
                 };
                 r.finish(at_s, ms(j.duration_ms), &result);
             }

@@ -131,6 +131,24 @@ pub struct IntervalStats {
     pub txs: u64,
 }
 
+/// One of the flow's named per-journey counts ([`FlowResult::counts`]),
+/// summed over the successful and the failed journeys apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountStats {
+    pub successful_total: u64,
+    pub successful_max: u64,
+    pub failed_total: u64,
+}
+
+impl CountStats {
+    /// Adds another recorder's sums (shards being merged).
+    pub fn add(&mut self, other: &CountStats) {
+        self.successful_total += other.successful_total;
+        self.successful_max = self.successful_max.max(other.successful_max);
+        self.failed_total += other.failed_total;
+    }
+}
+
 /// First/last seen and a sample message of an error class.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorInfo {
@@ -170,6 +188,8 @@ pub struct Recorder {
     /// Failed journeys by the step that failed them.
     pub failures_by_step: BTreeMap<String, u64>,
     pub txs: BTreeMap<String, TxStats>,
+    /// The flow's named per-journey counts.
+    pub counts: BTreeMap<String, CountStats>,
     /// Submission → receipt of every transaction, all kinds together (`tx_confirm`).
     pub tx_confirm: Hist,
     /// Step name → the component it exercises (for `component.<name>`
@@ -220,6 +240,15 @@ impl Recorder {
         }
         for t in &r.txs {
             self.record_tx(t);
+        }
+        for (name, &n) in &r.counts {
+            let c = self.counts.entry(name.to_string()).or_default();
+            if r.error.is_none() {
+                c.successful_total += n;
+                c.successful_max = c.successful_max.max(n);
+            } else {
+                c.failed_total += n;
+            }
         }
         match &r.error {
             None => {

@@ -68,6 +68,7 @@ impl Flow for Bursts {
                     message: "boom".into(),
                 }),
                 txs: Vec::new(),
+                counts: Default::default(),
             };
         }
         let s = StepSample::ok("work", d);

@@ -1,9 +1,11 @@
-//! The capacity search on the paused clock, against a flow with a known
+//! The capacity search on the paused clock, against flows with a known
 //! service rate: `k` slots of fixed service time `s`, so the true knee is
-//! `k / s` journeys/s. Past it the flow's own queue grows and latency climbs.
+//! `k / s` journeys/s. Past it the flow's own queue grows and latency climbs;
+//! for [`Slots`] goodput holds there, for [`Thrashing`] it collapses.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +50,41 @@ impl Flow for Slots {
     }
 }
 
+/// A service that thrashes: a journey takes `base` while at most `k`
+/// journeys (itself included) are in flight when it starts, and
+/// `base × (n / k)²` when `n` are. Below `k / base` journeys/s nothing
+/// queues; past it every late journey slows the next ones down, the backlog
+/// runs away and goodput falls instead of holding.
+struct Thrashing {
+    k: u64,
+    base: Duration,
+    in_flight: Arc<AtomicU64>,
+}
+
+/// Leaves the in-flight count when the journey ends (or is dropped).
+struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Flow for Thrashing {
+    fn steps(&self) -> Vec<StepDef> {
+        defs(&["service"])
+    }
+
+    async fn run(&self, _user: u64, _p: &Progress) -> FlowResult {
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = InFlight(self.in_flight.clone());
+        let over = (n as f64 / self.k as f64).max(1.0);
+        let service = self.base.mul_f64(over * over);
+        tokio::time::sleep(service).await;
+        FlowResult::ok(vec![StepSample::ok("service", service)])
+    }
+}
+
 /// Records the user ranges it is asked to prepare.
 #[derive(Default)]
 struct Ranges(Mutex<Vec<Range<u64>>>);
@@ -76,6 +113,24 @@ fn profile() -> vana_load_engine::LoadTestConfig {
     c.p95_e2e_target_secs = 5.0;
     c.max_queue_wait_secs = 600.0;
     c
+}
+
+/// A search of `flow` with nothing to prepare, into `dir`.
+async fn search_without_setup<F: Flow>(
+    flow: Arc<F>,
+    s: &Settings,
+    dir: &std::path::Path,
+) -> CapacityResult {
+    search(
+        &profile(),
+        s,
+        flow,
+        &vana_load_engine::capacity::NoSetup,
+        &opts(dir),
+        dir.to_path_buf(),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -154,21 +209,51 @@ async fn finds_the_knee_of_a_known_service_rate_then_bisects_and_checks_goodput(
 }
 
 #[tokio::test(start_paused = true)]
+async fn finds_the_knee_of_a_thrashing_service_and_reports_goodput_collapsing_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 × 0.5 s: the true knee is 8 journeys/s; past it the service thrashes.
+    let flow = Arc::new(Thrashing {
+        k: 4,
+        base: Duration::from_millis(500),
+        in_flight: Arc::default(),
+    });
+    let r = search_without_setup(flow, &settings(), dir.path()).await;
+    assert_eq!(r.outcome, Outcome::KneeFound, "{}", r.text());
+    let k = r.knee.as_ref().unwrap();
+    // Within one bisection (the final resolution, (10-5)/2³) of the true knee.
+    let resolution = 5.0 / 8.0;
+    assert!(
+        k.rate_per_s <= 8.0 && k.first_bad_rate_per_s > 8.0,
+        "{}",
+        r.text()
+    );
+    assert!(8.0 - k.rate_per_s <= resolution, "{}", r.text());
+    assert!(r.steps[k.step].pass && !r.steps[k.first_bad_step].pass);
+    // At 1.5× the knee the backlog runs away: goodput collapses, and the
+    // check says so with the measured figures.
+    let b = r.beyond.as_ref().expect("the 1.5× step ran");
+    assert!((b.rate_per_s - 1.5 * k.rate_per_s).abs() < 1e-9);
+    assert!(!b.holds, "{}", r.text());
+    assert!(b.ratio < 0.9, "{}", r.text());
+    assert!(
+        (b.knee_goodput_per_s - r.steps[k.step].goodput_per_s).abs() < 1e-9
+            && (b.goodput_per_s - r.steps[b.step].goodput_per_s).abs() < 1e-9
+    );
+    let beyond_step = &r.steps[b.step];
+    assert_eq!(beyond_step.phase, StepPhase::Beyond);
+    assert!(!beyond_step.pass, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains("does NOT hold"), "{text}");
+    assert!(r.beyond_not_run.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn says_so_when_no_knee_is_below_the_maximum_rate() {
     let dir = tempfile::tempdir().unwrap();
     let flow = Arc::new(Slots::new(100, Duration::from_millis(100)));
     let mut s = settings();
     s.max_rate = 6.0;
-    let r = search(
-        &profile(),
-        &s,
-        flow,
-        &vana_load_engine::capacity::NoSetup,
-        &opts(dir.path()),
-        dir.path().to_path_buf(),
-    )
-    .await
-    .unwrap();
+    let r = search_without_setup(flow, &s, dir.path()).await;
     assert_eq!(
         r.outcome,
         Outcome::NoKneeBelowMax {

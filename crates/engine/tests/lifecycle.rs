@@ -117,6 +117,7 @@ async fn an_abort_starts_no_queued_arrival_and_records_each() {
                     message: "boom".into(),
                 }),
                 txs: vec![],
+                counts: Default::default(),
             }
         }
     }
@@ -200,6 +201,7 @@ async fn the_chain_error_rate_counts_every_failing_chain_step() {
                     message: String::new(),
                 }),
                 txs: vec![],
+                counts: Default::default(),
             }
         }
     }
@@ -236,6 +238,7 @@ async fn secrets_leave_messages_before_anything_is_written() {
                         .into(),
                 }),
                 txs: vec![],
+                counts: Default::default(),
             }
         }
     }

@@ -214,6 +214,7 @@ impl Flow for Mixed {
                     steps,
                     error: None,
                     txs,
+                    counts: Default::default(),
                 }
             }
             Some(c) => {
@@ -226,6 +227,7 @@ impl Flow for Mixed {
                         message: format!("synthetic {c}"),
                     }),
                     txs,
+                    counts: Default::default(),
                 }
             }
         }
@@ -525,6 +527,7 @@ impl Flow for AlwaysFails {
                 message: "503".into(),
             }),
             txs: vec![],
+            counts: Default::default(),
         }
     }
 }
@@ -639,6 +642,7 @@ async fn interrupted_run_resumes_from_the_journal() {
                         message: "x".into(),
                     }),
                     txs: vec![],
+                    counts: Default::default(),
                 };
             }
             FlowResult::ok(vec![StepSample::ok("claim", Duration::from_millis(500))])

@@ -60,6 +60,7 @@ impl Flow for Hashed {
                     message: "synthetic".into(),
                 }),
                 txs,
+                counts: Default::default(),
             };
         }
         steps.push(StepSample::ok("register", b));
@@ -67,6 +68,7 @@ impl Flow for Hashed {
             steps,
             error: None,
             txs,
+            counts: Default::default(),
         }
     }
 

@@ -211,6 +211,7 @@ fn all_register_failed(n: usize) -> Recorder {
                 message: String::new(),
             }),
             txs: vec![],
+            counts: Default::default(),
         };
         r.finish(1.0, Duration::from_secs(3), &f);
     }
@@ -355,6 +356,7 @@ fn by_component() -> Recorder {
             ],
             error: None,
             txs: vec![tx(2000 + i), tx(8000 + i)],
+            counts: Default::default(),
         };
         r.finish(1.0, Duration::from_secs(2), &f);
     }

@@ -9,7 +9,7 @@ use engine::{
     StepSample,
 };
 
-use super::run::data_size;
+use super::run::{SUBGRAPH_QUERIES, data_size};
 
 /// The HTTP flow of a run.
 pub struct HttpFlow {
@@ -79,6 +79,11 @@ impl Flow for HttpFlow {
             steps: results.iter().map(sample).collect(),
             error,
             txs: Vec::new(),
+            // One GraphQL query per flow that reached its query step.
+            counts: std::collections::BTreeMap::from([(
+                SUBGRAPH_QUERIES,
+                results.iter().filter(|r| r.step == HttpStep::Query).count() as u64,
+            )]),
         }
     }
 

@@ -17,7 +17,8 @@
 //! `VANA_LOAD_LIVE`); the flag wins over its variable.
 //!
 //! The flow hands the engine the client's JSON-RPC counts, for the RPC
-//! success rate.
+//! success rate, and each journey's count of subgraph queries
+//! ([`SUBGRAPH_QUERIES`]), which the reports show per journey.
 //!
 //! `--steps` times only some steps of the journey (component mode: each
 //! user's earlier steps are prepared before the clock, by the engine's
@@ -27,6 +28,7 @@
 //! Exit codes: 0 when every criterion passed, 1 when a threshold failed,
 //! 2 on a usage or setup error.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -352,6 +354,10 @@ impl Flow for JourneyFlow {
     }
 }
 
+/// The name of the journey's count of GraphQL queries sent to the subgraph
+/// (`_meta` answers served from the client's shared cache are not queries).
+pub const SUBGRAPH_QUERIES: &str = "subgraph_queries";
+
 /// Transaction kinds as the engine's static names.
 fn tx_kind(kind: &str) -> &'static str {
     const KINDS: [&str; 6] = [
@@ -405,7 +411,12 @@ fn to_flow_result(report: &JourneyReport, expected: &[Step]) -> FlowResult {
             block: t.block,
         })
         .collect();
-    FlowResult { steps, error, txs }
+    FlowResult {
+        steps,
+        error,
+        txs,
+        counts: BTreeMap::from([(SUBGRAPH_QUERIES, report.subgraph_queries)]),
+    }
 }
 
 #[cfg(test)]

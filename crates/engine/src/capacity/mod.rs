@@ -7,27 +7,35 @@
 //! 2. **Hold.** Each step is one ordinary engine run ([`crate::run`]) of a
 //!    constant-rate schedule (no ramps) in its own subdirectory, so it has
 //!    every normal file. It is held `hold` seconds; if its two judged windows
-//!    disagree ([`window`]), it is run again with twice the hold, up to
-//!    `max_hold` — only while instability is all that fails it (a step that
-//!    fails another criterion fails at any hold). Every attempt is kept and
-//!    reported with its hold.
+//!    disagree ([`window`]), or its goodput falls short within counting
+//!    noise, it is run again with twice the hold, up to `max_hold` — only
+//!    while that is all that fails it (a step that fails another criterion
+//!    fails at any hold; one still undecided at `max_hold` fails). Every
+//!    attempt is kept and reported with its hold.
 //! 3. **Judge.** A step passes when the engine's verdict is PASS (p95 below
 //!    the profile's target, errors within budget, every threshold, schedule lag
 //!    within `maxScheduleLagMs`), its windows are stable, and the goodput of
-//!    its judged windows is ≥ 95 % of the arrival rate (allowing one journey
-//!    of counting granularity).
+//!    its judged windows is ≥ 95 % of the arrival rate. A shortfall within
+//!    the windows' counting noise ([`window`]) is undecided, not failed.
 //! 4. **Bisect** between the last good and the first bad rate, `bisections`
 //!    times.
 //! 5. **Beyond the knee.** One step at 1.5× the knee; goodput holds when its
-//!    goodput is ≥ 90 % of the knee step's.
+//!    goodput is ≥ 90 % of the knee step's. When it is not run (`--no-beyond`,
+//!    above `max_rate`, interrupted) the result says why instead.
 //!
 //! Each step's users are new wallets: the user index continues across steps
 //! ([`Offset`]), and [`StepSetup::prepare`] is called with each step's range
 //! before its clock starts (the CLI funds the wallets there).
 //!
+//! The knee's evidence ([`evidence`]) compares the knee's step with the
+//! first failing one: the journey's p95, errors and goodput, the journey step
+//! that degraded most, the concurrency cap, and the machine's CPU.
+//!
 //! Every number in the result is measured; the knee is a rate that was run.
 
+pub mod evidence;
 pub mod output;
+pub mod render;
 pub mod window;
 
 use std::future::Future;
@@ -77,10 +85,10 @@ impl Default for Settings {
         Settings {
             from: 1.0,
             step: 2.0,
-            hold_secs: 30.0,
-            max_hold_secs: 120.0,
+            hold_secs: 20.0,
+            max_hold_secs: 80.0,
             max_rate: 200.0,
-            bisections: 3,
+            bisections: 2,
             check_beyond: true,
         }
     }
@@ -311,10 +319,10 @@ impl<F: Flow, S: StepSetup> Search<'_, F, S> {
                 break;
             }
             rec.judge();
-            // A longer hold is tried only when instability is the one thing
-            // that fails the step: otherwise it fails at any hold.
-            let only_unstable = rec.failed_criteria == ["stable"];
-            if !only_unstable || hold * 2.0 > self.settings.max_hold_secs + 1e-9 {
+            // A longer hold is tried only when instability, or a goodput
+            // shortfall within noise, is all that fails the step: otherwise
+            // it fails at any hold.
+            if !rec.undecided() || hold * 2.0 > self.settings.max_hold_secs + 1e-9 {
                 break;
             }
             hold *= 2.0;
@@ -322,6 +330,27 @@ impl<F: Flow, S: StepSetup> Search<'_, F, S> {
         eprintln!("{}", rec.line());
         self.steps.push(rec);
         Ok(index)
+    }
+
+    /// The goodput check at 1.5× the knee step `g`, or why it was not run.
+    async fn beyond(&mut self, g: usize) -> Result<Result<BeyondKnee, String>, CapacityError> {
+        let rate = self.steps[g].rate_per_s * BEYOND_FACTOR;
+        let max = self.settings.max_rate;
+        let why = if !self.settings.check_beyond {
+            "not run (--no-beyond)".to_string()
+        } else if rate > max * (1.0 + 1e-9) {
+            format!("not run: {BEYOND_FACTOR}× the knee is {rate:.2}/s, above --max-rate {max}/s")
+        } else if self.interrupted.is_some() {
+            "not run: the search was interrupted".to_string()
+        } else {
+            let knee_goodput = self.steps[g].goodput_per_s;
+            let i = self.measure(rate, StepPhase::Beyond).await?;
+            if self.interrupted.is_none() {
+                return Ok(Ok(BeyondKnee::of(&self.steps[i], knee_goodput)));
+            }
+            format!("interrupted during its step at {rate:.2}/s: not judged")
+        };
+        Ok(Err(why))
     }
 
     fn passed(&self, i: usize) -> bool {
@@ -397,16 +426,13 @@ pub async fn search<F: Flow, S: StepSetup>(
         bad = Some(b);
     }
     // Beyond the knee.
-    let mut beyond = None;
-    if let (Some(g), Some(_), true, None) = (good, bad, settings.check_beyond, &s.interrupted) {
-        let knee_goodput = s.steps[g].goodput_per_s;
-        let rate = s.steps[g].rate_per_s * BEYOND_FACTOR;
-        let i = s.measure(rate, StepPhase::Beyond).await?;
-        beyond = Some(BeyondKnee::of(&s.steps[i], knee_goodput));
-    }
+    let beyond = match (good, bad) {
+        (Some(g), Some(_)) => Some(s.beyond(g).await?),
+        _ => None,
+    };
     let result =
         CapacityResult::assemble(base, settings, s.steps, good, bad, beyond, s.interrupted);
-    output::write(&out, &result).map_err(|source| CapacityError::Io {
+    render::write(&out, &result).map_err(|source| CapacityError::Io {
         path: out.clone(),
         source,
     })?;

@@ -215,6 +215,9 @@ pub(crate) fn absorb(a: &mut Recorder, b: &Recorder) -> Result<(), MergeError> {
         x.fee_wei_total += t.fee_wei_total;
         add_all(&mut x.confirm, &t.confirm)?;
     }
+    for (name, c) in &b.counts {
+        a.counts.entry(name.clone()).or_default().add(c);
+    }
     // Shards share the chain: their transactions in one block add up.
     for (block, n) in &b.tx_per_block {
         *a.tx_per_block.entry(*block).or_default() += n;

@@ -53,6 +53,9 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             .map_or("–".into(), |v| format!("{} ms", num(v))),
         s.e2e_population
     );
+    for (name, c) in &s.counts {
+        let _ = writeln!(o, "{}.\n", cell(&c.sentence(name)));
+    }
     if let Some(line) = super::shards::shard_sentence(d) {
         let _ = writeln!(o, "{}.\n", cell(&line));
     }

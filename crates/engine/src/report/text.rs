@@ -1,6 +1,7 @@
 //! The end-of-run summary for a terminal, in k6's manner: the verdict and why,
 //! every criterion and threshold with ✓/✗, its measured value and its limit,
-//! the users and end-to-end latency, the step table in the flow's order, the
+//! the users and end-to-end latency, the flow's own counts per journey (each
+//! over the journeys it names), the step table in the flow's order, the
 //! bottleneck sentence and where the results are. `vana-load run` prints it
 //! when a run ends and `vana-load report DIR` when it re-renders a directory;
 //! the Markdown summary ([`super::markdown`]) shows the same content.
@@ -170,6 +171,9 @@ pub fn render(d: &RunData, color: bool) -> String {
         oms(s.e2e_ms.max),
         s.e2e_population
     );
+    for (name, c) in &s.counts {
+        let _ = writeln!(o, "  {}  {}", paint.head("COUNT"), c.sentence(name));
+    }
 
     let order = d.step_order();
     if !order.is_empty() {

@@ -241,5 +241,6 @@ fn journey_of<F: Flow>(
                 block: t.block,
             })
             .collect(),
+        counts: r.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     }
 }

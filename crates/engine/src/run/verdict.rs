@@ -13,12 +13,12 @@ use serde_json::json;
 
 use crate::breaker::BreakerReport;
 use crate::config::{LoadTestConfig, ResolvedStep};
-use crate::metrics::{Hist, Recorder};
+use crate::metrics::{CountStats, Hist, Recorder};
 use crate::schedule::Schedule;
 use crate::schema::{
-    AbortReason, AiMetrics, BlockchainMetrics, Criterion, Details, E2e, EndToEndMetrics,
-    LoadTestMetrics, Rates, SCHEMA_VERSION, ScheduleInfo, ScheduleLag, StepSummary, StorageMetrics,
-    Summary, Throughput, TxKindMetrics, Users, Verdict,
+    AbortReason, AiMetrics, BlockchainMetrics, CountSummary, Criterion, Details, E2e,
+    EndToEndMetrics, LoadTestMetrics, Rates, SCHEMA_VERSION, ScheduleInfo, ScheduleLag,
+    StepSummary, StorageMetrics, Summary, Throughput, TxKindMetrics, Users, Verdict,
 };
 use crate::threshold::{MetricView, Threshold, ThresholdResult};
 
@@ -167,6 +167,25 @@ pub fn summarize(r: &Recorder, cfg: &LoadTestConfig) -> Summary {
         bottleneck: None,
         alerts: BTreeMap::new(),
         rpc: None,
+        counts: r
+            .counts
+            .iter()
+            .map(|(name, c)| (name.clone(), count_summary(c, r)))
+            .collect(),
+    }
+}
+
+/// A named count over the journeys that finished, successful and failed apart.
+fn count_summary(c: &CountStats, r: &Recorder) -> CountSummary {
+    let per = |total: u64, n: u64| (n > 0).then(|| total as f64 / n as f64);
+    CountSummary {
+        successful_journeys: r.succeeded,
+        successful_total: c.successful_total,
+        per_successful_journey: per(c.successful_total, r.succeeded),
+        successful_max: c.successful_max,
+        failed_journeys: r.failed,
+        failed_total: c.failed_total,
+        per_failed_journey: per(c.failed_total, r.failed),
     }
 }
 

@@ -132,6 +132,7 @@ impl Flow for SynFlow {
                         message: "TEE did not answer; request had Authorization: Bearer s3cr3t-token-value".into(),
                     }),
                     txs,
+                    counts: Default::default(),
                 };
             }
             steps.push(StepSample::ok(name, t.elapsed()));
@@ -140,6 +141,7 @@ impl Flow for SynFlow {
             steps,
             error: None,
             txs,
+            counts: Default::default(),
         }
     }
 }

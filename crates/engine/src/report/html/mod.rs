@@ -358,6 +358,9 @@ fn steps(d: &RunData) -> Markup {
                             }
                         }
                     }
+                    @for (name, c) in &d.summary.counts {
+                        p class="note" id={ "count-" (name) } { (c.sentence(name)) "." }
+                    }
                 }
             }
             h3 { "Latency histogram per step (successful samples)" }
