@@ -5,8 +5,16 @@
 //! engine's convention: 0 pass, 1 thresholds failed, 2 usage or setup error.
 //! With no subcommand it prints its help and exits 0 (a load test starts only
 //! when asked: `vana-load run`).
+//!
+//! The process allocates with mimalloc: a load run is the client and every
+//! twin service in one process, allocating small buffers on every request
+//! from many threads, and glibc's malloc/free took about 4 % of its CPU
+//! (BENCHMARKS.md, "Twice as fast per core").
 
 mod cmd;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 

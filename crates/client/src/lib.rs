@@ -7,6 +7,8 @@
 //! - [`wallets`]: HD-derived user wallets and their batch funding.
 //! - [`errors`]: the error taxonomy and the bounded retry policy.
 //! - [`steps`]: the eleven step names and their deadlines.
+//! - [`cpu`]: the users' heavy CPU work on a low-priority pool (so that, on
+//!   one host with the twin, the network's work runs first).
 //! - [`chain`]: providers, locally signed transactions, the shared receipt follower.
 //! - [`services`]: storage, relayer, personal server, subgraph and TEE clients.
 //! - [`context`]: a run's shared clients, keys and static facts.
@@ -22,6 +24,7 @@
 pub mod chain;
 pub mod component;
 pub mod context;
+pub mod cpu;
 pub mod data;
 pub mod errors;
 pub mod journey;

@@ -329,7 +329,8 @@ async fn run_step(
         Step::Encrypt => {
             let signer = st.signer.clone();
             let data = std::mem::take(&mut st.data);
-            let (key, enc, data) = tokio::task::spawn_blocking(move || {
+            // On the users' low-priority pool: see `crate::cpu`.
+            let (key, enc, data) = crate::cpu::run(move || {
                 let key = protocol::crypto::user_key(&signer)
                     .map_err(|e| JourneyError::crypto(format!("K: {e}")))?;
                 let enc = protocol::crypto::encrypt_with_password(&data, key.as_str())

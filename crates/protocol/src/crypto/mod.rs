@@ -13,6 +13,7 @@
 
 pub mod ecies;
 pub mod openpgp;
+pub mod s2k;
 pub mod server_key;
 pub mod user_key;
 

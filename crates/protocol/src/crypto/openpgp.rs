@@ -13,16 +13,24 @@
 //!
 //! [`decrypt_with_password`] accepts any password-encrypted message with a
 //! SEIPD v1 or v2 body (so also gpg's default output, which is compressed and
-//! may omit the encrypted session key). All packet work is done by rPGP.
+//! may omit the encrypted session key). All packet work is done by rPGP; the
+//! S2K of a v4 SKESK with SHA-256 and AES-256 (ours, openpgp.js's) is derived
+//! by [`super::s2k`] instead of rPGP's slower loop (same key), any other
+//! SKESK by rPGP.
 
 use std::io::Read;
 
 use pgp::{
-    composed::{Esk, Message, MessageBuilder},
+    composed::{Esk, Message, MessageBuilder, PlainSessionKey, RawSessionKey},
     crypto::{hash::HashAlgorithm, sym::SymmetricKeyAlgorithm},
     errors::Error as PgpError,
-    types::{Password, StringToKey},
+    packet::{PacketHeader, PacketTrait, SymKeyEncryptedSessionKey},
+    ser::Serialize,
+    types::{Password, StringToKey, Tag},
 };
+use rand::RngCore;
+
+use super::s2k;
 
 /// Symmetric algorithm of both packets: AES-256 (OpenPGP id 9).
 pub const SYM_ALGORITHM: SymmetricKeyAlgorithm = SymmetricKeyAlgorithm::AES256;
@@ -59,15 +67,89 @@ pub enum OpenPgpError {
 /// Cost: one S2K (16 MiB of SHA-256) plus AES-256-CFB and SHA-1 over the data.
 pub fn encrypt_with_password(plaintext: &[u8], password: &str) -> Result<Vec<u8>, OpenPgpError> {
     let mut rng = rand::thread_rng();
-    let mut builder =
+    let builder =
         MessageBuilder::from_bytes("", plaintext.to_vec()).seipd_v1(&mut rng, SYM_ALGORITHM);
-    let s2k = StringToKey::new_iterated(&mut rng, S2K_HASH, S2K_COUNT);
+    let mut salt = [0u8; 8];
+    rng.fill_bytes(&mut salt);
+    let key = s2k::iterated_salted_sha256(&salt, password.as_bytes(), S2K_COUNT);
+    let skesk = skesk_v4(&key, salt, builder.session_key()).map_err(encrypt_error)?;
+    let mut out = Vec::with_capacity(plaintext.len() + 128);
+    skesk
+        .to_writer_with_header(&mut out)
+        .map_err(encrypt_error)?;
     builder
-        .encrypt_with_password(s2k, &Password::from(password))
-        .map_err(|e| OpenPgpError::Encrypt(e.to_string()))?;
-    builder
-        .to_vec(&mut rng)
-        .map_err(|e| OpenPgpError::Encrypt(e.to_string()))
+        .to_writer(&mut rng, &mut out)
+        .map_err(encrypt_error)?;
+    Ok(out)
+}
+
+/// The SKESK v4 packet carrying `session_key` under the S2K key `key`, as
+/// rPGP's `SymKeyEncryptedSessionKey::encrypt_v4` builds it from a password
+/// (algorithm octet and session key, AES-256-CFB with a zero IV), but with
+/// the key already derived by [`s2k`].
+fn skesk_v4(
+    key: &[u8; 32],
+    salt: [u8; 8],
+    session_key: &RawSessionKey,
+) -> Result<SymKeyEncryptedSessionKey, PgpError> {
+    let s2k = StringToKey::IteratedAndSalted {
+        hash_alg: S2K_HASH,
+        salt,
+        count: S2K_COUNT,
+    };
+    let mut encrypted_key = Vec::with_capacity(1 + session_key.len());
+    encrypted_key.push(u8::from(SYM_ALGORITHM));
+    encrypted_key.extend_from_slice(session_key.as_ref());
+    let iv = vec![0u8; SYM_ALGORITHM.block_size()];
+    SYM_ALGORITHM.encrypt_with_iv_regular(key, &iv, &mut encrypted_key)?;
+    // Version, algorithm, S2K specifier, encrypted key.
+    let len = 2 + s2k.write_len() + encrypted_key.len();
+    Ok(SymKeyEncryptedSessionKey::V4 {
+        packet_header: PacketHeader::new_fixed(Tag::SymKeyEncryptedSessionKey, len as u32),
+        sym_algorithm: SYM_ALGORITHM,
+        s2k,
+        encrypted_key: encrypted_key.into(),
+    })
+}
+
+fn encrypt_error(e: PgpError) -> OpenPgpError {
+    OpenPgpError::Encrypt(e.to_string())
+}
+
+/// The session key of a message with exactly one SKESK that [`s2k`] can
+/// derive (v4, iterated and salted SHA-256, AES-256); `None` for any other
+/// message, which rPGP then opens from the password.
+fn fast_session_key(esks: &[Esk], password: &str) -> Option<Result<PlainSessionKey, PgpError>> {
+    let [Esk::SymKeyEncryptedSessionKey(packet)] = esks else {
+        return None;
+    };
+    let SymKeyEncryptedSessionKey::V4 {
+        sym_algorithm,
+        s2k:
+            StringToKey::IteratedAndSalted {
+                hash_alg: s2k::HASH,
+                salt,
+                count,
+            },
+        encrypted_key,
+        ..
+    } = packet
+    else {
+        return None;
+    };
+    if *sym_algorithm != SYM_ALGORITHM {
+        return None;
+    }
+    let key = s2k::iterated_salted_sha256(salt, password.as_bytes(), *count);
+    Some(if encrypted_key.is_empty() {
+        // No encrypted session key: the S2K key is the session key.
+        Ok(PlainSessionKey::V3_4 {
+            sym_alg: *sym_algorithm,
+            key: RawSessionKey::from(&key[..]),
+        })
+    } else {
+        packet.decrypt(key)
+    })
 }
 
 /// Decrypts a binary password-encrypted OpenPGP message and returns the
@@ -94,9 +176,15 @@ pub fn decrypt_with_password(ciphertext: &[u8], password: &str) -> Result<Vec<u8
             return Err(OpenPgpError::NotPasswordEncrypted("a signed message"));
         }
     }
-    let mut msg = msg
-        .decrypt_with_password(&Password::from(password))
-        .map_err(after_decrypt)?;
+    let fast = match &msg {
+        Message::Encrypted { esk, .. } => fast_session_key(esk, password),
+        _ => None,
+    };
+    let mut msg = match fast {
+        Some(session_key) => session_key.and_then(|k| msg.decrypt_with_session_key(k)),
+        None => msg.decrypt_with_password(&Password::from(password)),
+    }
+    .map_err(after_decrypt)?;
     while msg.is_compressed() {
         msg = msg.decompress().map_err(after_decrypt)?;
     }
@@ -168,6 +256,69 @@ mod tests {
             assert!(ct.len() > data.len());
             assert_eq!(decrypt_with_password(&ct, K).unwrap(), data, "size {size}");
         }
+    }
+
+    #[test]
+    fn rpgps_own_password_path_opens_our_output() {
+        let ct = encrypt_with_password(b"file body", K).unwrap();
+        let msg = Message::from_bytes(&ct[..]).unwrap();
+        let Message::Encrypted { esk, .. } = &msg else {
+            panic!("not an encrypted message")
+        };
+        let [Esk::SymKeyEncryptedSessionKey(SymKeyEncryptedSessionKey::V4 { s2k, .. })] = &esk[..]
+        else {
+            panic!("expected one SKESK v4, got {esk:?}")
+        };
+        assert!(
+            matches!(s2k, StringToKey::IteratedAndSalted { hash_alg, count, .. }
+                if *hash_alg == S2K_HASH && *count == S2K_COUNT),
+            "{s2k:?}"
+        );
+        let mut plain = msg
+            .decrypt_with_password(&Password::from(K))
+            .expect("rPGP derives the same key");
+        let mut out = Vec::new();
+        plain.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"file body");
+    }
+
+    #[test]
+    fn the_fast_path_opens_rpgps_own_output_with_and_without_an_encrypted_session_key() {
+        let mut rng = rand::thread_rng();
+        let s2k = StringToKey::new_iterated(&mut rng, S2K_HASH, S2K_COUNT);
+        let mut builder =
+            MessageBuilder::from_bytes("", b"from rPGP".to_vec()).seipd_v1(&mut rng, SYM_ALGORITHM);
+        builder
+            .encrypt_with_password(s2k.clone(), &Password::from(K))
+            .unwrap();
+        let ct = builder.to_vec(&mut rng).unwrap();
+        let msg = Message::from_bytes(&ct[..]).unwrap();
+        let Message::Encrypted { esk, .. } = &msg else {
+            panic!("not an encrypted message")
+        };
+        assert!(fast_session_key(esk, K).is_some_and(|k| k.is_ok()));
+        assert_eq!(decrypt_with_password(&ct, K).unwrap(), b"from rPGP");
+
+        // The S2K key itself as the session key (gpg may write no ESK).
+        let StringToKey::IteratedAndSalted { salt, .. } = s2k else {
+            unreachable!()
+        };
+        let key = s2k::iterated_salted_sha256(&salt, K.as_bytes(), S2K_COUNT);
+        let mut builder =
+            MessageBuilder::from_bytes("", b"no esk".to_vec()).seipd_v1(&mut rng, SYM_ALGORITHM);
+        builder.set_session_key(RawSessionKey::from(&key[..])).unwrap();
+        let skesk = SymKeyEncryptedSessionKey::V4 {
+            packet_header: PacketHeader::new_fixed(Tag::SymKeyEncryptedSessionKey, 13),
+            sym_algorithm: SYM_ALGORITHM,
+            s2k: s2k.clone(),
+            encrypted_key: Vec::new().into(),
+        };
+        let mut ct = Vec::new();
+        skesk.to_writer_with_header(&mut ct).unwrap();
+        builder.to_writer(&mut rng, &mut ct).unwrap();
+        assert_eq!(decrypt_with_password(&ct, K).unwrap(), b"no esk");
+        let err = decrypt_with_password(&ct, &K.replace("0x4f", "0x4e")).unwrap_err();
+        assert!(matches!(err, OpenPgpError::WrongPassword(_)), "{err:?}");
     }
 
     #[test]
