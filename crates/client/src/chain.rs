@@ -1,28 +1,33 @@
 //! The chain side of the client: one provider per RPC endpoint, locally
 //! signed transactions, and receipts delivered from one shared new-block
-//! stream (a single task follows the head and fetches each block's receipts;
-//! nobody polls per transaction). Every JSON-RPC call the providers make is
+//! stream ([`ReceiptHub`]). Every JSON-RPC call the providers make is
 //! counted by outcome in one [`RpcStats`] ([`Chain::rpc_stats`]).
+//!
+//! What every user would otherwise ask the node again is shared by all
+//! journeys on one [`Chain`]: the EIP-1559 fee estimate, made once per block
+//! the receipt hub has seen (any client at that block would compute the same
+//! one), and whether the node keeps past states ([`History`]).
 
-use futures::StreamExt;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockId;
+use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use protocol::rpc::RpcStats;
+use protocol::rpc::{History, RpcStats};
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ErrorKind, JourneyError, RetryPolicy};
 use crate::target::Target;
+
+mod receipts;
+pub use receipts::{ReceiptHub, Waiter};
 
 /// One transaction the journey sent or had relayed, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,149 +46,6 @@ pub struct TxRecord {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
-}
-
-type Waiters = HashMap<B256, Vec<oneshot::Sender<TransactionReceipt>>>;
-
-fn deliver(waiters: &Mutex<Waiters>, receipts: Vec<TransactionReceipt>) {
-    let mut w = waiters.lock().expect("poisoned");
-    for r in receipts {
-        if let Some(senders) = w.remove(&r.transaction_hash) {
-            for s in senders {
-                let _ = s.send(r.clone());
-            }
-        }
-    }
-}
-
-/// Blocks whose receipts the hub fetches at once.
-const RECEIPT_FETCH_CONCURRENCY: usize = 16;
-
-/// Delivers receipts to whoever waits for a transaction hash, from one task
-/// that follows new blocks on one endpoint.
-#[derive(Clone)]
-pub struct ReceiptHub {
-    waiters: Arc<Mutex<Waiters>>,
-    head: watch::Receiver<u64>,
-    provider: DynProvider,
-}
-
-impl ReceiptHub {
-    /// Starts following the head of `provider`, polling every `interval`,
-    /// until `stop` is cancelled.
-    pub async fn start(
-        provider: DynProvider,
-        interval: Duration,
-        stop: CancellationToken,
-    ) -> Result<Self, JourneyError> {
-        let start = provider
-            .get_block_number()
-            .await
-            .map_err(|e| JourneyError::from_transport(&e))?;
-        let (tx, rx) = watch::channel(start);
-        let waiters: Arc<Mutex<Waiters>> = Arc::default();
-        let hub = ReceiptHub {
-            waiters: waiters.clone(),
-            head: rx,
-            provider: provider.clone(),
-        };
-        tokio::spawn(async move {
-            let mut last = start;
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(interval) => {}
-                }
-                let Ok(n) = provider.get_block_number().await else {
-                    continue;
-                };
-                // Blocks are fetched concurrently (an automining node makes one
-                // block per transaction, faster than one round trip each) and
-                // handled in order; a block not served yet ends this tick.
-                let mut blocks = futures::stream::iter(last + 1..=n)
-                    .map(|b| {
-                        let provider = provider.clone();
-                        let any_waiting = !waiters.lock().expect("poisoned").is_empty();
-                        async move {
-                            let receipts = if any_waiting {
-                                Some(provider.get_block_receipts(BlockId::number(b)).await)
-                            } else {
-                                None
-                            };
-                            (b, receipts)
-                        }
-                    })
-                    .buffered(RECEIPT_FETCH_CONCURRENCY);
-                while let Some((next, receipts)) = blocks.next().await {
-                    match receipts {
-                        None => {}
-                        Some(Ok(Some(receipts))) => deliver(&waiters, receipts),
-                        // Not served yet: retry this block on the next tick.
-                        Some(Ok(None)) => break,
-                        // A node without eth_getBlockReceipts: ask for the
-                        // waited-for receipts one by one instead.
-                        Some(Err(_)) => {
-                            let hashes: Vec<B256> =
-                                waiters.lock().expect("poisoned").keys().copied().collect();
-                            let mut found = Vec::new();
-                            for h in hashes {
-                                if let Ok(Some(r)) = provider.get_transaction_receipt(h).await {
-                                    found.push(r);
-                                }
-                            }
-                            deliver(&waiters, found);
-                        }
-                    }
-                    last = next;
-                    let _ = tx.send(last);
-                }
-            }
-        });
-        Ok(hub)
-    }
-
-    /// The latest block number the hub has processed.
-    pub fn head(&self) -> u64 {
-        *self.head.borrow()
-    }
-
-    /// A receiver that changes on every new block.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.head.clone()
-    }
-
-    /// The receipt of `hash`, from the block stream (or directly, if it was
-    /// mined before the wait began), within `limit`.
-    pub async fn wait(
-        &self,
-        hash: B256,
-        limit: Duration,
-    ) -> Result<TransactionReceipt, JourneyError> {
-        let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .expect("poisoned")
-            .entry(hash)
-            .or_default()
-            .push(tx);
-        // Close the race with a transaction mined before we registered.
-        if let Ok(Some(r)) = self.provider.get_transaction_receipt(hash).await {
-            self.waiters.lock().expect("poisoned").remove(&hash);
-            return Ok(r);
-        }
-        match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(JourneyError::rpc(format!(
-                "receipt stream stopped while waiting for {hash}"
-            ))),
-            Err(_) => {
-                self.waiters.lock().expect("poisoned").remove(&hash);
-                Err(JourneyError::timeout(format!(
-                    "transaction {hash} not mined within {limit:?}"
-                )))
-            }
-        }
-    }
 }
 
 /// A contract call to send: what it is (for the report), where, data, value.
@@ -219,6 +81,11 @@ pub struct Chain {
     pub receipts: ReceiptHub,
     retry: RetryPolicy,
     rpc_stats: RpcStats,
+    /// Whether the node keeps past states, learnt by the first read at a
+    /// past block and shared by every journey.
+    pub history: History,
+    /// The last fee estimate, with the hub head it was made at.
+    fees: Arc<Mutex<Option<(u64, Eip1559Estimation)>>>,
 }
 
 impl Chain {
@@ -251,6 +118,8 @@ impl Chain {
             receipts,
             retry: RetryPolicy::default(),
             rpc_stats,
+            history: History::new(),
+            fees: Arc::default(),
         })
     }
 
@@ -312,7 +181,7 @@ impl Chain {
         // A nonce race or a failure before signing signs afresh; a send
         // with no answer re-sends the same bytes (below), so a transaction
         // that did reach the node is never doubled by a second nonce.
-        let (hash, sent_at) = self
+        let (waiter, sent_at) = self
             .retry
             .run(|_| {
                 let wallet = wallet.clone();
@@ -337,10 +206,7 @@ impl Chain {
                                     .pending()
                                     .await
                                     .map_err(|e| JourneyError::from_transport(&e))?;
-                                let fees = p
-                                    .estimate_eip1559_fees()
-                                    .await
-                                    .map_err(|e| JourneyError::from_transport(&e))?;
+                                let fees = self.fees(&p).await?;
                                 let tx = call
                                     .with_nonce(nonce)
                                     .with_chain_id(self.chain_id)
@@ -355,13 +221,19 @@ impl Chain {
                             }
                         })
                         .await?;
+                    // The hash is known before the broadcast: waiting for it
+                    // from here on misses no block, so no receipt is asked
+                    // for. A hash given up for a fresh signature drops its
+                    // waiter.
+                    let waiter = self.receipts.watch(hash);
                     let sent_at = self.broadcast(user, hash, &raw).await?;
-                    Ok((hash, sent_at))
+                    Ok((waiter, sent_at))
                 }
             })
             .await
             .map_err(|e| JourneyError::new(e.kind, format!("{kind}: {}", e.message)))?;
-        let receipt = self.receipts.wait(hash, limit).await?;
+        let hash = waiter.hash();
+        let receipt = waiter.receipt(limit).await?;
         let record = record(kind, &receipt, sent_at.elapsed());
         if !receipt.status() {
             let name = self
@@ -373,6 +245,28 @@ impl Chain {
             ));
         }
         Ok((receipt, record))
+    }
+
+    /// The EIP-1559 fees for a transaction sent now: the estimate made at
+    /// the receipt hub's current head if there is one, else a fresh one from
+    /// `p` (an `eth_feeHistory`), kept for the others at this head.
+    async fn fees(&self, p: &DynProvider) -> Result<Eip1559Estimation, JourneyError> {
+        let head = self.receipts.head();
+        if let Some((at, fees)) = *self.fees.lock().expect("poisoned")
+            && at == head
+        {
+            return Ok(fees);
+        }
+        let fees = p
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| JourneyError::from_transport(&e))?;
+        let mut cached = self.fees.lock().expect("poisoned");
+        // A slower estimate from an older head does not replace a newer one.
+        if cached.is_none_or(|(at, _)| at <= head) {
+            *cached = Some((head, fees));
+        }
+        Ok(fees)
     }
 
     /// Sends signed bytes, re-sending the same bytes (same hash) while the

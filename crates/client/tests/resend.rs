@@ -5,7 +5,7 @@
 //! sender's nonce moves by exactly one.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256, keccak256};
 use alloy::providers::{Provider, RootProvider};
@@ -18,10 +18,9 @@ use axum::routing::post;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use vana_load_client::chain::{Call, Chain};
-use vana_load_client::target::Target;
 
-/// anvil's first dev account (a public test key).
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+mod support;
+use support::{DEV_KEYS, anvil, relay, target};
 
 #[derive(Clone)]
 struct Proxy {
@@ -34,16 +33,7 @@ async fn forward(State(p): State<Proxy>, body: Bytes) -> (StatusCode, String) {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let raw = (v["method"] == "eth_sendRawTransaction")
         .then(|| v["params"][0].as_str().unwrap_or_default().to_string());
-    let answer = reqwest::Client::new()
-        .post(&p.upstream)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let answer = relay(&reqwest::Client::new(), &p.upstream, body).await;
     if let Some(raw) = raw {
         let mut sends = p.sends.lock().unwrap();
         sends.push(raw);
@@ -55,34 +45,9 @@ async fn forward(State(p): State<Proxy>, body: Bytes) -> (StatusCode, String) {
     (StatusCode::OK, answer)
 }
 
-/// anvil on a free loopback port, killed when dropped.
-async fn anvil() -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-    ))
-    .args(["--port", &port.to_string(), "--silent"])
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let rpc: RootProvider = RootProvider::new_http(url.parse().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rpc.get_chain_id().await.is_err() {
-        assert!(Instant::now() < deadline, "anvil did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (child, url)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_without_an_answer_is_resent_with_the_same_hash() {
-    let (_anvil, anvil_url) = anvil().await;
+    let (_anvil, anvil_url) = anvil(&[]).await;
     let proxy = Proxy {
         upstream: anvil_url.clone(),
         sends: Arc::default(),
@@ -93,14 +58,11 @@ async fn a_send_without_an_answer_is_resent_with_the_same_hash() {
     let proxy_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let mut target =
-        Target::from_toml_str(include_str!("../../../targets/moksha.toml"), &|_| None).unwrap();
-    target.chain_id = 31337;
-    target.rpc_urls = vec![proxy_url.parse().unwrap()];
+    let target = target(&proxy_url, Duration::from_secs(1));
     let stop = CancellationToken::new();
     let chain = Chain::connect(&target, stop.clone()).await.unwrap();
 
-    let signer: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    let signer: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
     let to = Address::repeat_byte(0x77);
     let call = Call::new("transfer", to, Vec::new()).value(U256::from(1));
     let (receipt, _) = chain

@@ -20,6 +20,9 @@
 //! [`RpcStats`] the caller keeps, so a run can report its RPC success rate.
 //! A batch counts each of its calls. The layer is written here because alloy
 //! has none that counts; it is a plain tower layer over alloy's transport.
+//!
+//! [`History`] remembers that a node keeps no past states, so reads meant for
+//! a past block stop asking it for blocks it will refuse.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +35,9 @@ use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::transports::layers::{RetryBackoffLayer, RetryPolicy};
 use alloy::transports::{RpcError, TransportError, TransportErrorKind, TransportFut};
 use tower::{Layer, Service};
+
+mod history;
+pub use history::{History, is_block_out_of_range};
 
 /// Attempts after the first for a [`StaleHead`] answer.
 pub const STALE_HEAD_RETRIES: u32 = 3;

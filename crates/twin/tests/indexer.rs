@@ -5,6 +5,7 @@
 //! Permissions behind ERC1967 proxies, emits events with real transactions and
 //! reads them back over HTTP.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
@@ -487,10 +488,49 @@ async fn get_user_permissions_paginated() {
     );
 }
 
+/// Forwards JSON-RPC to `upstream` and records the block parameter of every
+/// `permissions(uint256)` call: `(url, blocks asked)`.
+async fn permission_reads_proxy(upstream: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let reads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let selector = alloy::hex::encode_prefixed(
+        <DataPortabilityPermissions::permissionsCall as alloy::sol_types::SolCall>::SELECTOR,
+    );
+    let seen = reads.clone();
+    let forward = move |body: axum::body::Bytes| {
+        let (upstream, seen, selector) = (upstream.clone(), seen.clone(), selector.clone());
+        async move {
+            let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let tx = &call["params"][0];
+            let data = tx["input"].as_str().or(tx["data"].as_str()).unwrap_or("");
+            if call["method"] == "eth_call" && data.starts_with(&selector) {
+                let block = call["params"][1].as_str().unwrap_or("latest").to_string();
+                seen.lock().unwrap().push(block);
+            }
+            reqwest::Client::new()
+                .post(&upstream)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let app = axum::Router::new().route("/", axum::routing::post(forward));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, reads)
+}
+
 /// `chain.prune_history` starts anvil with `--prune-history`: calls at past
 /// blocks are refused, and the indexer reads `permissions(id)` from the
 /// latest state instead (the user nonce of the second grant shows it: the
-/// subgraph's fallback for a failed read would store 0).
+/// subgraph's fallback for a failed read would store 0). Only its first read
+/// asks for a past block: after that refusal it knows the node keeps no
+/// history and asks for `latest` directly, one call per permission.
 #[tokio::test]
 async fn permissions_are_indexed_on_a_chain_without_history() {
     let net = Net::start_with(&["--prune-history"]).await;
@@ -498,7 +538,14 @@ async fn permissions_are_indexed_on_a_chain_without_history() {
     let (f1, _) = net.add_file(&user, "ipfs://a").await;
     let (p1, r1) = net.add_permission(&user, "ipfs://grant-1", vec![f1]).await;
     let (p2, r2) = net.add_permission(&user, "ipfs://grant-2", vec![f1]).await;
-    let (_, last) = net.add_file(&user, "ipfs://later").await;
+    let (p3, r3) = net.add_permission(&user, "ipfs://grant-3", vec![f1]).await;
+    // Enough blocks after the first grant that a read at its block is not
+    // taken for a stale head (and asked again).
+    let mut last = None;
+    for i in 0..3 {
+        last = Some(net.add_file(&user, &format!("ipfs://later-{i}")).await.1);
+    }
+    let last = last.unwrap();
 
     let past = json!([
         format!("{:#x}", net.users[0].address()),
@@ -520,7 +567,10 @@ async fn permissions_are_indexed_on_a_chain_without_history() {
     );
 
     // Started after the fact, the indexer reads every permission at a past block.
-    let idx = net.spawn_indexer(Config::default()).await;
+    let (proxy_url, reads) = permission_reads_proxy(net.url.clone()).await;
+    let idx = indexer::spawn(Config::default(), &proxy_url, &net.contracts)
+        .await
+        .expect("indexer starts");
     synced(&idx, block_of(&last)).await;
     let list = user_permissions(&idx, user.address()).await;
     let got: Vec<_> = list
@@ -532,7 +582,18 @@ async fn permissions_are_indexed_on_a_chain_without_history() {
         vec![
             (p1.to_string(), BigInt::from(0), BigInt::from(block_of(&r1))),
             (p2.to_string(), BigInt::from(1), BigInt::from(block_of(&r2))),
+            (p3.to_string(), BigInt::from(2), BigInt::from(block_of(&r3))),
         ]
+    );
+    assert_eq!(
+        *reads.lock().unwrap(),
+        vec![
+            format!("{:#x}", block_of(&r1)),
+            "latest".to_string(),
+            "latest".to_string(),
+            "latest".to_string(),
+        ],
+        "one refused read at a past block, then one read at latest per permission"
     );
 }
 

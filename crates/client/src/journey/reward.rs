@@ -190,15 +190,17 @@ pub(super) async fn claim(
     // The balance at the reward's own block; a node that keeps no history
     // (anvil with `--prune-history`) refuses past blocks, and then the latest
     // state stands in (nothing else pays this wallet during its journey).
+    // The chain remembers the first refusal for every journey.
     let at = rc.block_number.unwrap_or_default();
-    let balance_at = token.balanceOf(r.address).block(at.into());
-    let after = match balance_at.call().await {
-        Err(e) if e.to_string().contains("BlockOutOfRange") => {
-            token.balanceOf(r.address).call().await
-        }
-        other => other,
-    }
-    .map_err(|e| JourneyError::from_contract(&e))?;
+    let (token, address) = (&token, r.address);
+    let after = ctx
+        .chain
+        .history
+        .read_at(at, |block| async move {
+            token.balanceOf(address).block(block).call().await
+        })
+        .await
+        .map_err(|e| JourneyError::from_contract(&e))?;
     if after.saturating_sub(before) != ev.rewardAmount {
         return Err(JourneyError::new(
             ErrorKind::Revert("RewardNotPaid".into()),

@@ -9,8 +9,9 @@
 //!    back over the stored block hashes to the fork point and reverts to it;
 //! 3. fetches the logs of every indexed address and topic for
 //!    `[last+1, min(target, last+max_range)]`, reads `permissions(id)` at the
-//!    event's block for each `PermissionAdded`, and applies the range and the
-//!    new head in one SQLite transaction.
+//!    event's block for each `PermissionAdded` (at `latest` once the node is
+//!    known to keep no history, see [`protocol::rpc::History`]), and applies
+//!    the range and the new head in one SQLite transaction.
 //!
 //! The follower runs on its own OS thread with its own single-threaded tokio
 //! runtime, and owns the store's only writer connection ([`Follower::spawn`]).
@@ -22,7 +23,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use alloy::eips::{BlockId, BlockNumberOrTag};
+use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::B256;
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
@@ -84,6 +85,8 @@ pub struct Follower {
     pruned_at: u64,
     /// The twin's injected faults (`[faults.indexer] stall`).
     faults: Option<crate::faults::Faults>,
+    /// Whether the node keeps past states, learnt from its first refusal.
+    history: protocol::rpc::History,
 }
 
 /// What one poll achieved.
@@ -116,6 +119,7 @@ impl Follower {
             seen: VecDeque::new(),
             pruned_at: 0,
             faults: crate::faults::current(),
+            history: protocol::rpc::History::new(),
         }
     }
 
@@ -380,9 +384,10 @@ impl Follower {
     /// block as start).
     ///
     /// A chain that keeps no history (anvil with `--prune-history`, see
-    /// `chain.prune_history`) refuses calls at past blocks, so the read falls
-    /// back to the latest state. The two agree unless the permission was
-    /// revoked in between, and a revocation is indexed from its own event.
+    /// `chain.prune_history`) refuses calls at past blocks, so the read uses
+    /// the latest state there: after the first refusal, directly. The two
+    /// agree unless the permission was revoked in between, and a revocation
+    /// is indexed from its own event.
     async fn permission_state(
         &self,
         id: alloy::primitives::U256,
@@ -392,15 +397,13 @@ impl Follower {
             self.contracts.permissions,
             &self.provider,
         );
-        let at_block = view.permissions(id).block(BlockId::number(block));
-        let info = match at_block.call().await {
-            Ok(info) => Ok(info),
-            Err(historical) => {
-                tracing::debug!(permission = %id, block, error = %historical,
-                    "permissions(id) at the event block failed; reading the latest state");
-                view.permissions(id).call().await
-            }
-        };
+        let info = self
+            .history
+            .read_at(block, |at| {
+                let view = &view;
+                async move { view.permissions(id).block(at).call().await }
+            })
+            .await;
         match info {
             Ok(info) => Some(PermissionState {
                 nonce: info.nonce,

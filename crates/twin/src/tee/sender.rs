@@ -9,7 +9,7 @@
 //! key's nonce from the chain again before its next transaction, so a
 //! transaction that never made it leaves no gap behind. Any failure before
 //! broadcast resynchronises the nonce the same way. Waiting uses alloy's
-//! shared new-block heartbeat, not a poll per transaction.
+//! shared new-block heartbeat, not a receipt poll per transaction.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -259,6 +259,26 @@ impl Follower {
         None
     }
 
+    /// The outcome of a just-sent transaction if it is mined within `wait`.
+    /// The provider's new-block heartbeat says when it is mined, and one
+    /// receipt lookup right after registering with it covers a transaction
+    /// mined before: two receipt calls at most, where alloy's `get_receipt`
+    /// asks for the receipt again on every poll interval (250 ms on
+    /// loopback) until the transaction is mined.
+    async fn mined_within(
+        &self,
+        pending: PendingTransactionBuilder<Ethereum>,
+        wait: Duration,
+    ) -> Option<Result<(), String>> {
+        let hash = *pending.tx_hash();
+        let watching = pending.with_timeout(Some(wait)).register().await.ok()?;
+        if let Some(done) = self.mined(&[hash]).await {
+            return Some(done);
+        }
+        watching.await.ok()?;
+        self.mined(&[hash]).await
+    }
+
     async fn wait(
         &self,
         item: &ProofTx,
@@ -274,8 +294,8 @@ impl Follower {
             let wait = self.policy.bump_after.min(left);
             match pending.take() {
                 Some(p) => {
-                    if let Ok(receipt) = p.with_timeout(Some(wait)).get_receipt().await {
-                        return outcome(receipt.status(), receipt.transaction_hash);
+                    if let Some(done) = self.mined_within(p, wait).await {
+                        return done;
                     }
                 }
                 None => tokio::time::sleep(wait).await,
