@@ -27,7 +27,7 @@ use crate::errors::{ErrorKind, JourneyError, RetryPolicy};
 use crate::target::Target;
 
 mod receipts;
-pub use receipts::{ReceiptHub, Waiter};
+pub use receipts::{LogMatch, LogWaiter, ReceiptHub, Waiter};
 
 /// One transaction the journey sent or had relayed, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -129,3 +129,82 @@ async fn a_relayed_wait_asks_once_and_no_waiter_outlives_its_wait() {
     assert_eq!(hub.waiting(), 0);
     stop.cancel();
 }
+
+/// Runtime `LOG2(0, 0, calldata[0..32], calldata[32..64])`, behind an init
+/// code that returns it: a contract that logs the two topics it is sent.
+const LOGGER_INIT: &str = "6b60203560003560006000a200600052600c6014f3";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_waiter_gets_its_log_from_the_block_stream_alone() {
+    use alloy::network::{EthereumWallet, TransactionBuilder};
+    use alloy::providers::ProviderBuilder;
+    use alloy::rpc::types::TransactionRequest;
+    use vana_load_client::chain::LogMatch;
+
+    let (_anvil, anvil_url) = anvil(&[]).await;
+    let deployer: PrivateKeySigner = DEV_KEYS[2].parse().unwrap();
+    let wallet = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer))
+        .connect_http(anvil_url.parse().unwrap());
+    let deploy = TransactionRequest::default()
+        .with_deploy_code(hex::decode(LOGGER_INIT).unwrap());
+    let logger = wallet
+        .send_transaction(deploy)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .contract_address
+        .expect("deployed");
+
+    let (proxy_url, calls) = recording_proxy(&anvil_url).await;
+    let stop = CancellationToken::new();
+    let chain = Chain::connect(&target(&proxy_url, Duration::from_millis(50)), stop.clone())
+        .await
+        .unwrap();
+    let hub = &chain.receipts;
+    let (event, wanted, other) = (
+        B256::repeat_byte(0xe0),
+        B256::repeat_byte(0x01),
+        B256::repeat_byte(0x02),
+    );
+    let m = LogMatch {
+        address: logger,
+        event,
+        topic1: wanted,
+    };
+    let waiter = hub.watch_log(m);
+    assert_eq!(hub.waiting_logs(), 1);
+    let signer: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
+    let emit = |topic1: B256| {
+        let input = [event.as_slice(), topic1.as_slice()].concat();
+        chain.send(
+            0,
+            &signer,
+            Call::new("log", logger, input),
+            Duration::from_secs(20),
+        )
+    };
+    // Another file's log first: not ours.
+    emit(other).await.unwrap();
+    let (ours, _) = emit(wanted).await.unwrap();
+    let log = tokio::time::timeout(Duration::from_secs(10), waiter.log())
+        .await
+        .expect("the log arrives")
+        .unwrap();
+    assert_eq!(log.address(), logger);
+    assert_eq!(log.topics(), &[event, wanted]);
+    assert_eq!(log.transaction_hash, Some(ours.transaction_hash));
+    assert_eq!(hub.waiting_logs(), 0, "a delivered waiter is gone");
+
+    // A dropped waiter is removed; nothing was asked of the node but blocks.
+    drop(hub.watch_log(LogMatch {
+        topic1: other,
+        ..m
+    }));
+    assert_eq!(hub.waiting_logs(), 0);
+    assert_eq!(calls.count("eth_getLogs"), 0);
+    assert_eq!(calls.count("eth_call"), 0);
+    stop.cancel();
+}

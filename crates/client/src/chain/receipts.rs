@@ -10,6 +10,12 @@
 //! [`ReceiptHub::wait`] also asks for its receipt once after registering.
 //! A waiter unregisters itself when dropped (delivered, timed out, or its
 //! journey gone), so none is left behind.
+//!
+//! The same blocks deliver logs: a [`LogWaiter`] ([`ReceiptHub::watch_log`])
+//! receives the first log of a contract with a given event and first
+//! indexed topic, e.g. the TEE's `ProofAdded` for a file, from the receipts
+//! the hub fetches anyway — instead of each journey calling a view once per
+//! block until its job is done.
 
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -17,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::eips::BlockId;
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::TransactionReceipt;
+use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +33,58 @@ use crate::errors::JourneyError;
 
 type Waiters = HashMap<B256, Vec<oneshot::Sender<TransactionReceipt>>>;
 
-fn deliver(waiters: &Mutex<Waiters>, receipts: Vec<TransactionReceipt>) {
-    let mut w = waiters.lock().expect("poisoned");
+/// Which logs a [`LogWaiter`] wants: emitted by `address`, with event
+/// signature `event` (topic 0) and first indexed argument `topic1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LogMatch {
+    pub address: Address,
+    pub event: B256,
+    pub topic1: B256,
+}
+
+impl LogMatch {
+    fn matches(&self, log: &Log) -> bool {
+        let topics = log.topics();
+        log.address() == self.address
+            && topics.first() == Some(&self.event)
+            && topics.get(1) == Some(&self.topic1)
+    }
+}
+
+type LogWaiters = HashMap<LogMatch, Vec<oneshot::Sender<Log>>>;
+
+/// Everyone waiting on the block stream.
+#[derive(Default)]
+struct Interest {
+    receipts: Waiters,
+    logs: LogWaiters,
+}
+
+impl Interest {
+    fn is_empty(&self) -> bool {
+        self.receipts.is_empty() && self.logs.is_empty()
+    }
+
+    fn deliver_logs<'a>(&mut self, logs: impl Iterator<Item = &'a Log>) {
+        if self.logs.is_empty() {
+            return;
+        }
+        for log in logs {
+            let Some(key) = self.logs.keys().find(|m| m.matches(log)).copied() else {
+                continue;
+            };
+            for s in self.logs.remove(&key).unwrap_or_default() {
+                let _ = s.send(log.clone());
+            }
+        }
+    }
+}
+
+fn deliver(interest: &Mutex<Interest>, receipts: Vec<TransactionReceipt>) {
+    let mut w = interest.lock().expect("poisoned");
+    w.deliver_logs(receipts.iter().flat_map(|r| r.inner.logs()));
     for r in receipts {
-        if let Some(senders) = w.remove(&r.transaction_hash) {
+        if let Some(senders) = w.receipts.remove(&r.transaction_hash) {
             for s in senders {
                 let _ = s.send(r.clone());
             }
@@ -45,7 +99,7 @@ const RECEIPT_FETCH_CONCURRENCY: usize = 16;
 /// that follows new blocks on one endpoint.
 #[derive(Clone)]
 pub struct ReceiptHub {
-    waiters: Arc<Mutex<Waiters>>,
+    waiters: Arc<Mutex<Interest>>,
     head: watch::Receiver<u64>,
     provider: DynProvider,
 }
@@ -63,7 +117,7 @@ impl ReceiptHub {
             .await
             .map_err(|e| JourneyError::from_transport(&e))?;
         let (tx, rx) = watch::channel(start);
-        let waiters: Arc<Mutex<Waiters>> = Arc::default();
+        let waiters: Arc<Mutex<Interest>> = Arc::default();
         let hub = ReceiptHub {
             waiters: waiters.clone(),
             head: rx,
@@ -105,8 +159,10 @@ impl ReceiptHub {
                         // A node without eth_getBlockReceipts: ask for the
                         // waited-for receipts one by one instead.
                         Some(Err(_)) => {
-                            let hashes: Vec<B256> =
-                                waiters.lock().expect("poisoned").keys().copied().collect();
+                            let (hashes, want_logs) = {
+                                let w = waiters.lock().expect("poisoned");
+                                (w.receipts.keys().copied().collect::<Vec<B256>>(), !w.logs.is_empty())
+                            };
                             let mut found = Vec::new();
                             for h in hashes {
                                 if let Ok(Some(r)) = provider.get_transaction_receipt(h).await {
@@ -114,6 +170,14 @@ impl ReceiptHub {
                                 }
                             }
                             deliver(&waiters, found);
+                            if want_logs {
+                                // The block's logs, for the log waiters; a
+                                // failure retries this block on the next tick.
+                                match provider.get_logs(&Filter::new().select(next)).await {
+                                    Ok(logs) => waiters.lock().expect("poisoned").deliver_logs(logs.iter()),
+                                    Err(_) => break,
+                                }
+                            }
                         }
                     }
                     last = next;
@@ -142,6 +206,7 @@ impl ReceiptHub {
         self.waiters
             .lock()
             .expect("poisoned")
+            .receipts
             .entry(hash)
             .or_default()
             .push(tx);
@@ -154,7 +219,31 @@ impl ReceiptHub {
 
     /// How many transaction hashes are waited for.
     pub fn waiting(&self) -> usize {
-        self.waiters.lock().expect("poisoned").len()
+        self.waiters.lock().expect("poisoned").receipts.len()
+    }
+
+    /// Registers interest in the first log that `m` matches, in the blocks
+    /// the hub processes from now on. Register before the action that
+    /// causes the log, so its block cannot go by unseen.
+    pub fn watch_log(&self, m: LogMatch) -> LogWaiter {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("poisoned")
+            .logs
+            .entry(m)
+            .or_default()
+            .push(tx);
+        LogWaiter {
+            m,
+            rx: Some(rx),
+            waiters: self.waiters.clone(),
+        }
+    }
+
+    /// How many log matches are waited for.
+    pub fn waiting_logs(&self) -> usize {
+        self.waiters.lock().expect("poisoned").logs.len()
     }
 
     /// The receipt of `hash`, from the block stream (or directly, if it was
@@ -180,7 +269,7 @@ pub struct Waiter {
     hash: B256,
     /// `None` only while dropping.
     rx: Option<oneshot::Receiver<TransactionReceipt>>,
-    waiters: Arc<Mutex<Waiters>>,
+    waiters: Arc<Mutex<Interest>>,
 }
 
 impl Waiter {
@@ -211,11 +300,49 @@ impl Drop for Waiter {
         // the same hash keep theirs.
         drop(self.rx.take());
         let mut waiters = self.waiters.lock().expect("poisoned");
-        if let Some(senders) = waiters.get_mut(&self.hash) {
-            senders.retain(|s| !s.is_closed());
-            if senders.is_empty() {
-                waiters.remove(&self.hash);
-            }
+        forget_closed(&mut waiters.receipts, &self.hash);
+    }
+}
+
+/// Removes the closed senders under `key`, and the key once none is left.
+fn forget_closed<K: std::hash::Hash + Eq, T>(
+    map: &mut HashMap<K, Vec<oneshot::Sender<T>>>,
+    key: &K,
+) {
+    if let Some(senders) = map.get_mut(key) {
+        senders.retain(|s| !s.is_closed());
+        if senders.is_empty() {
+            map.remove(key);
         }
+    }
+}
+
+/// Interest in one log ([`ReceiptHub::watch_log`]); unregistered when dropped.
+pub struct LogWaiter {
+    m: LogMatch,
+    /// `None` only while dropping.
+    rx: Option<oneshot::Receiver<Log>>,
+    waiters: Arc<Mutex<Interest>>,
+}
+
+impl LogWaiter {
+    /// The first matching log. No deadline of its own: the caller's step
+    /// deadline bounds it (dropping the future unregisters the waiter).
+    pub async fn log(mut self) -> Result<Log, JourneyError> {
+        let rx = self.rx.as_mut().expect("a waiter has its receiver");
+        rx.await.map_err(|_| {
+            JourneyError::rpc(format!(
+                "block stream stopped while waiting for a log of {}",
+                self.m.address
+            ))
+        })
+    }
+}
+
+impl Drop for LogWaiter {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut waiters = self.waiters.lock().expect("poisoned");
+        forget_closed(&mut waiters.logs, &self.m);
     }
 }

@@ -5,21 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::U256;
-use alloy::providers::Provider;
-use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::primitives::{B256, U256};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::{SolCall, SolEvent};
 use protocol::api::tee::RunProofRequest;
 use protocol::contracts::{DataLiquidityPool, DataRegistry, RewardToken, TeePoolPhala};
 use protocol::crypto::ecies;
 
 use super::{JourneyReport, State, hex_key, u64_of};
-use crate::chain::{Call, find_event};
+use crate::chain::{Call, LogMatch, find_event};
 use crate::context::Context;
 use crate::errors::{ErrorKind, JourneyError, RetryPolicy};
-
-const JOB_COMPLETED: u8 = 2;
-const JOB_CANCELED: u8 = 3;
 
 pub(super) async fn proof(
     ctx: &Arc<Context>,
@@ -30,7 +26,7 @@ pub(super) async fn proof(
     let file_id = U256::from(r.file_id.unwrap_or_default());
     let pool_addr = ctx.target.contracts.tee_pool;
     let input = TeePoolPhala::requestContributionProofCall { fileId: file_id }.abi_encode();
-    let (rc, job) = send_for_event::<TeePoolPhala::JobSubmitted>(
+    let (_, job) = send_for_event::<TeePoolPhala::JobSubmitted>(
         ctx,
         st,
         r,
@@ -65,66 +61,39 @@ pub(super) async fn proof(
         secrets: Default::default(),
         validate_permissions: None,
     };
+    // The outcome comes from the blocks the receipt hub reads anyway: the
+    // proof's `DataRegistry.ProofAdded(fileId, …, proofIndex, …)`, or the
+    // pool's `JobCanceled(jobId)`. Both watches start before `RunProof`, so
+    // the block that carries either cannot go by unseen.
+    let hub = &ctx.chain.receipts;
+    let added = hub.watch_log(LogMatch {
+        address: ctx.target.contracts.data_registry,
+        event: DataRegistry::ProofAdded::SIGNATURE_HASH,
+        topic1: B256::from(file_id),
+    });
+    let canceled = hub.watch_log(LogMatch {
+        address: pool_addr,
+        event: TeePoolPhala::JobCanceled::SIGNATURE_HASH,
+        topic1: B256::from(st.job_id),
+    });
     RetryPolicy::default()
         .run(|_| ctx.tee.run_proof(&tee.url, &req))
         .await?;
-    // Wait for the job to complete, checking once per new block.
-    let pool = TeePoolPhala::new(pool_addr, ctx.chain.provider(st.user).clone());
-    let mut heads = ctx.chain.receipts.subscribe();
-    loop {
-        let j = pool
-            .jobs(st.job_id)
-            .call()
-            .await
-            .map_err(|e| JourneyError::from_contract(&e))?;
-        // JobStatus{None, Submitted, Completed, Canceled}.
-        match j.status {
-            JOB_COMPLETED => break,
-            JOB_CANCELED => {
-                return Err(JourneyError::new(
-                    ErrorKind::Revert("JobCanceled".into()),
-                    format!("TEE job {} was canceled", st.job_id),
-                ));
-            }
-            _ => {}
+    let log = tokio::select! {
+        log = added.log() => log?,
+        log = canceled.log() => {
+            log?;
+            return Err(JourneyError::new(
+                ErrorKind::Revert("JobCanceled".into()),
+                format!("TEE job {} was canceled", st.job_id),
+            ));
         }
-        if heads.changed().await.is_err() {
-            return Err(JourneyError::rpc("block stream stopped"));
-        }
-    }
-    // The proof index from DataRegistry.ProofAdded(fileId indexed, …, proofIndex, …).
-    // A node may answer `eth_call` from a new block before its logs are
-    // queryable (seen on anvil under load), so a missing log is looked for
-    // again on the next few blocks before it counts as an error.
-    let filter = Filter::new()
-        .address(ctx.target.contracts.data_registry)
-        .event_signature(DataRegistry::ProofAdded::SIGNATURE_HASH)
-        .topic1(file_id)
-        .from_block(rc.block_number.unwrap_or_default());
-    let mut attempts = 0;
-    let added = loop {
-        let logs = ctx
-            .chain
-            .provider(st.user)
-            .get_logs(&filter)
-            .await
-            .map_err(|e| JourneyError::from_transport(&e))?;
-        if let Some(added) = logs
-            .iter()
-            .rev()
-            .find_map(|l| l.log_decode::<DataRegistry::ProofAdded>().ok())
-        {
-            break added;
-        }
-        attempts += 1;
-        if attempts > 10 {
-            return Err(JourneyError::rpc(format!(
-                "job {} completed but no ProofAdded for file {file_id}",
-                st.job_id
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
     };
+    let added = log.log_decode::<DataRegistry::ProofAdded>().map_err(|e| {
+        JourneyError::rpc(format!(
+            "ProofAdded for file {file_id} does not decode: {e}"
+        ))
+    })?;
     r.proof_index = Some(u64_of(added.inner.data.proofIndex, "proofIndex")?);
     Ok(())
 }
