@@ -89,14 +89,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_runs_on_the_pool_and_returns_its_value() {
-        let (value, thread) = run(|| {
-            (
-                6 * 7,
-                std::thread::current().name().map(str::to_owned),
-            )
-        })
-        .await
-        .unwrap();
+        let (value, thread) = run(|| (6 * 7, std::thread::current().name().map(str::to_owned)))
+            .await
+            .unwrap();
         assert_eq!(value, 42);
         assert!(thread.is_some_and(|n| n.starts_with("user-cpu-")));
     }
@@ -104,11 +99,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_pool_runs_below_the_normal_priority() {
-        let nice = run(|| unsafe {
-            libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
-        })
-        .await
-        .unwrap();
+        let nice =
+            run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
+                .await
+                .unwrap();
         // The caller's own thread is untouched (a test run that is itself
         // niced past NICE leaves nothing to lower).
         let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };

@@ -146,8 +146,7 @@ async fn a_log_waiter_gets_its_log_from_the_block_stream_alone() {
     let wallet = ProviderBuilder::new()
         .wallet(EthereumWallet::from(deployer))
         .connect_http(anvil_url.parse().unwrap());
-    let deploy = TransactionRequest::default()
-        .with_deploy_code(hex::decode(LOGGER_INIT).unwrap());
+    let deploy = TransactionRequest::default().with_deploy_code(hex::decode(LOGGER_INIT).unwrap());
     let logger = wallet
         .send_transaction(deploy)
         .await
@@ -199,10 +198,7 @@ async fn a_log_waiter_gets_its_log_from_the_block_stream_alone() {
     assert_eq!(hub.waiting_logs(), 0, "a delivered waiter is gone");
 
     // A dropped waiter is removed; nothing was asked of the node but blocks.
-    drop(hub.watch_log(LogMatch {
-        topic1: other,
-        ..m
-    }));
+    drop(hub.watch_log(LogMatch { topic1: other, ..m }));
     assert_eq!(hub.waiting_logs(), 0);
     assert_eq!(calls.count("eth_getLogs"), 0);
     assert_eq!(calls.count("eth_call"), 0);

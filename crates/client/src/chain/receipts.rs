@@ -161,7 +161,10 @@ impl ReceiptHub {
                         Some(Err(_)) => {
                             let (hashes, want_logs) = {
                                 let w = waiters.lock().expect("poisoned");
-                                (w.receipts.keys().copied().collect::<Vec<B256>>(), !w.logs.is_empty())
+                                (
+                                    w.receipts.keys().copied().collect::<Vec<B256>>(),
+                                    !w.logs.is_empty(),
+                                )
                             };
                             let mut found = Vec::new();
                             for h in hashes {
@@ -174,7 +177,9 @@ impl ReceiptHub {
                                 // The block's logs, for the log waiters; a
                                 // failure retries this block on the next tick.
                                 match provider.get_logs(&Filter::new().select(next)).await {
-                                    Ok(logs) => waiters.lock().expect("poisoned").deliver_logs(logs.iter()),
+                                    Ok(logs) => {
+                                        waiters.lock().expect("poisoned").deliver_logs(logs.iter())
+                                    }
                                     Err(_) => break,
                                 }
                             }

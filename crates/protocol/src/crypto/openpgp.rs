@@ -306,7 +306,9 @@ mod tests {
         let key = s2k::iterated_salted_sha256(&salt, K.as_bytes(), S2K_COUNT);
         let mut builder =
             MessageBuilder::from_bytes("", b"no esk".to_vec()).seipd_v1(&mut rng, SYM_ALGORITHM);
-        builder.set_session_key(RawSessionKey::from(&key[..])).unwrap();
+        builder
+            .set_session_key(RawSessionKey::from(&key[..]))
+            .unwrap();
         let skesk = SymKeyEncryptedSessionKey::V4 {
             packet_header: PacketHeader::new_fixed(Tag::SymKeyEncryptedSessionKey, 13),
             sym_algorithm: SYM_ALGORITHM,

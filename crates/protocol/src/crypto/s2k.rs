@@ -60,7 +60,10 @@ mod tests {
             salt,
             count,
         };
-        s2k.derive_key(password, 32).expect("rPGP derives").as_ref().to_vec()
+        s2k.derive_key(password, 32)
+            .expect("rPGP derives")
+            .as_ref()
+            .to_vec()
     }
 
     #[test]
