@@ -329,19 +329,25 @@ impl RetryPolicy for StaleHead {
 /// block at most two behind its head.
 pub fn is_stale_head(message: &str) -> bool {
     // "BlockOutOfRangeError: block height is 460 but requested was 459"
-    let Some(rest) = message.split("block height is ").nth(1) else {
-        return false;
-    };
-    let mut parts = rest.split(" but requested was ");
-    let height = parts.next().and_then(|h| h.trim().parse::<u64>().ok());
-    let requested = parts
-        .next()
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|r| r.parse::<u64>().ok());
-    match (height, requested) {
-        (Some(h), Some(r)) => r < h && h - r <= 2,
-        _ => false,
+    match out_of_range_blocks(message) {
+        Some((h, r)) => r < h && h - r <= 2,
+        None => false,
     }
+}
+
+/// The node's height and the requested block of a "block height is H but
+/// requested was R" refusal, if the message is one.
+pub(crate) fn out_of_range_blocks(message: &str) -> Option<(u64, u64)> {
+    let rest = message.split("block height is ").nth(1)?;
+    let mut parts = rest.split(" but requested was ");
+    let height = parts.next()?.trim().parse::<u64>().ok()?;
+    let requested = parts
+        .next()?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some((height, requested))
 }
 
 #[cfg(test)]

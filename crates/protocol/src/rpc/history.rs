@@ -23,6 +23,13 @@ pub fn is_block_out_of_range(message: &str) -> bool {
     message.contains("BlockOutOfRange")
 }
 
+/// Whether an out-of-range refusal is for a block the node has not reached
+/// yet (a node behind its peers, e.g. behind a load balancer), which says
+/// nothing about the history it keeps.
+fn is_ahead_of_node(message: &str) -> bool {
+    super::out_of_range_blocks(message).is_some_and(|(height, requested)| requested > height)
+}
+
 /// Whether the node behind one endpoint is known to keep no past states;
 /// clones share what was learnt.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +68,10 @@ impl History {
         }
         match read(BlockId::number(block)).await {
             Err(e) if is_block_out_of_range(&e.to_string()) => {
+                if is_ahead_of_node(&e.to_string()) {
+                    // A node behind: this read only falls back.
+                    return read(BlockId::latest()).await;
+                }
                 if self.learn_pruned() {
                     tracing::info!(
                         block,
@@ -122,6 +133,21 @@ mod tests {
         assert_eq!(history.read_at(99, read).await, Ok(5));
         assert!(!history.is_pruned());
         assert_eq!(*calls.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_node_behind_the_block_is_not_taken_for_pruning() {
+        let history = History::new();
+        let read = |at: BlockId| async move {
+            match at {
+                BlockId::Number(n) if n.is_latest() => Ok(7),
+                _ => {
+                    Err("BlockOutOfRangeError: block height is 97 but requested was 99".to_string())
+                }
+            }
+        };
+        assert_eq!(history.read_at(99, read).await, Ok(7));
+        assert!(!history.is_pruned(), "a lagging node keeps its history");
     }
 
     #[tokio::test]

@@ -641,6 +641,37 @@ async fn place<P: Provider>(provider: &P, placements: &[Placement]) -> Result<()
     Ok(())
 }
 
+/// How long a deployment transaction may take to be mined.
+const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The receipt of `hash`, asked for every 50 ms until `limit`. Not alloy's
+/// `get_receipt`, which learns of mined transactions from the blocks its
+/// heartbeat sees after it starts: on a machine loaded by the whole test
+/// suite a pipelined deployment step waited the full 120 s for a receipt
+/// (`twin/tests/relayer.rs`, once). A deployment is a few dozen transactions
+/// once per twin, so asking directly costs nothing and cannot miss one.
+async fn mined<P: Provider>(
+    provider: &P,
+    hash: alloy::primitives::B256,
+    limit: std::time::Duration,
+) -> Result<alloy::rpc::types::TransactionReceipt, String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match provider.get_transaction_receipt(hash).await {
+            Ok(Some(receipt)) => return Ok(receipt),
+            Ok(None) => {}
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!("receipt of {hash}: {e}"));
+            }
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("transaction {hash} was not mined within {limit:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Places the fixed-address code, sends every step pipelined, then checks every receipt.
 /// Returns the first receipt's block.
 async fn send_all<P: Provider>(provider: &P, rpc_url: &str, plan: Plan) -> Result<u64, ChainError> {
@@ -663,13 +694,11 @@ async fn send_all<P: Provider>(provider: &P, rpc_url: &str, plan: Plan) -> Resul
     }
     let mut first_block = None;
     for (name, tx, sent) in pending {
-        let receipt = sent
-            .with_timeout(Some(std::time::Duration::from_secs(120)))
-            .get_receipt()
+        let receipt = mined(provider, *sent.tx_hash(), RECEIPT_TIMEOUT)
             .await
-            .map_err(|e| ChainError::Deploy {
+            .map_err(|reason| ChainError::Deploy {
                 step: name.clone(),
-                reason: e.to_string(),
+                reason,
             })?;
         let block = receipt.block_number.unwrap_or_default();
         first_block.get_or_insert(block);
@@ -714,7 +743,7 @@ pub async fn set_tee_url(
         .connect_http(url);
     let pool = TeePoolPhala::new(deployment.tee_pool, &provider);
     let step = || "set the TEE URL".to_owned();
-    let receipt = pool
+    let sent = pool
         .updateTee(
             deployment.tee_address,
             tee_url.to_owned(),
@@ -726,12 +755,12 @@ pub async fn set_tee_url(
             step: step(),
             reason: protocol::contracts::revert_data(&e)
                 .map_or_else(|| e.to_string(), |d| describe_revert(&d)),
-        })?
-        .get_receipt()
+        })?;
+    let receipt = mined(&provider, *sent.tx_hash(), RECEIPT_TIMEOUT)
         .await
-        .map_err(|e| ChainError::Deploy {
+        .map_err(|reason| ChainError::Deploy {
             step: step(),
-            reason: e.to_string(),
+            reason,
         })?;
     if !receipt.status() {
         return Err(ChainError::Deploy {

@@ -299,34 +299,8 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
             evidence,
         });
     }
-    // The component that saturates first: earliest onset among saturated ones
-    // (within one bin, the larger latency growth wins); error onset only if none saturated.
     let width = tl.map_or(0.0, |t| t.bins.width);
-    let pick = |cands: Vec<&ComponentSignal>| -> Option<String> {
-        let first = cands
-            .iter()
-            .filter_map(|c| c.onset_s)
-            .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))))?;
-        cands
-            .into_iter()
-            .filter(|c| c.onset_s.is_some_and(|t| t <= first + width))
-            .max_by(|a, b| {
-                a.latency_growth_ms.total_cmp(&b.latency_growth_ms).then(
-                    b.onset_s
-                        .unwrap_or(0.0)
-                        .total_cmp(&a.onset_s.unwrap_or(0.0)),
-                )
-            })
-            .map(|c| c.component.clone())
-    };
-    b.component = pick(b.components.iter().filter(|c| c.saturated).collect()).or_else(|| {
-        pick(
-            b.components
-                .iter()
-                .filter(|c| !c.evidence.is_empty())
-                .collect(),
-        )
-    });
+    b.component = first_saturated(&b.components, width);
     // A saturated machine at that onset is the knee, whatever queue moved.
     let half_width = tl.map_or(data.config.metrics_interval, |t| t.bins.width);
     if let Some(machine) = machine_saturation(data, &b, half_width) {
@@ -352,6 +326,47 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
 
 /// Whether the failure rate of `steps` is clearly higher in the high-load bins
 /// than in the low-load bins (by journeys in flight).
+/// The component that saturates first: the earliest onset among the
+/// saturated components (within one bin of it, the larger latency growth
+/// wins), counting first those whose own steps slowed down or failed — a
+/// queue that grew while its steps stayed as fast (an indexer a few blocks
+/// behind an automining chain while inference queues) limits no journey,
+/// and is named only when no component shows it in its steps. Error onset
+/// alone only if none saturated.
+fn first_saturated(components: &[ComponentSignal], width: f64) -> Option<String> {
+    let pick = |cands: Vec<&ComponentSignal>| -> Option<String> {
+        let first = cands
+            .iter()
+            .filter_map(|c| c.onset_s)
+            .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))))?;
+        cands
+            .into_iter()
+            .filter(|c| c.onset_s.is_some_and(|t| t <= first + width))
+            .max_by(|a, b| {
+                a.latency_growth_ms.total_cmp(&b.latency_growth_ms).then(
+                    b.onset_s
+                        .unwrap_or(0.0)
+                        .total_cmp(&a.onset_s.unwrap_or(0.0)),
+                )
+            })
+            .map(|c| c.component.clone())
+    };
+    let saturated: Vec<&ComponentSignal> = components.iter().filter(|c| c.saturated).collect();
+    let felt: Vec<&ComponentSignal> = saturated
+        .iter()
+        .copied()
+        .filter(|c| c.latency_growth_ms > 0.0 || c.errors > 0)
+        .collect();
+    pick(felt).or_else(|| pick(saturated)).or_else(|| {
+        pick(
+            components
+                .iter()
+                .filter(|c| !c.evidence.is_empty())
+                .collect(),
+        )
+    })
+}
+
 fn errors_rise_with_load(tl: &Timeline, steps: &[String]) -> bool {
     let n = tl.bins.n;
     let (mut err, mut all) = (vec![0u64; n], vec![0u64; n]);
@@ -408,6 +423,43 @@ mod tests {
             step_errors: BTreeMap::new(),
             first_failure: BTreeMap::new(),
         }
+    }
+
+    fn signal(component: &str, onset_s: f64, growth_ms: f64) -> ComponentSignal {
+        ComponentSignal {
+            component: component.into(),
+            steps: vec![],
+            saturated: true,
+            onset_s: Some(onset_s),
+            latency_growth_ms: growth_ms,
+            queue: None,
+            errors: 0,
+            first_error_s: None,
+            throughput_per_s: 0.0,
+            knob: String::new(),
+            evidence: vec!["a queue rose".into()],
+        }
+    }
+
+    #[test]
+    fn a_queue_whose_steps_stay_as_fast_is_not_named_before_one_users_feel() {
+        // The indexer's lag rose first (t = 4 s) but `index` did not slow
+        // down; inference queued from t = 8 s and `infer_wait` grew 11 s.
+        let lag_only = signal("indexer", 4.0, 0.0);
+        let felt = signal("inference", 8.0, 11_000.0);
+        let both = [lag_only.clone(), felt.clone()];
+        assert_eq!(first_saturated(&both, 2.0).as_deref(), Some("inference"));
+        // Alone, the queue is still named (it is all the run shows).
+        assert_eq!(
+            first_saturated(std::slice::from_ref(&lag_only), 2.0).as_deref(),
+            Some("indexer")
+        );
+        // Among components users feel, the earliest onset still wins.
+        let earlier = signal("relayer", 2.0, 300.0);
+        assert_eq!(
+            first_saturated(&[felt, earlier, lag_only], 2.0).as_deref(),
+            Some("relayer")
+        );
     }
 
     #[test]
