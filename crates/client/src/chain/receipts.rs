@@ -43,11 +43,17 @@ pub struct LogMatch {
 }
 
 impl LogMatch {
-    fn matches(&self, log: &Log) -> bool {
-        let topics = log.topics();
-        log.address() == self.address
-            && topics.first() == Some(&self.event)
-            && topics.get(1) == Some(&self.topic1)
+    /// The match a log would satisfy (`None` for a log with fewer than two
+    /// topics, which no waiter asks for).
+    fn of(log: &Log) -> Option<LogMatch> {
+        match log.topics() {
+            [event, topic1, ..] => Some(LogMatch {
+                address: log.address(),
+                event: *event,
+                topic1: *topic1,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -70,10 +76,8 @@ impl Interest {
             return;
         }
         for log in logs {
-            let Some(key) = self.logs.keys().find(|m| m.matches(log)).copied() else {
-                continue;
-            };
-            for s in self.logs.remove(&key).unwrap_or_default() {
+            let waiting = LogMatch::of(log).and_then(|m| self.logs.remove(&m));
+            for s in waiting.unwrap_or_default() {
                 let _ = s.send(log.clone());
             }
         }
