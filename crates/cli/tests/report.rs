@@ -174,6 +174,10 @@ fn report_renders_html_and_markdown_and_compare_gates_regressions() {
     assert!(html.contains("id=\"chart-e2e\""));
     // 30M gas per 1 s block / 500k gas per journey = 60 journeys/s.
     assert!(html.contains("= 60 journeys/s"), "the twin's chain ceiling");
+    assert!(
+        html.contains("Above half of it (30 journeys/s, EIP-1559"),
+        "the sustained rate at which fees start to climb"
+    );
 
     // Real-network flags change the ceiling: 15M / 3 s / 500k = 10 journeys/s.
     let (code, md, _) = vana_load(&[

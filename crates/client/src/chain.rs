@@ -6,7 +6,7 @@
 //! What every user would otherwise ask the node again is shared by all
 //! journeys on one [`Chain`]: the EIP-1559 fee estimate, made once per block
 //! the receipt hub has seen (any client at that block would compute the same
-//! one), and whether the node keeps past states ([`History`]).
+//! one).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use protocol::rpc::{History, RpcStats};
+use protocol::rpc::RpcStats;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -81,9 +81,6 @@ pub struct Chain {
     pub receipts: ReceiptHub,
     retry: RetryPolicy,
     rpc_stats: RpcStats,
-    /// Whether the node keeps past states, learnt by the first read at a
-    /// past block and shared by every journey.
-    pub history: History,
     /// The last fee estimate, with the hub head it was made at.
     fees: Arc<Mutex<Option<(u64, Eip1559Estimation)>>>,
 }
@@ -118,7 +115,6 @@ impl Chain {
             receipts,
             retry: RetryPolicy::default(),
             rpc_stats,
-            history: History::new(),
             fees: Arc::default(),
         })
     }
@@ -197,8 +193,15 @@ impl Chain {
                                     .with_to(to)
                                     .with_input(input)
                                     .with_value(value);
+                                // At the latest block, as the SDK's viem
+                                // estimates (it sends no block tag; nodes
+                                // default to latest). alloy's default is
+                                // `pending`, for which anvil executes every
+                                // transaction in its pool before each
+                                // estimate: a cost that grows with the pool.
                                 let gas = p
                                     .estimate_gas(call.clone())
+                                    .latest()
                                     .await
                                     .map_err(|e| JourneyError::from_transport(&e))?;
                                 let nonce = p

@@ -1,8 +1,9 @@
 //! The JSON-RPC calls `Chain` makes per transaction, counted by a recording
 //! proxy in front of anvil: a user's own transaction is never polled for its
 //! receipt (its waiter is registered before the broadcast), sends at one
-//! head share one fee estimate, a relayed transaction's wait asks for its
-//! receipt once, and no waiter outlives its wait.
+//! head share one fee estimate (and estimate gas at the latest block), a
+//! relayed transaction's wait asks for its receipt once, and no waiter
+//! outlives its wait.
 
 use std::time::Duration;
 
@@ -86,6 +87,13 @@ async fn user_sends_share_the_fee_estimate_of_a_head_and_never_poll_receipts() {
         "receipts came from the block stream only"
     );
     assert_eq!(calls.count("eth_sendRawTransaction"), 3);
+    // Gas is estimated at the latest block, as the SDK's viem does: at
+    // `pending` anvil would first execute every transaction in its pool.
+    let estimates = calls.params("eth_estimateGas");
+    assert_eq!(estimates.len(), 3, "one estimate per send");
+    for p in &estimates {
+        assert_eq!(p[1], "latest", "estimated at {p}");
+    }
     assert_eq!(chain.receipts.waiting(), 0, "no waiter left behind");
     stop.cancel();
 }

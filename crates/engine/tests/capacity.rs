@@ -206,6 +206,9 @@ async fn finds_the_knee_of_a_known_service_rate_then_bisects_and_checks_goodput(
     assert!(html.contains("id=\"capacity-p95\""));
     let txt = std::fs::read_to_string(dir.path().join("capacity.txt")).unwrap();
     assert!(txt.contains("knee:") && txt.contains("users/day"), "{txt}");
+    // The header says what each user ran (a component search names its subset).
+    assert_eq!(back.flow_steps, ["service"]);
+    assert!(txt.contains("each user runs 1 step(s): service"), "{txt}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::{SolCall, SolEvent};
 use protocol::api::tee::RunProofRequest;
@@ -130,13 +130,6 @@ pub(super) async fn claim(
         .ok_or_else(|| JourneyError::rpc("contracts.dlp is not set"))?;
     let file_id = U256::from(r.file_id.unwrap_or_default());
     let proof_index = U256::from(r.proof_index.unwrap_or_default());
-    let p = ctx.chain.provider(st.user).clone();
-    let token = RewardToken::new(ctx.facts.reward_token, p.clone());
-    let before = token
-        .balanceOf(r.address)
-        .call()
-        .await
-        .map_err(|e| JourneyError::from_contract(&e))?;
     let input = DataLiquidityPool::requestRewardCall {
         registryFileId: file_id,
         proofIndex: proof_index,
@@ -156,29 +149,139 @@ pub(super) async fn claim(
             format!("RewardRequested does not match: {ev:?}"),
         ));
     }
-    // The balance at the reward's own block; a node that keeps no history
-    // (anvil with `--prune-history`) refuses past blocks, and then the latest
-    // state stands in (nothing else pays this wallet during its journey).
-    // The chain remembers the first refusal for every journey.
-    let at = rc.block_number.unwrap_or_default();
-    let (token, address) = (&token, r.address);
-    let after = ctx
-        .chain
-        .history
-        .read_at(at, |block| async move {
-            token.balanceOf(address).block(block).call().await
-        })
-        .await
-        .map_err(|e| JourneyError::from_contract(&e))?;
-    if after.saturating_sub(before) != ev.rewardAmount {
-        return Err(JourneyError::new(
-            ErrorKind::Revert("RewardNotPaid".into()),
-            format!(
-                "reward balance went {before} → {after}, RewardRequested says {}",
-                ev.rewardAmount
-            ),
-        ));
-    }
+    reward_paid(
+        &rc,
+        ctx.facts.reward_token,
+        dlp_addr,
+        r.address,
+        ev.rewardAmount,
+    )?;
     r.reward = Some(ev.rewardAmount);
     Ok(())
+}
+
+/// The reward was paid in the claim's own transaction: the reward token
+/// logged `Transfer(dlp → user, amount)` there. An ERC-20 logs `Transfer`
+/// only when the balances move, so this proves the payment as a balance
+/// read before and after would, without the two `eth_call`s per journey
+/// (and without a past-block read, which a node keeping no history refuses).
+fn reward_paid(
+    rc: &TransactionReceipt,
+    token: Address,
+    dlp: Address,
+    user: Address,
+    amount: U256,
+) -> Result<(), JourneyError> {
+    let transfers = || {
+        rc.inner
+            .logs()
+            .iter()
+            .filter(|l| l.address() == token)
+            .filter_map(|l| l.log_decode::<RewardToken::Transfer>().ok())
+            .map(|l| l.inner.data)
+    };
+    if transfers().any(|t| t.from == dlp && t.to == user && t.value == amount) {
+        return Ok(());
+    }
+    let transfers: Vec<_> = transfers().collect();
+    Err(JourneyError::new(
+        ErrorKind::Revert("RewardNotPaid".into()),
+        format!(
+            "RewardRequested says {amount}, but the reward token {token} logged no transfer of it \
+             from the pool {dlp} to {user} (transfers: {transfers:?})"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Bytes, address};
+    use alloy::sol_types::SolEvent;
+
+    const TOKEN: Address = address!("00000000000000000000000000000000000000aa");
+    const DLP: Address = address!("00000000000000000000000000000000000000bb");
+    const USER: Address = address!("00000000000000000000000000000000000000cc");
+
+    /// A mined receipt carrying `logs` (emitter, event), as a node sends it.
+    fn receipt(logs: &[(Address, RewardToken::Transfer)]) -> TransactionReceipt {
+        let logs: Vec<_> = logs
+            .iter()
+            .enumerate()
+            .map(|(i, (emitter, ev))| {
+                let data = ev.encode_log_data();
+                serde_json::json!({
+                    "address": emitter,
+                    "topics": data.topics(),
+                    "data": Bytes::from(data.data.to_vec()),
+                    "blockNumber": "0x7",
+                    "transactionHash": B256::repeat_byte(1),
+                    "transactionIndex": "0x0",
+                    "blockHash": B256::repeat_byte(2),
+                    "logIndex": format!("{i:#x}"),
+                    "removed": false,
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "type": "0x2",
+            "status": "0x1",
+            "cumulativeGasUsed": "0x5208",
+            "logs": logs,
+            "logsBloom": format!("0x{}", "00".repeat(256)),
+            "transactionHash": B256::repeat_byte(1),
+            "transactionIndex": "0x0",
+            "blockHash": B256::repeat_byte(2),
+            "blockNumber": "0x7",
+            "gasUsed": "0x5208",
+            "effectiveGasPrice": "0x1",
+            "from": USER,
+            "to": DLP,
+            "contractAddress": null,
+        }))
+        .expect("a node's receipt JSON")
+    }
+
+    fn transfer(from: Address, to: Address, value: u64) -> RewardToken::Transfer {
+        RewardToken::Transfer {
+            from,
+            to,
+            value: U256::from(value),
+        }
+    }
+
+    #[test]
+    fn the_pools_transfer_of_the_reward_to_the_user_is_the_payment() {
+        let rc = receipt(&[(TOKEN, transfer(DLP, USER, 700))]);
+        assert!(reward_paid(&rc, TOKEN, DLP, USER, U256::from(700)).is_ok());
+    }
+
+    #[test]
+    fn anything_short_of_that_transfer_is_reward_not_paid() {
+        let amount = U256::from(700);
+        let cases = [
+            ("no transfer", receipt(&[])),
+            (
+                "another amount",
+                receipt(&[(TOKEN, transfer(DLP, USER, 699))]),
+            ),
+            (
+                "to someone else",
+                receipt(&[(TOKEN, transfer(DLP, DLP, 700))]),
+            ),
+            (
+                "from someone else",
+                receipt(&[(TOKEN, transfer(USER, USER, 700))]),
+            ),
+            (
+                "logged by another contract",
+                receipt(&[(DLP, transfer(DLP, USER, 700))]),
+            ),
+        ];
+        for (what, rc) in cases {
+            let e = reward_paid(&rc, TOKEN, DLP, USER, amount).expect_err(what);
+            assert_eq!(e.kind, ErrorKind::Revert("RewardNotPaid".into()), "{what}");
+            assert!(e.message.contains("700"), "{what}: {}", e.message);
+        }
+    }
 }

@@ -73,6 +73,17 @@ impl Calls {
             .count()
     }
 
+    /// The params of every call of `method` so far, in order.
+    pub fn params(&self, method: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
     fn record(&self, call: &Value) {
         let method = call["method"].as_str().unwrap_or_default().to_string();
         self.0

@@ -370,6 +370,10 @@ pub enum Outcome {
 pub struct CapacityResult {
     pub schema_version: u32,
     pub profile: String,
+    /// The steps each user ran, in order: the whole journey, or the subset
+    /// of a component search (`--steps`). Empty in files written before it.
+    #[serde(default)]
+    pub flow_steps: Vec<String>,
     pub settings: Settings,
     /// Stability tolerances and pass rules, as applied.
     pub rules: Rules,
@@ -487,6 +491,7 @@ impl CapacityResult {
         CapacityResult {
             schema_version: CAPACITY_SCHEMA_VERSION,
             profile: base.profile.clone(),
+            flow_steps: Vec::new(),
             settings: settings.clone(),
             rules: Rules {
                 min_completion: MIN_COMPLETION,
@@ -557,5 +562,73 @@ mod tests {
         let s = step(10, 1.5);
         assert_eq!(s.failed_criteria, ["completion"]);
         assert!(!s.undecided());
+    }
+
+    /// The knee's bottleneck: the failing step's own analysis first; else the
+    /// concurrency cap when journeys filled it and arrivals waited; else the
+    /// component of the journey step that degraded most.
+    #[test]
+    fn the_knees_bottleneck_is_the_analysis_then_the_cap_then_the_degraded_step() {
+        let fig = |p95: f64| StepFigures {
+            step: "infer_wait".into(),
+            component: "inference".into(),
+            count: 100,
+            errors: 0,
+            p95_ms: Some(p95),
+        };
+        let good = {
+            let mut r = step(20, 0.0);
+            r.flow_steps = vec![fig(1_000.0)];
+            r
+        };
+        let bad = |analysis: Option<&str>, delayed: u64, in_flight_max: u64| {
+            let mut r = step(10, 0.0);
+            r.index = 1;
+            r.rate_per_s = 2.0;
+            r.flow_steps = vec![fig(4_000.0)];
+            r.bottleneck = Some(Bottleneck {
+                component: analysis.map(str::to_string),
+                in_flight_cap: 50,
+                in_flight_max,
+                delayed,
+                ..Bottleneck::default()
+            });
+            r
+        };
+        let named = |bad: StepRecord| {
+            let r = CapacityResult::assemble(
+                &LoadTestConfig::default(),
+                &Settings::default(),
+                vec![good.clone(), bad],
+                Some(0),
+                Some(1),
+                None,
+                None,
+            );
+            let k = r.knee.expect("a knee between the two steps");
+            (
+                k.bottleneck.unwrap_or_default(),
+                k.bottleneck_from.unwrap_or_default(),
+            )
+        };
+        // The analysis named a component: it stands, cap or not.
+        assert_eq!(
+            named(bad(Some("tee"), 7, 50)),
+            ("tee".into(), "analysis".into())
+        );
+        // None named, the cap full and arrivals waiting: the cap.
+        assert_eq!(
+            named(bad(None, 7, 50)),
+            (CONCURRENCY_CAP.into(), "cap".into())
+        );
+        // The cap full but nobody waited, or arrivals waiting below the cap
+        // (never reached): the step that slowed down names its component.
+        for (delayed, max) in [(0, 50), (7, 30)] {
+            assert_eq!(
+                named(bad(None, delayed, max)),
+                ("inference".into(), "degraded_step".into()),
+                "delayed {delayed}, in flight at most {max}"
+            );
+        }
     }
 }

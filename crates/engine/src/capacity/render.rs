@@ -24,6 +24,14 @@ impl CapacityResult {
             self.settings.max_hold_secs,
             self.settings.bisections
         );
+        if !self.flow_steps.is_empty() {
+            let _ = writeln!(
+                t,
+                "each user runs {} step(s): {}",
+                self.flow_steps.len(),
+                self.flow_steps.join(", ")
+            );
+        }
         let _ = writeln!(
             t,
             "a step passes when: engine verdict PASS (p95 < {:.0} ms, errors < {} %, thresholds, \

@@ -282,7 +282,7 @@ fn sentences(c: &Capacity, twin_unknown: bool) -> Vec<String> {
         ));
         for ce in &c.chain {
             out.push(format!(
-                "Chain ceiling ({}): {} gas per block every {} s ÷ {} gas per journey = {} journeys/s, {} users/day ({}× the target).{}",
+                "Chain ceiling ({}): {} gas per block every {} s ÷ {} gas per journey = {} journeys/s, {} users/day ({}× the target). Above half of it ({} journeys/s, EIP-1559's gas target) blocks fuller than the target raise the base fee by up to 12.5 % each, and the users' fees with it.{}",
                 ce.label,
                 group(ce.block_gas_limit as i128),
                 num(ce.block_time_s),
@@ -290,6 +290,7 @@ fn sentences(c: &Capacity, twin_unknown: bool) -> Vec<String> {
                 num(ce.journeys_per_s),
                 group(ce.users_per_day as i128),
                 num(ce.margin),
+                num(ce.journeys_per_s / 2.0),
                 if ce.margin < 1.0 {
                     " Block gas is the knob: the chain cannot carry the target."
                 } else {

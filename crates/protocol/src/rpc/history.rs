@@ -1,7 +1,7 @@
 //! What a node is known to keep of its past states, learnt from its answers.
 //!
-//! Some reads belong at a past block (a permission as of its event's block,
-//! a balance as of the reward's block). A node that keeps no history (anvil
+//! Some reads belong at a past block (the indexer reads a permission as of
+//! its event's block). A node that keeps no history (anvil
 //! with `--prune-history`, as load runs start it) refuses every such read
 //! with `BlockOutOfRangeError`, and the reader falls back to the latest
 //! state. Asking at the past block first on every read would cost one

@@ -94,6 +94,7 @@ impl GasTable {
             on_measure();
             let est = rpc
                 .estimate_gas(call_request(from, to, input))
+                .latest() // as the SDK's relay (viem); see the client's `Chain::send`
                 .await
                 .map_err(|e| describe_failure(&e, "gas estimate"))?;
             Ok(est + est * self.margin_percent / 100)
