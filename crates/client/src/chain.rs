@@ -371,9 +371,17 @@ pub fn find_event<E: alloy::sol_types::SolEvent>(
     r: &TransactionReceipt,
     from: Address,
 ) -> Option<E> {
+    events(r, from).next()
+}
+
+/// Decodes every log of type `E` emitted by `from` in a receipt, in order.
+pub fn events<E: alloy::sol_types::SolEvent>(
+    r: &TransactionReceipt,
+    from: Address,
+) -> impl Iterator<Item = E> + '_ {
     r.inner
         .logs()
         .iter()
-        .filter(|l| l.address() == from)
-        .find_map(|l| l.log_decode::<E>().ok().map(|d| d.inner.data))
+        .filter(move |l| l.address() == from)
+        .filter_map(|l| l.log_decode::<E>().ok().map(|d| d.inner.data))
 }

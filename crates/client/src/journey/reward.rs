@@ -13,7 +13,7 @@ use protocol::contracts::{DataLiquidityPool, DataRegistry, RewardToken, TeePoolP
 use protocol::crypto::ecies;
 
 use super::{JourneyReport, State, hex_key, u64_of};
-use crate::chain::{Call, LogMatch, find_event};
+use crate::chain::{Call, LogMatch, events, find_event};
 use crate::context::Context;
 use crate::errors::{ErrorKind, JourneyError, RetryPolicy};
 
@@ -172,18 +172,11 @@ fn reward_paid(
     user: Address,
     amount: U256,
 ) -> Result<(), JourneyError> {
-    let transfers = || {
-        rc.inner
-            .logs()
-            .iter()
-            .filter(|l| l.address() == token)
-            .filter_map(|l| l.log_decode::<RewardToken::Transfer>().ok())
-            .map(|l| l.inner.data)
-    };
-    if transfers().any(|t| t.from == dlp && t.to == user && t.value == amount) {
+    let mut transfers = events::<RewardToken::Transfer>(rc, token);
+    if transfers.any(|t| t.from == dlp && t.to == user && t.value == amount) {
         return Ok(());
     }
-    let transfers: Vec<_> = transfers().collect();
+    let transfers: Vec<_> = events::<RewardToken::Transfer>(rc, token).collect();
     Err(JourneyError::new(
         ErrorKind::Revert("RewardNotPaid".into()),
         format!(
