@@ -207,7 +207,7 @@ async fn finds_the_knee_of_a_known_service_rate_then_bisects_and_checks_goodput(
     let txt = std::fs::read_to_string(dir.path().join("capacity.txt")).unwrap();
     assert!(txt.contains("knee:") && txt.contains("users/day"), "{txt}");
     // The header says what each user ran (a component search names its subset).
-    assert_eq!(back.flow_steps, ["service"]);
+    assert_eq!(back.journey_steps, ["service"]);
     assert!(txt.contains("each user runs 1 step(s): service"), "{txt}");
 }
 

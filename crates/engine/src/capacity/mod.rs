@@ -430,10 +430,10 @@ pub async fn search<F: Flow, S: StepSetup>(
         (Some(g), Some(_)) => Some(s.beyond(g).await?),
         _ => None,
     };
-    let flow_steps = s.flow.steps().iter().map(|d| d.name.to_string()).collect();
+    let journey_steps = s.flow.steps().iter().map(|d| d.name.to_string()).collect();
     let mut result =
         CapacityResult::assemble(base, settings, s.steps, good, bad, beyond, s.interrupted);
-    result.flow_steps = flow_steps;
+    result.journey_steps = journey_steps;
     render::write(&out, &result).map_err(|source| CapacityError::Io {
         path: out.clone(),
         source,

@@ -373,7 +373,7 @@ pub struct CapacityResult {
     /// The steps each user ran, in order: the whole journey, or the subset
     /// of a component search (`--steps`). Empty in files written before it.
     #[serde(default)]
-    pub flow_steps: Vec<String>,
+    pub journey_steps: Vec<String>,
     pub settings: Settings,
     /// Stability tolerances and pass rules, as applied.
     pub rules: Rules,
@@ -491,7 +491,7 @@ impl CapacityResult {
         CapacityResult {
             schema_version: CAPACITY_SCHEMA_VERSION,
             profile: base.profile.clone(),
-            flow_steps: Vec::new(),
+            journey_steps: Vec::new(),
             settings: settings.clone(),
             rules: Rules {
                 min_completion: MIN_COMPLETION,

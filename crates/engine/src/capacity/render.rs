@@ -24,12 +24,12 @@ impl CapacityResult {
             self.settings.max_hold_secs,
             self.settings.bisections
         );
-        if !self.flow_steps.is_empty() {
+        if !self.journey_steps.is_empty() {
             let _ = writeln!(
                 t,
                 "each user runs {} step(s): {}",
-                self.flow_steps.len(),
-                self.flow_steps.join(", ")
+                self.journey_steps.len(),
+                self.journey_steps.join(", ")
             );
         }
         let _ = writeln!(
