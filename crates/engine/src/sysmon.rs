@@ -9,6 +9,13 @@
 //! a workspace dependency) gives the clock tick and the page size. Where `/proc`
 //! cannot be read (not Linux, a locked-down container) every field is empty and
 //! nothing panics.
+//!
+//! The run may be allowed less than the whole machine: pinned to some CPUs
+//! (`taskset`, `Cpus_allowed_list` in `/proc/self/status`) or given a CPU
+//! quota by its cgroup (a container's CPU limit: cgroup v2 `cpu.max`, v1
+//! `cpu.cfs_quota_us`). That limit is read once and recorded in every sample
+//! ([`CpuLimit`]), so that a run which used all the CPU it may use is seen as
+//! saturated even when the machine's other cores were idle.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,6 +35,38 @@ pub struct SystemSample {
     pub host_cores: u32,
     /// By name: `vana-load`, then the processes given to [`SysMon::new`] still running.
     pub processes: BTreeMap<String, ProcSample>,
+    /// The CPU this run may use, when it is less than the online cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<CpuLimit>,
+}
+
+/// CPU allowed to the run (vana-load and the processes it starts, which
+/// inherit it), when less than the machine's online cores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct CpuLimit {
+    /// Cores' worth of CPU (a cgroup quota may be a fraction of a core).
+    pub cores: f64,
+    /// What sets it: `affinity` (the CPUs the process may run on) or
+    /// `cgroup` (a CPU quota, e.g. a container's CPU limit).
+    pub by: String,
+}
+
+impl CpuLimit {
+    /// "1 core (CPU affinity)", "1.5 cores (cgroup CPU quota)".
+    pub fn describe(&self) -> String {
+        let n = if self.cores.fract() == 0.0 {
+            format!("{:.0}", self.cores)
+        } else {
+            format!("{:.2}", self.cores)
+        };
+        let unit = if self.cores == 1.0 { "core" } else { "cores" };
+        let by = match self.by.as_str() {
+            "affinity" => "CPU affinity",
+            "cgroup" => "cgroup CPU quota",
+            other => other,
+        };
+        format!("{n} {unit} ({by})")
+    }
 }
 
 /// One process in a [`SystemSample`].
@@ -59,6 +98,7 @@ pub struct SysMon {
     prev_at: Option<Instant>,
     clk_tck: f64,
     page_bytes: f64,
+    cpu_limit: Option<CpuLimit>,
 }
 
 impl SysMon {
@@ -82,6 +122,9 @@ impl SysMon {
             prev_at: None,
             clk_tck: clock_ticks_per_s(),
             page_bytes: page_size(),
+            cpu_limit: std::fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|stat| cpu_limit(count_cores(&stat))),
         }
     }
 
@@ -128,6 +171,7 @@ impl SysMon {
             host_cpu_pct,
             host_cores: stat.as_deref().map_or(0, count_cores),
             processes,
+            cpu_limit: self.cpu_limit.clone(),
         }
     }
 }
@@ -155,6 +199,113 @@ fn count_cores(stat: &str) -> u32 {
     stat.lines()
         .filter(|l| l.starts_with("cpu") && l[3..].starts_with(|c: char| c.is_ascii_digit()))
         .count() as u32
+}
+
+/// The CPU this process may use, when less than `online` cores: the smaller
+/// of its CPU affinity and its cgroup's CPU quota.
+fn cpu_limit(online: u32) -> Option<CpuLimit> {
+    let affinity = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .and_then(count_cpu_list)
+        })
+        .map(|n| CpuLimit {
+            cores: f64::from(n),
+            by: "affinity".into(),
+        });
+    let quota = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| cgroup_quota_cores(&c, std::path::Path::new("/sys/fs/cgroup")))
+        .map(|cores| CpuLimit {
+            cores,
+            by: "cgroup".into(),
+        });
+    [affinity, quota]
+        .into_iter()
+        .flatten()
+        .filter(|l| online == 0 || l.cores < f64::from(online))
+        .min_by(|a, b| a.cores.total_cmp(&b.cores))
+}
+
+/// CPUs in a list like `0-3,8,10-11` (`Cpus_allowed_list`).
+fn count_cpu_list(list: &str) -> Option<u32> {
+    let mut n = 0;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?);
+                b.checked_sub(a)? + 1
+            }
+            None => part.trim().parse::<u32>().map(|_| 1).ok()?,
+        };
+    }
+    (n > 0).then_some(n)
+}
+
+/// The tightest CPU quota, in cores, on the path of this process's cgroup
+/// (`/proc/self/cgroup`'s text) under `root`: cgroup v2 `cpu.max` of the
+/// cgroup and each ancestor, else v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
+/// `None` when no quota is set or nothing can be read.
+fn cgroup_quota_cores(proc_cgroup: &str, root: &std::path::Path) -> Option<f64> {
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+    let mut best: Option<f64> = None;
+    let mut keep = |q: Option<f64>| {
+        if let Some(q) = q {
+            best = Some(best.map_or(q, |b| b.min(q)));
+        }
+    };
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            for dir in self_and_ancestors(root, rel) {
+                keep(read(dir.join("cpu.max")).and_then(|s| parse_cpu_max(&s)));
+            }
+        } else if controllers.split(',').any(|c| c == "cpu") {
+            for mount in [controllers, "cpu", "cpu,cpuacct"] {
+                for dir in self_and_ancestors(&root.join(mount), rel) {
+                    let quota = read(dir.join("cpu.cfs_quota_us"));
+                    let period = read(dir.join("cpu.cfs_period_us"));
+                    keep(quota.zip(period).and_then(|(q, p)| parse_cfs(&q, &p)));
+                }
+            }
+        }
+    }
+    best
+}
+
+/// `base/rel` and each of its parents up to `base`.
+fn self_and_ancestors(base: &std::path::Path, rel: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    let mut p = std::path::PathBuf::from(rel);
+    loop {
+        dirs.push(base.join(&p));
+        if !p.pop() {
+            return dirs;
+        }
+    }
+}
+
+/// cgroup v2 `cpu.max`: `"<quota> <period>"` in µs, or `"max <period>"`.
+fn parse_cpu_max(s: &str) -> Option<f64> {
+    let mut f = s.split_whitespace();
+    let quota = f.next()?.parse::<f64>().ok()?;
+    let period = f
+        .next()
+        .map_or(Some(100_000.0), |p| p.parse::<f64>().ok())?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// cgroup v1 `cpu.cfs_quota_us` (-1: none) and `cpu.cfs_period_us`.
+fn parse_cfs(quota: &str, period: &str) -> Option<f64> {
+    let quota = quota.trim().parse::<f64>().ok()?;
+    let period = period.trim().parse::<f64>().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
 }
 
 /// What `/proc/<pid>/stat` says of a process.
@@ -287,6 +438,118 @@ mod tests {
         // Above the kernel's pid_max (at most 2^22).
         let mut m = SysMon::new(vec![("ghost".into(), 4_194_305 + 7)]);
         assert!(!m.sample().processes.contains_key("ghost"));
+    }
+
+    #[test]
+    fn cpu_lists_and_quotas_parse() {
+        assert_eq!(count_cpu_list(" 0-1\n"), Some(2));
+        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(count_cpu_list("5"), Some(1));
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("x"), None);
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs("50000\n", "100000\n"), Some(0.5));
+        let one = CpuLimit {
+            cores: 1.0,
+            by: "affinity".into(),
+        };
+        assert_eq!(one.describe(), "1 core (CPU affinity)");
+        let part = CpuLimit {
+            cores: 1.5,
+            by: "cgroup".into(),
+        };
+        assert_eq!(part.describe(), "1.50 cores (cgroup CPU quota)");
+    }
+
+    #[test]
+    fn the_tightest_cgroup_quota_on_the_path_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        let put = |rel: &str, file: &str, text: &str| {
+            let d = root.path().join(rel);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(file), text).unwrap();
+        };
+        // v2: the pod allows 2 cores, the container within it 0.5.
+        put("kubepods/pod1", "cpu.max", "200000 100000\n");
+        put("kubepods/pod1/ctr", "cpu.max", "50000 100000\n");
+        put("", "cpu.max", "max 100000\n");
+        assert_eq!(
+            cgroup_quota_cores("0::/kubepods/pod1/ctr\n", root.path()),
+            Some(0.5)
+        );
+        // Only an ancestor sets one.
+        put("kubepods/pod2/ctr", "cpu.max", "max 100000\n");
+        put("kubepods/pod2", "cpu.max", "300000 100000\n");
+        assert_eq!(
+            cgroup_quota_cores("0::/kubepods/pod2/ctr\n", root.path()),
+            Some(3.0)
+        );
+        // None set anywhere; a malformed line is skipped.
+        assert_eq!(cgroup_quota_cores("garbage\n0::/\n", root.path()), None);
+        // v1: the cpu controller's own hierarchy.
+        put("cpu,cpuacct/docker/abc", "cpu.cfs_quota_us", "150000\n");
+        put("cpu,cpuacct/docker/abc", "cpu.cfs_period_us", "100000\n");
+        assert_eq!(
+            cgroup_quota_cores(
+                "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n",
+                root.path()
+            ),
+            Some(1.5)
+        );
+    }
+
+    const PINNED_CHILD: &str = "VANA_LOAD_SYSMON_PINNED_CHILD";
+
+    #[test]
+    fn a_run_pinned_to_one_cpu_records_a_limit_of_one_core() {
+        if std::env::var_os(PINNED_CHILD).is_some() {
+            // The child: pinned by its parent, it reports what it records.
+            let s = SysMon::new(Vec::new()).sample();
+            println!("LIMIT={}", serde_json::to_string(&s.cpu_limit).unwrap());
+            return;
+        }
+        let online = count_cores(&std::fs::read_to_string("/proc/stat").unwrap());
+        // Unpinned, no affinity limit is recorded below the online cores
+        // (a cgroup quota may still be: then it is below them).
+        if let Some(l) = SysMon::new(Vec::new()).sample().cpu_limit {
+            assert!(l.cores < f64::from(online) && l.by == "cgroup", "{l:?}");
+        }
+        assert!(online >= 2, "needs two cores to pin a run to one");
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "sysmon::tests::a_run_pinned_to_one_cpu_records_a_limit_of_one_core",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(PINNED_CHILD, "1");
+        // SAFETY: between fork and exec the hook only calls the
+        // async-signal-safe sched_setaffinity on a stack value.
+        unsafe {
+            child.pre_exec(|| {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = child.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let limit = text
+            .lines()
+            .find_map(|l| l.split_once("LIMIT=").map(|(_, json)| json))
+            .unwrap_or_else(|| panic!("child said no limit: {text}"));
+        let limit: Option<CpuLimit> = serde_json::from_str(limit).unwrap();
+        let limit = limit.expect("a limit recorded");
+        assert_eq!(limit.cores, 1.0, "{limit:?}");
+        assert!(limit.by == "affinity" || limit.by == "cgroup", "{limit:?}");
     }
 
     #[test]

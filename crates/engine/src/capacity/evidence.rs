@@ -28,8 +28,13 @@ use crate::report::machine::host_cpu_between;
 pub const OTHERS_NOTED_PCT: f64 = 25.0;
 
 /// A process's CPU per journey growing by this factor from the knee to the
-/// first failing step is named in the evidence.
+/// first failing step is named in the evidence...
 pub const COST_GREW: f64 = 1.5;
+
+/// ...when the growth is at least this share of the whole journey's CPU at
+/// the knee (all watched processes): an idle helper going from 1 to 3 ms
+/// beside a 400 ms journey is sampling noise, not a slower component.
+pub const COST_GREW_MATERIAL: f64 = 0.05;
 
 /// The machine's CPU over a step's hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -47,6 +52,12 @@ pub struct StepCpu {
     /// is a component slowing down, whatever the rate).
     #[serde(default)]
     pub per_journey_ms: BTreeMap<String, f64>,
+    /// When the run may use less than the machine: that limit, and the
+    /// share of it (0–100) the watched processes used together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::sysmon::CpuLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_used_pct: Option<f64>,
 }
 
 /// The machine's CPU over the first `hold` seconds of a step's run.
@@ -73,6 +84,8 @@ pub fn step_cpu(data: &RunData, hold: f64) -> Option<StepCpu> {
         others_pct: (h.mean_pct * f64::from(h.cores) - own).max(0.0),
         processes: h.processes,
         per_journey_ms,
+        limit: h.limited.as_ref().map(|l| l.limit.clone()),
+        limit_used_pct: h.limited.as_ref().map(|l| l.mean_pct),
     })
 }
 
@@ -231,17 +244,15 @@ pub fn sentences(knee: &StepRecord, bad: &StepRecord, d: Option<&Degradation>) -
             k.others_pct,
             b.others_pct,
         );
-        // A process whose CPU per journey grew is slower per journey, not
-        // only busier: the search's target changed under it.
-        let slower: Vec<String> = b
-            .per_journey_ms
-            .iter()
-            .filter_map(|(n, &ms)| {
-                let at_knee = *k.per_journey_ms.get(n)?;
-                (at_knee >= 1.0 && ms >= COST_GREW * at_knee)
-                    .then(|| format!("{n} ×{:.1}", ms / at_knee))
-            })
-            .collect();
+        if let (Some(l), Some(used)) = (&b.limit, b.limit_used_pct) {
+            s.push_str(&format!(
+                "; the run may use {}: its processes used {} → {used:.0} % of that",
+                l.describe(),
+                k.limit_used_pct
+                    .map_or("–".to_string(), |u| format!("{u:.0} %")),
+            ));
+        }
+        let slower = grew_per_journey(k, b);
         if !slower.is_empty() {
             s.push_str(&format!(
                 "; CPU per successful journey grew ({}): the work per journey grew with the \
@@ -275,6 +286,23 @@ pub fn sentences(knee: &StepRecord, bad: &StepRecord, d: Option<&Degradation>) -
         ));
     }
     v
+}
+
+/// The processes whose CPU per journey grew materially from the knee to the
+/// failing step, as `name ×factor`: slower per journey, not only busier (the
+/// search's target changed under them).
+fn grew_per_journey(k: &StepCpu, b: &StepCpu) -> Vec<String> {
+    let whole: f64 = k.per_journey_ms.values().sum();
+    b.per_journey_ms
+        .iter()
+        .filter_map(|(n, &ms)| {
+            let at_knee = *k.per_journey_ms.get(n)?;
+            (at_knee >= 1.0
+                && ms >= COST_GREW * at_knee
+                && ms - at_knee >= COST_GREW_MATERIAL * whole)
+                .then(|| format!("{n} ×{:.1}", ms / at_knee))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -318,5 +346,63 @@ mod tests {
         assert!(said[1].contains("`a` (a-component)"), "{said:?}");
         // Nothing got worse: no step is named.
         assert_eq!(degradation(&knee, &knee), None);
+    }
+
+    fn cpu(per_journey: &[(&str, f64)]) -> StepCpu {
+        StepCpu {
+            host_pct: 50.0,
+            cores: 2,
+            processes: BTreeMap::new(),
+            others_pct: 0.0,
+            per_journey_ms: per_journey
+                .iter()
+                .map(|(n, ms)| (n.to_string(), *ms))
+                .collect(),
+            limit: None,
+            limit_used_pct: None,
+        }
+    }
+
+    #[test]
+    fn a_process_is_named_slower_only_when_its_growth_is_material() {
+        // The smoke search's own figures: the fork source ×3 on 1 → 3 ms of a
+        // 400 ms journey is noise; anvil's +2 ms likewise (and under ×1.5).
+        let knee = cpu(&[("anvil", 64.0), ("fork", 1.0), ("vana-load", 335.0)]);
+        let bad = cpu(&[("anvil", 66.0), ("fork", 3.0), ("vana-load", 354.0)]);
+        assert!(grew_per_journey(&knee, &bad).is_empty());
+        // anvil 11 → 20 ms of a 50 ms journey: named, the others not.
+        let knee = cpu(&[("anvil", 11.0), ("fork", 0.3), ("vana-load", 38.0)]);
+        let bad = cpu(&[("anvil", 20.0), ("fork", 0.9), ("vana-load", 40.0)]);
+        assert_eq!(grew_per_journey(&knee, &bad), ["anvil ×1.8"]);
+        let said = sentences(&rec_cpu(&knee), &rec_cpu(&bad), None);
+        assert!(
+            said.iter()
+                .any(|s| s.contains("CPU per successful journey grew (anvil ×1.8)")),
+            "{said:?}"
+        );
+        // A run pinned to one core says how much of it its processes used.
+        let limit = Some(crate::sysmon::CpuLimit {
+            cores: 1.0,
+            by: "affinity".into(),
+        });
+        let (mut k1, mut b1) = (knee.clone(), bad.clone());
+        (k1.limit, k1.limit_used_pct) = (limit.clone(), Some(90.0));
+        (b1.limit, b1.limit_used_pct) = (limit, Some(99.0));
+        let said = sentences(&rec_cpu(&k1), &rec_cpu(&b1), None);
+        assert!(
+            said.iter().any(|s| s.contains(
+                "the run may use 1 core (CPU affinity): its processes used 90 % → 99 % of that"
+            )),
+            "{said:?}"
+        );
+        // A process absent at the knee is not compared.
+        let bad = cpu(&[("other", 30.0)]);
+        assert!(grew_per_journey(&knee, &bad).is_empty());
+    }
+
+    fn rec_cpu(c: &StepCpu) -> StepRecord {
+        let mut r = rec(vec![]);
+        r.cpu = Some(c.clone());
+        r
     }
 }

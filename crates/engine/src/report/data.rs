@@ -49,6 +49,8 @@ pub struct SystemStats {
     pub host: CpuStats,
     /// Each watched process, `vana-load` first, then by name.
     pub processes: Vec<ProcStats>,
+    /// The CPU the run may use, when less than the machine's cores.
+    pub limit: Option<crate::sysmon::CpuLimit>,
 }
 
 /// Peak and mean of a CPU share over the snapshots that recorded one.
@@ -361,6 +363,7 @@ impl RunData {
             cores: rows.iter().map(|r| r.host_cores).max().unwrap_or(0),
             host: CpuStats::of(rows.iter().filter_map(|r| r.host_cpu_pct)),
             processes,
+            limit: rows.iter().find_map(|r| r.cpu_limit.clone()),
         })
     }
 

@@ -39,6 +39,20 @@ pub struct HostCpu {
     pub samples: usize,
     /// Mean CPU of each watched process then (100 = one core).
     pub processes: BTreeMap<String, f64>,
+    /// When the run may use less than the machine: that limit, and the
+    /// share of it the run's processes used.
+    pub limited: Option<LimitedCpu>,
+}
+
+/// The run's processes' CPU as a share of what the run may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitedCpu {
+    pub limit: crate::sysmon::CpuLimit,
+    /// Share of the limit (0–100) the watched processes used together:
+    /// mean, least and most over the snapshots.
+    pub mean_pct: f64,
+    pub min_pct: f64,
+    pub max_pct: f64,
 }
 
 /// The host's CPU over the snapshots whose interval (from the previous
@@ -49,6 +63,7 @@ pub fn host_cpu_between(data: &RunData, from: f64, to: f64) -> Option<HostCpu> {
         ..Default::default()
     };
     let mut procs: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut limited: Option<LimitedCpu> = None;
     let mut prev_t: Option<f64> = None;
     for p in &data.series {
         let start = prev_t.unwrap_or(p.t_s - data.config.metrics_interval);
@@ -63,18 +78,36 @@ pub fn host_cpu_between(data: &RunData, from: f64, to: f64) -> Option<HostCpu> {
         h.min_pct = h.min_pct.min(v);
         h.max_pct = h.max_pct.max(v);
         h.cores = h.cores.max(sys.host_cores);
+        let mut own = 0.0;
         for (name, ps) in &sys.processes {
             if let Some(c) = ps.cpu_pct {
                 let e = procs.entry(name.clone()).or_default();
                 e.0 += c;
                 e.1 += 1;
+                own += c;
             }
+        }
+        if let Some(limit) = sys.cpu_limit.as_ref().filter(|l| l.cores > 0.0) {
+            let used = (own / limit.cores).min(100.0);
+            let l = limited.get_or_insert_with(|| LimitedCpu {
+                limit: limit.clone(),
+                mean_pct: 0.0,
+                min_pct: f64::INFINITY,
+                max_pct: 0.0,
+            });
+            l.mean_pct += used;
+            l.min_pct = l.min_pct.min(used);
+            l.max_pct = l.max_pct.max(used);
         }
     }
     if h.samples == 0 {
         return None;
     }
     h.mean_pct /= h.samples as f64;
+    h.limited = limited.map(|mut l| {
+        l.mean_pct /= h.samples as f64;
+        l
+    });
     h.processes = procs
         .into_iter()
         .map(|(k, (sum, n))| (k, sum / n as f64))
@@ -98,7 +131,14 @@ pub(super) fn machine_saturation(
     let sig = b.components.iter().find(|c| c.component == name)?;
     let onset = sig.onset_s?;
     let cpu = host_cpu_between(data, onset - half_width, onset + half_width)?;
-    if cpu.mean_pct < HOST_CPU_SATURATED_PCT {
+    // A run allowed less than the machine (pinned CPUs, a container's CPU
+    // quota) is saturated when its processes use what it may use, whatever
+    // the other cores do; the processes are the run's own by construction.
+    let (mean, min, max) = match &cpu.limited {
+        Some(l) => (l.mean_pct, l.min_pct, l.max_pct),
+        None => (cpu.mean_pct, cpu.min_pct, cpu.max_pct),
+    };
+    if mean < HOST_CPU_SATURATED_PCT {
         return None;
     }
     // The run's own processes must be what keeps the machine busy (the driver
@@ -117,16 +157,13 @@ pub(super) fn machine_saturation(
     } else {
         OWN_SHARE_DRIVER
     };
-    if own < need * cpu.mean_pct {
+    if cpu.limited.is_none() && own < need * cpu.mean_pct {
         return None;
     }
-    let busy = if cpu.max_pct - cpu.min_pct < 1.0 {
-        format!("{:.0} % busy", cpu.mean_pct)
+    let busy = if max - min < 1.0 {
+        format!("{mean:.0} % busy")
     } else {
-        format!(
-            "{:.0}–{:.0} % busy (mean {:.0} %)",
-            cpu.min_pct, cpu.max_pct, cpu.mean_pct
-        )
+        format!("{min:.0}–{max:.0} % busy (mean {mean:.0} %)")
     };
     let cores = match cpu.cores {
         0 => "cores".to_string(),
@@ -146,21 +183,32 @@ pub(super) fn machine_saturation(
                 .join(", ")
         )
     });
-    let (component, mut evidence) = if data.local_twin() {
-        (
-            "host_cpu",
-            vec![format!(
-                "the machine's {cores} were {busy} {when}, when the {displaced} would otherwise be named"
-            )],
-        )
-    } else {
-        (
-            "driver_cpu",
-            vec![format!(
-                "the load generator's machine had its {cores} {busy} {when}, when the {displaced} would otherwise be named"
-            )],
-        )
+    let then = format!("{when}, when the {displaced} would otherwise be named");
+    let saturated = match (&cpu.limited, data.local_twin()) {
+        // What was saturated: the share of the machine the run may use...
+        (Some(l), true) => format!(
+            "the run may use {} of the machine's {cores}, and its processes kept that {busy} {then}",
+            l.limit.describe()
+        ),
+        (Some(l), false) => format!(
+            "the load generator may use {} of its machine's {cores}, and it kept that {busy} {then}",
+            l.limit.describe()
+        ),
+        // ...or the machine.
+        (None, true) => format!("the machine's {cores} were {busy} {then}"),
+        (None, false) => {
+            format!("the load generator's machine had its {cores} {busy} {then}")
+        }
     };
+    let component = if data.local_twin() {
+        "host_cpu"
+    } else {
+        "driver_cpu"
+    };
+    let mut evidence = vec![saturated];
+    if cpu.limited.is_some() {
+        evidence.push("that limit, not the machine, ran out".to_string());
+    }
     evidence.extend(procs);
     evidence.push(if component == "host_cpu" {
         "the driver and the twin share this machine, so the knee is the machine's, not a service's: the service figures are a lower bound".to_string()
@@ -179,7 +227,14 @@ pub(super) fn machine_saturation(
         errors: 0,
         first_error_s: None,
         throughput_per_s: sig.throughput_per_s,
-        knob: knob_of(component),
+        knob: match &cpu.limited {
+            Some(l) => format!(
+                "the run's CPU limit ({}: the CPUs it is pinned to, or the container's CPU limit), then {}",
+                l.limit.describe(),
+                knob_of(component)
+            ),
+            None => knob_of(component),
+        },
         evidence,
     })
 }

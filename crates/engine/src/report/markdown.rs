@@ -117,11 +117,15 @@ pub fn render(d: &RunData, a: &Analysis) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "**Machine**: peak host CPU {} of {} cores; peak RSS {}.\n",
+            "**Machine**: peak host CPU {} of {} cores{}; peak RSS {}.\n",
             sys.host
                 .peak_pct
                 .map_or("–".into(), |v| format!("{v:.0} %")),
             sys.cores,
+            sys.limit.as_ref().map_or(String::new(), |l| format!(
+                ", of which the run may use {}",
+                l.describe()
+            )),
             if rss.is_empty() {
                 "–".to_string()
             } else {

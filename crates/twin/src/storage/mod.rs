@@ -424,11 +424,7 @@ async fn receive(
                     ));
                 }
                 file_name = field.file_name().map(str::to_string);
-                let mut s = state
-                    .store
-                    .stage()
-                    .await
-                    .map_err(|e| StorageError::internal(api, e))?;
+                let mut s = state.store.stage();
                 while let Some(chunk) = field
                     .chunk()
                     .await

@@ -1,12 +1,16 @@
 //! The content-addressed blob store behind the storage service.
 //!
-//! An upload is streamed into `tmp/` while its sha2-256 is computed, then
-//! renamed to `blobs/<cid>` (CIDv1, raw, sha2-256). The rename happens under
-//! the index lock, so two uploads of the same bytes store one file and count
-//! once; the second is reported as a duplicate and its staged copy removed.
-//! A staged upload that is dropped before [`BlobStore::commit`] deletes itself,
-//! so a rejected upload leaves nothing behind. Opening an existing directory
-//! re-indexes its blobs.
+//! An upload is received into memory while its sha2-256 is computed; one
+//! larger than [`SPILL_BYTES`] spills to a file in `tmp/` as it arrives, so a
+//! large upload is never held whole. At commit its bytes are renamed (or, from
+//! memory, written to `tmp/` and renamed) to `blobs/<cid>` (CIDv1, raw,
+//! sha2-256) — never a partly written `blobs/` file, whatever the crash. The
+//! rename happens under the index lock, so two uploads of the same bytes store
+//! one file and count once; the second is reported as a duplicate, and a
+//! duplicate received in memory touches no disk at all (the journey uploads
+//! the same grant file for every user). A staged upload that is dropped before
+//! [`BlobStore::commit`] deletes its spill file, so a rejected upload leaves
+//! nothing behind. Opening an existing directory re-indexes its blobs.
 
 use std::collections::HashMap;
 use std::io;
@@ -124,41 +128,48 @@ impl BlobStore {
         self.objects.load(Ordering::Relaxed)
     }
 
-    /// Starts an upload.
-    pub async fn stage(&self) -> io::Result<Staged> {
-        let n = self.staged_seq.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{}-{n}.part", rand::random::<u64>()));
-        let file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| named(e, &path))?;
-        Ok(Staged {
-            path,
-            file: Some(file),
+    /// Starts an upload (in memory until it outgrows [`SPILL_BYTES`]).
+    pub fn stage(&self) -> Staged {
+        Staged {
+            tmp: self.tmp.clone(),
+            seq: self.staged_seq.fetch_add(1, Ordering::Relaxed),
+            spool: Spool::Memory(Vec::new()),
             hasher: Sha256::new(),
             size: 0,
-        })
+        }
     }
 
     /// Finishes an upload: the bytes are stored under their CID (once).
     pub async fn commit(&self, mut staged: Staged) -> io::Result<Stored> {
-        if let Some(mut file) = staged.file.take() {
-            file.flush().await?;
-        }
         let digest: [u8; 32] = std::mem::take(&mut staged.hasher).finalize().into();
         let cid = cid_from_sha256(digest).to_string();
         let mut index = self.index.lock().await;
         if let Some(info) = index.get(&cid) {
-            // `staged` removes its file when dropped.
+            // `staged` removes its spill file, if any, when dropped.
             return Ok(Stored {
                 info: info.clone(),
                 duplicate: true,
             });
         }
         let target = self.blobs.join(&cid);
-        tokio::fs::rename(&staged.path, &target)
-            .await
-            .map_err(|e| named(e, &target))?;
-        staged.path = PathBuf::new();
+        match std::mem::replace(&mut staged.spool, Spool::Done) {
+            Spool::Memory(bytes) => {
+                let part = staged.part_path();
+                let to = target.clone();
+                tokio::task::spawn_blocking(move || write_then_rename(&part, &bytes, &to))
+                    .await
+                    .map_err(io::Error::other)??;
+            }
+            Spool::File { path, mut file } => {
+                file.flush().await?;
+                drop(file);
+                if let Err(e) = tokio::fs::rename(&path, &target).await {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(named(e, &target));
+                }
+            }
+            Spool::Done => return Err(io::Error::other("staged upload already finished")),
+        }
         let info = ObjectInfo {
             cid: cid.clone(),
             size: staged.size,
@@ -196,13 +207,30 @@ impl BlobStore {
     }
 }
 
+/// Uploads up to this size are received in memory; a larger one spills to a
+/// file in `tmp/` as it arrives.
+pub const SPILL_BYTES: usize = 1 << 20;
+
 /// An upload being received. Dropping it without committing deletes its bytes.
 #[derive(Debug)]
 pub struct Staged {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
+    tmp: PathBuf,
+    seq: u64,
+    spool: Spool,
     hasher: Sha256,
     size: u64,
+}
+
+/// Where a staged upload's bytes are.
+#[derive(Debug)]
+enum Spool {
+    Memory(Vec<u8>),
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+    },
+    /// Committed.
+    Done,
 }
 
 impl Staged {
@@ -210,9 +238,26 @@ impl Staged {
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
         self.size += chunk.len() as u64;
-        match self.file.as_mut() {
-            Some(f) => f.write_all(chunk).await,
-            None => Err(io::Error::other("staged upload already finished")),
+        if let Spool::Memory(buf) = &mut self.spool {
+            if buf.len() + chunk.len() <= SPILL_BYTES {
+                buf.extend_from_slice(chunk);
+                return Ok(());
+            }
+            let held = std::mem::take(buf);
+            let path = self.part_path();
+            let file = tokio::fs::File::create(&path).await;
+            // Until the file exists a failure leaves nothing to delete; from
+            // here on, dropping `self` deletes it.
+            let file = file.map_err(|e| named(e, &path))?;
+            self.spool = Spool::File { path, file };
+            if let Spool::File { path, file } = &mut self.spool {
+                file.write_all(&held).await.map_err(|e| named(e, path))?;
+            }
+        }
+        match &mut self.spool {
+            Spool::File { file, path } => file.write_all(chunk).await.map_err(|e| named(e, path)),
+            Spool::Memory(_) => unreachable!("spilled above"),
+            Spool::Done => Err(io::Error::other("staged upload already finished")),
         }
     }
 
@@ -220,14 +265,36 @@ impl Staged {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// Whether the upload has spilled to a file.
+    pub fn spilled(&self) -> bool {
+        matches!(self.spool, Spool::File { .. })
+    }
+
+    fn part_path(&self) -> PathBuf {
+        self.tmp
+            .join(format!("{}-{}.part", rand::random::<u64>(), self.seq))
+    }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
+        if let Spool::File { path, .. } = &self.spool {
+            let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Writes `bytes` to `part`, then renames it to `target` (removing `part` if
+/// either fails).
+fn write_then_rename(part: &Path, bytes: &[u8], target: &Path) -> io::Result<()> {
+    let result = std::fs::write(part, bytes)
+        .map_err(|e| named(e, part))
+        .and_then(|()| std::fs::rename(part, target).map_err(|e| named(e, target)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(part);
+    }
+    result
 }
 
 fn named(e: io::Error, path: &Path) -> io::Error {
@@ -239,7 +306,7 @@ mod tests {
     use super::*;
 
     async fn put(store: &BlobStore, bytes: &[u8]) -> Stored {
-        let mut s = store.stage().await.unwrap();
+        let mut s = store.stage();
         for chunk in bytes.chunks(7) {
             s.write(chunk).await.unwrap();
         }
@@ -277,14 +344,83 @@ mod tests {
         );
     }
 
+    fn tmp_files(root: &Path) -> usize {
+        std::fs::read_dir(root.join("tmp")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_small_upload_stays_in_memory_and_a_duplicate_touches_no_disk() {
+        let store = BlobStore::open(None).unwrap();
+        let root = store.root().to_path_buf();
+        let mut s = store.stage();
+        s.write(&[7; 4096]).await.unwrap();
+        assert!(!s.spilled());
+        assert_eq!(tmp_files(&root), 0, "nothing on disk before the commit");
+        let first = store.commit(s).await.unwrap();
+        assert!(!first.duplicate);
+        assert_eq!(
+            store.read(&first.info.cid).await.unwrap().as_deref(),
+            Some(&[7u8; 4096][..])
+        );
+        let modified = std::fs::metadata(root.join("blobs").join(&first.info.cid))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let again = put(&store, &[7; 4096]).await;
+        assert!(again.duplicate);
+        assert_eq!(again.info, first.info);
+        assert_eq!(tmp_files(&root), 0);
+        assert_eq!(
+            std::fs::metadata(root.join("blobs").join(&first.info.cid))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            modified,
+            "the stored blob is not rewritten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_spills_to_a_file_and_is_stored_whole() {
+        let store = BlobStore::open(None).unwrap();
+        let root = store.root().to_path_buf();
+        let bytes: Vec<u8> = (0..SPILL_BYTES + 70_000).map(|i| (i % 251) as u8).collect();
+        let mut s = store.stage();
+        for chunk in bytes.chunks(65_536) {
+            s.write(chunk).await.unwrap();
+        }
+        assert!(s.spilled());
+        assert_eq!(tmp_files(&root), 1, "the spill file");
+        let stored = store.commit(s).await.unwrap();
+        assert_eq!(stored.info.size, bytes.len() as u64);
+        assert_eq!(tmp_files(&root), 0, "renamed into blobs/");
+        assert_eq!(
+            store.read(&stored.info.cid).await.unwrap().as_deref(),
+            Some(&bytes[..])
+        );
+        // The same bytes again, spilled: a duplicate, and its file removed.
+        let mut s = store.stage();
+        s.write(&bytes).await.unwrap();
+        assert!(s.spilled());
+        assert!(store.commit(s).await.unwrap().duplicate);
+        assert_eq!(tmp_files(&root), 0);
+        assert_eq!(
+            (store.objects(), store.used_bytes()),
+            (1, bytes.len() as u64)
+        );
+    }
+
     #[tokio::test]
     async fn dropped_upload_leaves_nothing_and_temp_dir_is_removed() {
         let store = BlobStore::open(None).unwrap();
         let root = store.root().to_path_buf();
-        let mut s = store.stage().await.unwrap();
-        s.write(b"abc").await.unwrap();
-        drop(s);
-        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+        let mut small = store.stage();
+        small.write(b"abc").await.unwrap();
+        let mut large = store.stage();
+        large.write(&vec![1; SPILL_BYTES + 1]).await.unwrap();
+        assert_eq!(tmp_files(&root), 1);
+        drop((small, large));
+        assert_eq!(tmp_files(&root), 0);
         assert_eq!(store.objects(), 0);
         drop(store);
         assert!(!root.exists());

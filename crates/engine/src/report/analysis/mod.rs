@@ -319,7 +319,13 @@ pub fn bottleneck(data: &RunData, tl: Option<&Timeline>) -> Bottleneck {
         ));
     }
     b.step = b.steps.iter().find(|g| g.grows).map(|g| g.step.clone());
-    b.knob = b.component.as_deref().map(knob_of);
+    // The named component's own knob (a CPU-limited machine names its limit).
+    b.knob = b.component.as_deref().map(|name| {
+        b.components
+            .iter()
+            .find(|c| c.component == name)
+            .map_or_else(|| knob_of(name), |c| c.knob.clone())
+    });
     b.sentences = sentences(&b, data);
     b
 }
@@ -500,6 +506,17 @@ mod tests {
         target: &str,
         own: f64,
     ) -> tempfile::TempDir {
+        relayer_falls_behind_limited(host_cpu, target, own, None)
+    }
+
+    /// As [`relayer_falls_behind_with`], the run allowed `limit` cores by its
+    /// CPU affinity.
+    fn relayer_falls_behind_limited(
+        host_cpu: Option<f64>,
+        target: &str,
+        own: f64,
+        limit: Option<f64>,
+    ) -> tempfile::TempDir {
         use serde_json::json;
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, text: String| {
@@ -538,6 +555,16 @@ mod tests {
                     row["system"] = json!({"host_cpu_pct": cpu + jitter, "host_cores": 2,
                         "processes": {"vana-load": {"cpu_pct": 1.2 * cpu * own, "rss_mb": 80.0},
                                       "anvil": {"cpu_pct": 0.5 * cpu * own, "rss_mb": 300.0}}});
+                    if target != "twin" {
+                        // Against a remote target only the driver is watched.
+                        row["system"]["processes"]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("anvil");
+                    }
+                    if let Some(cores) = limit {
+                        row["system"]["cpu_limit"] = json!({"cores": cores, "by": "affinity"});
+                    }
                 }
                 row.to_string()
             })
@@ -688,5 +715,51 @@ mod tests {
             b.sentences[0]
         );
         assert!(!b.sentences[0].contains("share this machine"));
+    }
+
+    #[test]
+    fn a_run_that_used_all_the_cpu_it_may_use_is_saturated_whatever_the_machine() {
+        // Pinned to one of two cores: the host is ~50 % busy, but vana-load
+        // and anvil together use ~95 % of the one core the run may use.
+        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 1.12, Some(1.0));
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("host_cpu"),
+            "{:#?}",
+            b.sentences
+        );
+        let first = &b.sentences[0];
+        assert!(
+            first.contains("may use 1 core (CPU affinity) of the machine's 2 cores")
+                && first.contains("% busy"),
+            "{first}"
+        );
+        assert!(first.contains("limit, not the machine, ran out"), "{first}");
+        let knob = b.knob.as_deref().unwrap_or_default();
+        assert!(
+            knob.starts_with("the run's CPU limit (1 core (CPU affinity)"),
+            "{knob}"
+        );
+        // The same run without the limit: the host at 50 % is not saturated.
+        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 1.12, None);
+        assert_eq!(analyse_dir(&dir).component.as_deref(), Some("relayer"));
+        // A pinned driver against a remote target: the generator, not the network.
+        let dir = relayer_falls_behind_limited(Some(50.0), "network", 1.6, Some(1.0));
+        let b = analyse_dir(&dir);
+        assert_eq!(
+            b.component.as_deref(),
+            Some("driver_cpu"),
+            "{:#?}",
+            b.sentences
+        );
+        assert!(
+            b.sentences[0].contains("load generator may use 1 core (CPU affinity)"),
+            "{}",
+            b.sentences[0]
+        );
+        // Pinned, but using a third of its core: nothing saturated.
+        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 0.35, Some(1.0));
+        assert_eq!(analyse_dir(&dir).component.as_deref(), Some("relayer"));
     }
 }

@@ -297,7 +297,7 @@ fn system(d: &RunData) -> Markup {
         div class="grid" {
             (figure(
                 svg::line_chart("chart-system-cpu", "CPU: host and processes", "seconds", "CPU %", &cpu, None),
-                &format!("Host: busy share of {cores} (100 % = every core busy). Processes: 100 % = one core busy. Sampled from /proc at each snapshot."),
+                &format!("Host: busy share of {cores} (100 % = every core busy){}. Processes: 100 % = one core busy. Sampled from /proc at each snapshot.", stats.limit.as_ref().map_or(String::new(), |l| format!("; the run may use {} of them", l.describe()))),
             ))
             (figure(
                 svg::line_chart("chart-system-rss", "Resident memory per process", "seconds", "RSS (MiB)", &rss, None),
