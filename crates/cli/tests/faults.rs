@@ -447,6 +447,10 @@ fn a_run_through_the_faults_profile_accounts_for_every_user() {
         "storage_503",
         "storage_rate_limited",
         "relayer_503",
+        // The relayer's own upstreams under the storage and chain faults.
+        "relayer_storage",
+        "relayer_rpc",
+        "relayer_not_mined",
         "server_503",
         "server_rate_limited",
         "tee_INJECTED_FAULT",

@@ -285,11 +285,14 @@ async fn the_time_series_records_the_load_generators_own_cpu_and_memory() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
     assert!(rows.len() >= 3, "{} rows", rows.len());
-    let sys = rows
-        .iter()
-        .filter_map(|r| r.system.as_ref())
-        .find(|s| s.host_cpu_pct.is_some())
-        .expect("a snapshot with the host's CPU");
+    // Every snapshot has the CPU since the one before, the first included
+    // (since the run started): a 30 s step sampled once still has its CPU.
+    for r in &rows {
+        let s = r.system.as_ref().expect("system sampled");
+        assert!(s.host_cpu_pct.is_some(), "t = {}: {s:?}", r.t_s);
+        assert!(s.processes["vana-load"].cpu_pct.is_some(), "{s:?}");
+    }
+    let sys = rows[0].system.as_ref().unwrap();
     assert!(sys.host_cores >= 1);
     let me = &sys.processes["vana-load"];
     assert!(me.rss_mb.unwrap() > 1.0, "{me:?}");

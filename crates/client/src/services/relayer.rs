@@ -77,7 +77,11 @@ impl RelayerClient {
 
 /// An `{type:"error", error}` answer: a relayed revert (`revert(Name…)` or
 /// `execution reverted…`) keeps its error name, node errors (nonce, funds)
-/// their class, anything else is `relayer_<word>` (e.g. `relayer_busy`).
+/// their class, anything else is `relayer_<word>`: `busy`, `signature`,
+/// `unsupported`, or the relayer's own upstream that failed — `storage` (its
+/// upload of a grant file), `rpc` (its node refused a call or transaction),
+/// `not_mined` (its transaction was given up), `timeout` — else `error`
+/// (an SDK-protocol answer, HTTP 200) or the HTTP status.
 pub fn classify_error(status: u16, error: &str) -> JourneyError {
     if let Some(rest) = error.strip_prefix("revert(") {
         let name: String = rest
@@ -97,6 +101,14 @@ pub fn classify_error(status: u16, error: &str) -> JourneyError {
         "signature".to_string()
     } else if lower.starts_with("unsupported operation type") {
         "unsupported".to_string()
+    } else if lower.starts_with("grant upload") {
+        "storage".to_string()
+    } else if lower.contains("was not mined") {
+        "not_mined".to_string()
+    } else if e.kind == ErrorKind::Timeout {
+        "timeout".to_string()
+    } else if lower.contains("the node rejected") || lower.contains("error code -32") {
+        "rpc".to_string()
     } else if (200..300).contains(&status) {
         "error".to_string()
     } else {
@@ -136,5 +148,24 @@ mod tests {
             classify_error(200, "Unsupported operation type: RegisterGrantee").class(),
             "relayer_unsupported"
         );
+        // The relayer's own upstreams, as the twin's relayer words them.
+        for (message, class) in [
+            (
+                "grant upload to http://127.0.0.1:1/pinning/pinFileToIPFS answered 503 Service Unavailable: {}",
+                "relayer_storage",
+            ),
+            (
+                "the node rejected the addFileWithPermissions transaction: server returned an error response: error code -32603: injected fault: the chain refused the call",
+                "relayer_rpc",
+            ),
+            (
+                "the addFileWithPermissions transaction was not mined after 3 replacements; its nonce was cancelled",
+                "relayer_not_mined",
+            ),
+            ("request timed out", "relayer_timeout"),
+            ("something else", "relayer_error"),
+        ] {
+            assert_eq!(classify_error(200, message).class(), class, "{message}");
+        }
     }
 }

@@ -188,11 +188,18 @@ impl Settings {
     }
 }
 
+/// A step's snapshots come at least this often (seconds), whatever the
+/// profile's `metricsInterval` (the burst profile's is 30 s, one snapshot per
+/// 30 s hold): the CPU, gauges and bottleneck analysis of a step read them.
+pub const STEP_SNAPSHOT_SECS: f64 = 5.0;
+
 /// The profile turned into one constant-rate step: `rate` journeys/s for
-/// `hold` seconds, no ramps, time scale 1. Everything else (cap, criteria,
-/// thresholds, timeouts) is the profile's.
+/// `hold` seconds, no ramps, time scale 1, a snapshot at least every
+/// [`STEP_SNAPSHOT_SECS`]. Everything else (cap, criteria, thresholds,
+/// timeouts) is the profile's.
 pub fn step_config(base: &LoadTestConfig, rate: f64, hold: f64) -> LoadTestConfig {
     let mut c = base.clone();
+    c.metrics_interval = c.metrics_interval.min(STEP_SNAPSHOT_SECS);
     let users = (rate * hold).round().max(1.0) as u64;
     c.total_users = users;
     c.max_wallets = c.max_wallets.max(users);
@@ -439,4 +446,26 @@ pub async fn search<F: Flow, S: StepSetup>(
         source,
     })?;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_the_profile_at_a_constant_rate_sampled_every_five_seconds_at_most() {
+        let mut base = LoadTestConfig {
+            metrics_interval: 30.0,
+            ..Default::default()
+        };
+        let c = step_config(&base, 12.0, 30.0);
+        assert_eq!(c.total_users, 360);
+        assert_eq!((c.ramp_up_minutes, c.ramp_down_minutes), (0.0, 0.0));
+        assert_eq!(c.sustain_minutes, 0.5);
+        assert_eq!(c.metrics_interval, STEP_SNAPSHOT_SECS);
+        c.validate().unwrap();
+        // A finer profile interval is kept.
+        base.metrics_interval = 2.0;
+        assert_eq!(step_config(&base, 12.0, 30.0).metrics_interval, 2.0);
+    }
 }

@@ -192,6 +192,8 @@ pub(super) async fn monitor<F: Flow>(
     let mut live = LiveView::start(ctx.live);
     let client = reqwest::Client::new();
     let mut sysmon = SysMon::new(ctx.processes.clone());
+    // The baseline for the first snapshot's CPU shares (else it has none).
+    let _ = sysmon.sample();
     let interval = sh.cfg.metrics_interval();
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(interval));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

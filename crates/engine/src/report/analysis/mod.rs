@@ -717,18 +717,20 @@ mod tests {
         assert!(!b.sentences[0].contains("share this machine"));
     }
 
+    /// The bottleneck of `dir`'s run, asserted to be `want`.
+    fn names(dir: tempfile::TempDir, want: &str) -> Bottleneck {
+        let b = analyse_dir(&dir);
+        assert_eq!(b.component.as_deref(), Some(want), "{:#?}", b.sentences);
+        b
+    }
+
     #[test]
     fn a_run_that_used_all_the_cpu_it_may_use_is_saturated_whatever_the_machine() {
         // Pinned to one of two cores: the host is ~50 % busy, but vana-load
         // and anvil together use ~95 % of the one core the run may use.
-        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 1.12, Some(1.0));
-        let b = analyse_dir(&dir);
-        assert_eq!(
-            b.component.as_deref(),
-            Some("host_cpu"),
-            "{:#?}",
-            b.sentences
-        );
+        let pinned =
+            |target, own, limit| relayer_falls_behind_limited(Some(50.0), target, own, limit);
+        let b = names(pinned("twin", 1.12, Some(1.0)), "host_cpu");
         let first = &b.sentences[0];
         assert!(
             first.contains("may use 1 core (CPU affinity) of the machine's 2 cores")
@@ -742,24 +744,15 @@ mod tests {
             "{knob}"
         );
         // The same run without the limit: the host at 50 % is not saturated.
-        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 1.12, None);
-        assert_eq!(analyse_dir(&dir).component.as_deref(), Some("relayer"));
+        names(pinned("twin", 1.12, None), "relayer");
         // A pinned driver against a remote target: the generator, not the network.
-        let dir = relayer_falls_behind_limited(Some(50.0), "network", 1.6, Some(1.0));
-        let b = analyse_dir(&dir);
-        assert_eq!(
-            b.component.as_deref(),
-            Some("driver_cpu"),
-            "{:#?}",
-            b.sentences
-        );
+        let b = names(pinned("network", 1.6, Some(1.0)), "driver_cpu");
         assert!(
             b.sentences[0].contains("load generator may use 1 core (CPU affinity)"),
             "{}",
             b.sentences[0]
         );
         // Pinned, but using a third of its core: nothing saturated.
-        let dir = relayer_falls_behind_limited(Some(50.0), "twin", 0.35, Some(1.0));
-        assert_eq!(analyse_dir(&dir).component.as_deref(), Some("relayer"));
+        names(pinned("twin", 0.35, Some(1.0)), "relayer");
     }
 }
