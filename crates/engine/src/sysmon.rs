@@ -267,7 +267,12 @@ fn cgroup_quota_cores(proc_cgroup: &str, root: &std::path::Path) -> Option<f64> 
                 keep(read(dir.join("cpu.max")).and_then(|s| parse_cpu_max(&s)));
             }
         } else if controllers.split(',').any(|c| c == "cpu") {
-            for mount in [controllers, "cpu", "cpu,cpuacct"] {
+            // Mounted under the controllers' names, often also as `cpu`.
+            let mut mounts = vec![controllers];
+            if controllers != "cpu" {
+                mounts.push("cpu");
+            }
+            for mount in mounts {
                 for dir in self_and_ancestors(&root.join(mount), rel) {
                     let quota = read(dir.join("cpu.cfs_quota_us"));
                     let period = read(dir.join("cpu.cfs_period_us"));

@@ -254,10 +254,10 @@ impl Staged {
                 file.write_all(&held).await.map_err(|e| named(e, path))?;
             }
         }
+        // Spilled above if it was in memory.
         match &mut self.spool {
             Spool::File { file, path } => file.write_all(chunk).await.map_err(|e| named(e, path)),
-            Spool::Memory(_) => unreachable!("spilled above"),
-            Spool::Done => Err(io::Error::other("staged upload already finished")),
+            _ => Err(io::Error::other("staged upload already finished")),
         }
     }
 
